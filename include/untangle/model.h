@@ -1,0 +1,74 @@
+/* model: the architectures (encoder/decoder) and the loss of each method.
+ *
+ * A method is one entry in a table {name, parameter schema, terms, defaults,
+ * check, step}; adding a method is one file under src/model/ plus one row in
+ * src/model/model.c. Every method shares the same networks, optimiser and
+ * data: model_create builds them from the configuration, model_step runs one
+ * optimisation step (batch sampling, forward, loss, backward, Adam).
+ *
+ * The code a decoder reads has code_dim = D + sum(K_i) units: D continuous
+ * latents, then one block of K_i categories per discrete variable (JointVAE).
+ * Metrics see a run's representation through model_encode / model_decode. */
+#ifndef UNTANGLE_MODEL_H
+#define UNTANGLE_MODEL_H
+
+#include "untangle/data.h"
+#include "untangle/err.h"
+#include "untangle/rng.h"
+#include "untangle/run.h"
+
+enum { MODEL_MAX_TERMS = 12 };
+
+typedef struct model model; /* opaque */
+
+/* What a trained model's representation looks like, for metrics. */
+typedef struct model_info {
+    const char *method;  /* "vae", "betavae", ... */
+    int D;               /* continuous latents */
+    int stochastic;      /* 1: q(z|x) is a Gaussian with logvar; 0: deterministic code (dsd) */
+    int n_discrete;      /* discrete variables */
+    int discrete[RUN_MAX_LIST]; /* their category counts */
+    int code_dim;        /* D + sum(discrete) */
+    int n_chunks;        /* dsd: code chunks, one per factor; else 0 */
+    int chunks[RUN_MAX_LIST];
+    int S;               /* image side */
+    int n_terms;         /* loss terms reported by model_step */
+    const char *const *terms; /* their names; terms[0] is "loss" */
+} model_info;
+
+/* Names of the model keys a method takes (NULL-terminated), or NULL when the
+ * method does not exist. Used by config validation. */
+const char *const *model_params(const char *method);
+/* Nonzero when method names a model. */
+int model_exists(const char *method);
+/* Fill the method's defaults into c for its keys that are not set, and check
+ * consistency (ERR_INPUT naming the key). Called by run_config_resolve. */
+int model_resolve(run_config *c, err *e);
+
+/* Build the networks and buffers for c (resolved) and initialise the
+ * parameters from c->seed. n_data is the data set size (beta-TCVAE's N).
+ * Everything a step needs is allocated here. */
+int model_create(model **out, const run_config *c, size_t n_data, err *e);
+/* NULL is a no-op. */
+void model_destroy(model *m);
+void model_get_info(const model *m, model_info *info);
+
+/* One optimisation step t (1-based): the method samples its batch from d with
+ * data_rng, draws its noise from noise_rng, and writes its loss terms into
+ * terms[info.n_terms]. Returns 0, or ERR_NUMERIC (e filled) when the loss or a
+ * term is not finite (the parameters are then not updated). */
+int model_step(model *m, const data_source *d, rng *data_rng, rng *noise_rng, long t,
+               double *terms, err *e);
+
+/* Encode n images x (n, S*S) in chunks of the training batch size:
+ * mu (n, D), lv (n, D) (NULL allowed; zeros for deterministic models),
+ * alpha (n, sum K_i) category probabilities (NULL allowed; unused when there is
+ * no discrete variable). Deterministic: no noise. */
+void model_encode(model *m, const float *x, size_t n, float *mu, float *lv, float *alpha);
+/* Decode n codes (n, code_dim) into logits (n, S*S). */
+void model_decode(model *m, const float *code, size_t n, float *logits);
+/* The evaluation code of encoded values: mu, then one-hot(argmax alpha_i) for
+ * each discrete variable -> code (n, code_dim). */
+void model_eval_code(const model *m, const float *mu, const float *alpha, size_t n, float *code);
+
+#endif

@@ -1,0 +1,39 @@
+/* sweep: runs every run of a sweep file and writes the results file. Under
+ * mpirun rank 0 is the master and the other ranks are workers (pull
+ * scheduling); as a single process it runs the runs itself, one after
+ * another. The only module that includes mpi.h. */
+#ifndef UNTANGLE_SWEEP_H
+#define UNTANGLE_SWEEP_H
+
+#include <stddef.h>
+
+#include "untangle/err.h"
+
+typedef struct sweep_options {
+    const char *yaml_path;  /* the sweep file */
+    const char *out_path;   /* the results file */
+    int resume;             /* continue an existing file (start it when missing) */
+    int restart;            /* move an existing file aside and start afresh */
+    int dry_run;            /* print the expanded grid and exit */
+    int shard_i, shard_n;   /* run only indices with index % shard_n == shard_i */
+    int retries;            /* extra attempts for failed/diverged/timed-out runs */
+    double run_timeout;     /* seconds per run, 0 = none */
+    double deadline;        /* seconds from start by which the sweep ends, 0 = none */
+    int threads;            /* OpenBLAS threads per worker, 0 = cores / ranks on the node */
+    size_t max_runs;        /* refuse larger grids */
+    int no_eval;            /* skip the metrics (benchmarks of the scheduler) */
+    int isolate;            /* run each run in a child process (default 1) */
+} sweep_options;
+
+/* Exit codes of `untangle sweep` (DESIGN.md section 2). */
+enum { SWEEP_OK = 0, SWEEP_USAGE = 1, SWEEP_FAILED_RUNS = 2, SWEEP_INTERRUPTED = 3 };
+
+void sweep_options_defaults(sweep_options *o);
+
+/* Run the sweep; returns one of the SWEEP_* exit codes. Messages go to
+ * stderr (progress, per-run lines, summaries); input errors are reported
+ * through e and give SWEEP_USAGE with nothing written. Call MPI-free: it
+ * initialises and finalises MPI itself when launched by mpirun or srun. */
+int sweep_main(const sweep_options *o, err *e);
+
+#endif

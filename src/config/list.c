@@ -1,0 +1,140 @@
+/* config: what is done with a loaded sweep: the list table, the fixed-section
+ * comparison for resume, and freeing (config_free lives with the loader). */
+#include "untangle/config.h"
+
+#include "untangle/model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Whether key k means anything for c's model (model keys of other methods
+ * stay unset, and the table shows "-" for them). */
+static int applies(const run_config *c, const run_key *k)
+{
+    if (strcmp(k->section, "model") != 0 || strcmp(k->name, "model") == 0)
+        return 1;
+    for (const char *const *p = model_params(c->model); p && *p; p++)
+        if (strcmp(*p, k->name) == 0)
+            return 1;
+    return 0;
+}
+
+/* A value as the table shows it: shortest text that reads back as the same
+ * double (0.1, not run_config_format's 0.10000000000000001), lists without
+ * spaces so that columns stay one word, "-" where nothing applies. */
+static void show(const run_config *c, const run_key *k, char *buf, size_t n)
+{
+    if (!applies(c, k)) {
+        snprintf(buf, n, "-");
+        return;
+    }
+    const void *f = (const char *)c + k->offset;
+    if (k->type == RUN_KEY_REAL) {
+        double v = *(const double *)f;
+        if (isnan(v)) {
+            snprintf(buf, n, "-");
+            return;
+        }
+        /* enough digits for the integer part, so 150 is not 1.5e+02 */
+        int prec = fabs(v) >= 1 && fabs(v) < 1e15 ? (int)floor(log10(fabs(v))) + 1 : 1;
+        for (; prec <= 17; prec++) {
+            snprintf(buf, n, "%.*g", prec, v);
+            if (strtod(buf, NULL) == v)
+                return;
+        }
+        return;
+    }
+    if (k->type == RUN_KEY_LIST) {
+        const int *v = f;
+        int cnt = k->offset == offsetof(run_config, discrete) ? c->n_discrete : c->n_chunks;
+        size_t used = (size_t)snprintf(buf, n, "[");
+        for (int i = 0; i < cnt && used < n; i++)
+            used += (size_t)snprintf(buf + used, n - used, "%s%d", i ? "," : "", v[i]);
+        if (used < n)
+            snprintf(buf + used, n - used, "]");
+        return;
+    }
+    run_config_format(c, k, buf, n);
+    if (!buf[0] || (k->type == RUN_KEY_INT && !strcmp(buf, "-1")))
+        snprintf(buf, n, "-"); /* path "" = built-in data; -1 = unset (no key allows it) */
+}
+
+int config_write_list(const config_sweep *s, FILE *out)
+{
+    enum { CELL = 1100 }; /* a path is up to 1023 bytes */
+    size_t w[CONFIG_MAX_KEYS + 2];
+    char cell[CELL];
+    int fail = 0;
+    w[0] = strlen("index");
+    w[1] = strlen("run_id");
+    for (size_t j = 0; j < s->n_vary; j++)
+        w[j + 2] = strlen(s->vary[j]->name);
+    for (size_t i = 0; i < s->n_runs; i++) {
+        size_t iw = (size_t)snprintf(cell, sizeof cell, "%zu", i);
+        if (iw > w[0])
+            w[0] = iw;
+        if (strlen(s->run_ids[i]) > w[1])
+            w[1] = strlen(s->run_ids[i]);
+        for (size_t j = 0; j < s->n_vary; j++) {
+            show(&s->runs[i], s->vary[j], cell, sizeof cell);
+            if (strlen(cell) > w[j + 2])
+                w[j + 2] = strlen(cell);
+        }
+    }
+    /* header and rows: columns two spaces apart, the last one not padded */
+    size_t ncol = s->n_vary + 2;
+    fail |= fprintf(out, "%-*s  %-*s", (int)w[0], "index", ncol > 2 ? (int)w[1] : 0, "run_id") < 0;
+    for (size_t j = 0; j < s->n_vary; j++)
+        fail |= fprintf(out, "  %-*s", j + 3 < ncol ? (int)w[j + 2] : 0, s->vary[j]->name) < 0;
+    fail |= fputc('\n', out) == EOF;
+    for (size_t i = 0; i < s->n_runs && !fail; i++) {
+        fail |= fprintf(out, "%-*zu  %-*s", (int)w[0], i, ncol > 2 ? (int)w[1] : 0,
+                        s->run_ids[i]) < 0;
+        for (size_t j = 0; j < s->n_vary; j++) {
+            show(&s->runs[i], s->vary[j], cell, sizeof cell);
+            fail |= fprintf(out, "  %-*s", j + 3 < ncol ? (int)w[j + 2] : 0, cell) < 0;
+        }
+        fail |= fputc('\n', out) == EOF;
+    }
+    /* total and per-model counts, models in order of first appearance (the
+     * key table allows a handful of model names) */
+    enum { MAX_MODELS = 32 };
+    const char *models[MAX_MODELS];
+    size_t counts[MAX_MODELS], n_models = 0;
+    for (size_t i = 0; i < s->n_runs; i++) {
+        size_t m = 0;
+        while (m < n_models && strcmp(models[m], s->runs[i].model) != 0)
+            m++;
+        if (m == n_models && n_models < MAX_MODELS) {
+            models[n_models] = s->runs[i].model;
+            counts[n_models++] = 0;
+        }
+        if (m < n_models)
+            counts[m]++;
+    }
+    fail |= fprintf(out, "%zu run%s (", s->n_runs, s->n_runs == 1 ? "" : "s") < 0;
+    for (size_t m = 0; m < n_models; m++)
+        fail |= fprintf(out, "%s%s %zu", m ? ", " : "", models[m], counts[m]) < 0;
+    fail |= fprintf(out, ")\n") < 0;
+    fail |= fflush(out) == EOF || ferror(out);
+    return fail ? ERR_IO : 0;
+}
+
+int config_fixed_diff(const config_sweep *a, const config_sweep *b, char *key, size_t n)
+{
+    char va[1100], vb[1100];
+    for (size_t i = 0; i < run_n_keys; i++) {
+        const run_key *k = &run_keys[i];
+        if (strcmp(k->section, "data") && strcmp(k->section, "train") && strcmp(k->section, "eval"))
+            continue;
+        run_config_format(&a->base, k, va, sizeof va);
+        run_config_format(&b->base, k, vb, sizeof vb);
+        if (strcmp(va, vb) != 0) {
+            if (n)
+                snprintf(key, n, "%s", k->name);
+            return 1;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,396 @@
+/* data/source.c: where images come from. The built-in source renders on
+ * demand; a file source holds the official DeepMind HDF5 images bit-packed.
+ *
+ * File layout read here (the official dsprites_ndarray_*.hdf5; DESIGN.md 3):
+ *   /imgs             (N, S, S) integer, 0/1          N = 737,280, S = 64 or 32
+ *   /latents/classes  (N, 6) integer: colour class (0), then the five factor
+ *                     classes; rows must be in canonical order
+ *   /latents/values   (N, 6) float: colour value, then the factor values
+ * /imgs is read in slabs of DATA_READ_SLAB images (hyperslab reads, so the
+ * whole uint8 array, 3 GB at S = 64, is never in memory) and packed 8 pixels
+ * a byte: image i occupies bytes [i*S*S/8, (i+1)*S*S/8), pixel p of the image
+ * is bit p%8 (least significant first) of byte p/8. /latents/classes is
+ * checked row by row against data_factors(row); /latents/values only for
+ * shape and type (the renderer and the code use classes, not values). */
+#include "untangle/data.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum {
+    DATA_READ_SLAB = 4096,   /* images per hyperslab read: 16 MB at S = 64 */
+    DATA_CLASS_SLAB = 65536, /* rows of /latents/classes per read: 3 MB */
+    DATA_NCOL = 6            /* colour + the five factors */
+};
+
+struct data_source {
+    int S;         /* image side, 64 or 32 */
+    size_t n;      /* images: DATA_N */
+    uint8_t *bits; /* file source: n*S*S/8 bytes, packed as above; NULL = builtin */
+    const data_source *base; /* subset: the source it draws from (borrowed) */
+    uint32_t *subset;        /* subset: (n) canonical indices */
+};
+
+int data_open_builtin(data_source **out, int S, err *e)
+{
+    if (S != 64 && S != 32)
+        return err_set(e, ERR_INPUT, "data.image_size: %d: must be 64 or 32", S);
+    data_source *d = calloc(1, sizeof *d);
+    if (!d)
+        return err_set(e, ERR_NOMEM, "data: out of memory for the built-in source");
+    d->S = S;
+    d->n = DATA_N;
+    *out = d;
+    return 0;
+}
+
+int data_open_subset(data_source **out, const data_source *base, const uint32_t *idx,
+                     size_t n, err *e)
+{
+    if (n == 0)
+        return err_set(e, ERR_INPUT, "data: an empty subset");
+    data_source *d = calloc(1, sizeof *d);
+    uint32_t *copy = malloc(n * sizeof *copy);
+    if (!d || !copy) {
+        free(d);
+        free(copy);
+        return err_set(e, ERR_NOMEM, "data: out of memory for a subset of %zu images", n);
+    }
+    memcpy(copy, idx, n * sizeof *copy);
+    d->S = base->S;
+    d->n = n;
+    d->base = base;
+    d->subset = copy;
+    *out = d;
+    return 0;
+}
+
+void data_close(data_source *d)
+{
+    if (!d)
+        return;
+    free(d->bits);
+    free(d->subset);
+    free(d);
+}
+
+size_t data_count(const data_source *d) { return d->n; }
+
+int data_size(const data_source *d) { return d->S; }
+
+/* ---- reading the official file --------------------------------------- */
+
+static const char *class_name(H5T_class_t c)
+{
+    switch (c) {
+    case H5T_INTEGER:
+        return "integer";
+    case H5T_FLOAT:
+        return "float";
+    case H5T_STRING:
+        return "string";
+    case H5T_COMPOUND:
+        return "compound";
+    default:
+        return "non-numeric";
+    }
+}
+
+/* Open dataset `name` of `file` and check its type class and rank; dims gets
+ * its extent. Returns the dataset id, or H5I_INVALID_HID with e set. */
+static hid_t open_dataset(hid_t file, const char *path, const char *name, H5T_class_t want,
+                          int rank, hsize_t *dims, err *e)
+{
+    hid_t d = H5I_INVALID_HID, t = H5I_INVALID_HID, sp = H5I_INVALID_HID;
+    /* H5Lexists on "/latents/classes" fails (< 0) when /latents is missing:
+     * both mean "missing". */
+    if (H5Lexists(file, name, H5P_DEFAULT) <= 0) {
+        err_set(e, ERR_INPUT, "data.path: %s: dataset %s missing", path, name);
+        goto fail;
+    }
+    d = H5Dopen2(file, name, H5P_DEFAULT);
+    if (d < 0) {
+        err_set(e, ERR_INPUT, "data.path: %s: %s is not a dataset", path, name);
+        goto fail;
+    }
+    t = H5Dget_type(d);
+    H5T_class_t c = t < 0 ? H5T_NO_CLASS : H5Tget_class(t);
+    if (c != want) {
+        err_set(e, ERR_INPUT, "data.path: %s: dataset %s has %s type, expected %s", path, name,
+                class_name(c), class_name(want));
+        goto fail;
+    }
+    sp = H5Dget_space(d);
+    int r = sp < 0 ? -1 : H5Sget_simple_extent_ndims(sp);
+    if (r != rank) {
+        err_set(e, ERR_INPUT, "data.path: %s: dataset %s has rank %d, expected %d", path, name,
+                r, rank);
+        goto fail;
+    }
+    if (H5Sget_simple_extent_dims(sp, dims, NULL) != rank) {
+        err_set(e, ERR_INPUT, "data.path: %s: dataset %s: cannot read its shape", path, name);
+        goto fail;
+    }
+    H5Sclose(sp);
+    H5Tclose(t);
+    return d;
+fail:
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (t >= 0)
+        H5Tclose(t);
+    if (d >= 0)
+        H5Dclose(d);
+    return H5I_INVALID_HID;
+}
+
+/* Read rows [r0, r0+cnt) of the rank-`rank` dataset d (inner dims = dims[1..])
+ * into buf as mem_type. Returns 0 or -1. */
+static int read_rows(hid_t d, hid_t mem_type, int rank, const hsize_t *dims, hsize_t r0,
+                     hsize_t cnt, void *buf)
+{
+    hsize_t start[3] = {r0, 0, 0}, count[3] = {cnt, 0, 0};
+    for (int i = 1; i < rank; i++)
+        count[i] = dims[i];
+    hid_t fs = H5Dget_space(d), ms = H5Screate_simple(rank, count, NULL);
+    int rc = -1;
+    if (fs >= 0 && ms >= 0 &&
+        H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0 &&
+        H5Dread(d, mem_type, ms, fs, H5P_DEFAULT, buf) >= 0)
+        rc = 0;
+    if (ms >= 0)
+        H5Sclose(ms);
+    if (fs >= 0)
+        H5Sclose(fs);
+    return rc;
+}
+
+/* Pack npix_total 0/1 bytes into npix_total/8 bytes of bits (a multiple of
+ * 8: images are 1024 or 4096 pixels). Returns the position of the first byte
+ * that is not 0 or 1, or -1 when all are.
+ * Eight pixels at a time: load them as one little-endian 64-bit word (byte t
+ * at bits 8t..8t+7); multiplying by M = sum_t 2^(56-7t) moves byte t's low
+ * bit to bit 56+t. The other partial products land on distinct positions
+ * (8t' - 7t = 8t'' - 7t'' forces t' = t'', t = t''), either below bit 56
+ * (t' < t) or above bit 63 (t' > t), so nothing carries into the top byte. */
+static long pack_bits(uint8_t *bits, const uint8_t *px, size_t npix_total)
+{
+    const uint64_t M = 0x0102040810204080ull, not01 = 0xfefefefefefefefeull;
+    for (size_t i = 0; i < npix_total; i += 8) {
+        uint64_t x;
+        memcpy(&x, px + i, 8);
+        if (x & not01) {
+            for (int t = 0; t < 8; t++)
+                if (px[i + (size_t)t] > 1u)
+                    return (long)(i + (size_t)t);
+        }
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        x = __builtin_bswap64(x);
+#endif
+        bits[i / 8] = (uint8_t)((x * M) >> 56);
+    }
+    return -1;
+}
+
+int data_open_file(data_source **out, const char *path, int S_expected, err *e)
+{
+    hid_t file = H5I_INVALID_HID, imgs = H5I_INVALID_HID, cls = H5I_INVALID_HID,
+          vals = H5I_INVALID_HID;
+    data_source *d = NULL;
+    uint8_t *buf = NULL;
+    int64_t *rows = NULL;
+    int rc = 0;
+
+    /* Silence HDF5's automatic error printing: every failure here becomes one
+     * message in e. Restored at the end. */
+    H5E_auto2_t old_func = NULL;
+    void *old_data = NULL;
+    H5Eget_auto2(H5E_DEFAULT, &old_func, &old_data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+
+    /* open(2) first, so a missing or unreadable file says why. */
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        rc = err_set(e, ERR_INPUT, "data.path: %s: cannot open: %s", path, strerror(errno));
+        goto done;
+    }
+    close(fd);
+    file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (file < 0) {
+        rc = err_set(e, ERR_INPUT, "data.path: %s: not an HDF5 file", path);
+        goto done;
+    }
+
+    hsize_t di[3], dc[2], dv[2];
+    imgs = open_dataset(file, path, "/imgs", H5T_INTEGER, 3, di, e);
+    if (imgs < 0) {
+        rc = ERR_INPUT;
+        goto done;
+    }
+    if (di[0] != DATA_N || di[1] != di[2] || (di[1] != 64 && di[1] != 32)) {
+        rc = err_set(e, ERR_INPUT,
+                     "data.path: %s: dataset /imgs has shape (%llu,%llu,%llu), expected "
+                     "(737280,64,64) or (737280,32,32)",
+                     path, (unsigned long long)di[0], (unsigned long long)di[1],
+                     (unsigned long long)di[2]);
+        goto done;
+    }
+    const int S = (int)di[1];
+    if (S_expected > 0 && S != S_expected) {
+        rc = err_set(e, ERR_INPUT,
+                     "data.path: %s: dataset /imgs holds %dx%d images but image_size is %d",
+                     path, S, S, S_expected);
+        goto done;
+    }
+    cls = open_dataset(file, path, "/latents/classes", H5T_INTEGER, 2, dc, e);
+    if (cls < 0) {
+        rc = ERR_INPUT;
+        goto done;
+    }
+    if (dc[0] != DATA_N || dc[1] != DATA_NCOL) {
+        rc = err_set(e, ERR_INPUT,
+                     "data.path: %s: dataset /latents/classes has shape (%llu,%llu), expected "
+                     "(737280,6)",
+                     path, (unsigned long long)dc[0], (unsigned long long)dc[1]);
+        goto done;
+    }
+    vals = open_dataset(file, path, "/latents/values", H5T_FLOAT, 2, dv, e);
+    if (vals < 0) {
+        rc = ERR_INPUT;
+        goto done;
+    }
+    if (dv[0] != DATA_N || dv[1] != DATA_NCOL) {
+        rc = err_set(e, ERR_INPUT,
+                     "data.path: %s: dataset /latents/values has shape (%llu,%llu), expected "
+                     "(737280,6)",
+                     path, (unsigned long long)dv[0], (unsigned long long)dv[1]);
+        goto done;
+    }
+
+    /* The order check comes first: it is cheap (35 MB) and a misordered file
+     * should not cost the 3 GB image read before it is refused. */
+    rows = malloc(sizeof *rows * DATA_CLASS_SLAB * DATA_NCOL);
+    if (!rows) {
+        rc = err_set(e, ERR_NOMEM, "data.path: %s: out of memory", path);
+        goto done;
+    }
+    for (hsize_t r0 = 0; r0 < DATA_N; r0 += DATA_CLASS_SLAB) {
+        hsize_t cnt = DATA_N - r0 < DATA_CLASS_SLAB ? DATA_N - r0 : DATA_CLASS_SLAB;
+        if (read_rows(cls, H5T_NATIVE_INT64, 2, dc, r0, cnt, rows) < 0) {
+            rc = err_set(e, ERR_INPUT, "data.path: %s: dataset /latents/classes: read failed",
+                         path);
+            goto done;
+        }
+        for (hsize_t i = 0; i < cnt; i++) {
+            int f[DATA_K];
+            data_factors((uint32_t)(r0 + i), f);
+            const int64_t *row = rows + i * DATA_NCOL;
+            int ok = row[0] == 0;
+            for (int k = 0; k < DATA_K; k++)
+                ok &= row[k + 1] == f[k];
+            if (!ok) {
+                rc = err_set(e, ERR_INPUT,
+                             "data.path: %s: dataset /latents/classes: row %llu is "
+                             "(%lld,%lld,%lld,%lld,%lld,%lld), expected (0,%d,%d,%d,%d,%d): the "
+                             "images are not in the canonical order",
+                             path, (unsigned long long)(r0 + i), (long long)row[0],
+                             (long long)row[1], (long long)row[2], (long long)row[3],
+                             (long long)row[4], (long long)row[5], f[0], f[1], f[2], f[3],
+                             f[4]);
+                goto done;
+            }
+        }
+    }
+
+    const size_t npix = (size_t)S * (size_t)S;
+    d = calloc(1, sizeof *d);
+    buf = malloc(npix * DATA_READ_SLAB);
+    if (d)
+        d->bits = malloc(npix / 8 * DATA_N);
+    if (!d || !buf || !d->bits) {
+        rc = err_set(e, ERR_NOMEM, "data.path: %s: out of memory for %zu MB of images", path,
+                     npix / 8 * DATA_N >> 20);
+        goto done;
+    }
+    d->S = S;
+    d->n = DATA_N;
+    for (hsize_t i0 = 0; i0 < DATA_N; i0 += DATA_READ_SLAB) {
+        hsize_t cnt = DATA_N - i0 < DATA_READ_SLAB ? DATA_N - i0 : DATA_READ_SLAB;
+        if (read_rows(imgs, H5T_NATIVE_UINT8, 3, di, i0, cnt, buf) < 0) {
+            rc = err_set(e, ERR_INPUT,
+                         "data.path: %s: dataset /imgs: read of images %llu..%llu failed",
+                         path, (unsigned long long)i0, (unsigned long long)(i0 + cnt - 1));
+            goto done;
+        }
+        long bad = pack_bits(d->bits + (size_t)i0 * (npix / 8), buf, (size_t)cnt * npix);
+        if (bad >= 0) {
+            rc = err_set(e, ERR_INPUT,
+                         "data.path: %s: dataset /imgs: image %llu has pixel value %u, "
+                         "expected 0 or 1",
+                         path, (unsigned long long)i0 + (unsigned long long)((size_t)bad / npix),
+                         (unsigned)buf[bad]);
+            goto done;
+        }
+    }
+
+done:
+    if (vals >= 0)
+        H5Dclose(vals);
+    if (cls >= 0)
+        H5Dclose(cls);
+    if (imgs >= 0)
+        H5Dclose(imgs);
+    if (file >= 0)
+        H5Fclose(file);
+    H5Eset_auto2(H5E_DEFAULT, old_func, old_data);
+    free(rows);
+    free(buf);
+    if (rc == 0)
+        *out = d;
+    else
+        data_close(d);
+    return rc;
+}
+
+/* ---- access ------------------------------------------------------------ */
+
+void data_get(const data_source *d, uint32_t index, float *img, int f[DATA_K])
+{
+    if (d->base) {
+        data_get(d->base, index, img, f);
+        return;
+    }
+    int fk[DATA_K];
+    data_factors(index, fk);
+    if (!d->bits) {
+        data_render(img, fk, d->S);
+    } else {
+        const size_t nb = (size_t)d->S * (size_t)d->S / 8;
+        const uint8_t *b = d->bits + (size_t)index * nb;
+        for (size_t i = 0; i < nb; i++) {
+            const unsigned v = b[i];
+            for (int t = 0; t < 8; t++)
+                img[8 * i + (size_t)t] = (float)((v >> t) & 1u);
+        }
+    }
+    if (f)
+        memcpy(f, fk, sizeof fk);
+}
+
+void data_sample(const data_source *d, rng *r, int B, float *x, int *f, uint32_t *idx)
+{
+    const size_t npix = (size_t)d->S * (size_t)d->S;
+    for (int b = 0; b < B; b++) {
+        uint32_t i = (uint32_t)rng_below(r, d->n);
+        if (d->subset)
+            i = d->subset[i];
+        data_get(d, i, x + (size_t)b * npix, f ? f + (size_t)b * DATA_K : NULL);
+        if (idx)
+            idx[b] = i;
+    }
+}

@@ -1,0 +1,500 @@
+/* untangle: the command line (DESIGN.md section 2). */
+#include "untangle/config.h"
+#include "untangle/data.h"
+#include "untangle/err.h"
+#include "untangle/results.h"
+#include "untangle/run.h"
+#include "untangle/sweep.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define UNTANGLE_VERSION "0.1.0"
+
+/* OpenBLAS's own control of its thread pool (not in cblas.h of every build) */
+void openblas_set_num_threads(int n);
+
+static const char usage_main[] =
+    "usage: untangle COMMAND [ARGS]\n"
+    "\n"
+    "Hyperparameter sweeps of disentangled representation learning models.\n"
+    "\n"
+    "commands:\n"
+    "  sweep     run a sweep: SWEEP.yaml -o RESULTS.h5 [--resume | --restart] ...\n"
+    "  list      show the expanded grid of a sweep file and its size\n"
+    "  train     train one run: SWEEP.yaml --index I, or --set key=value ... [--json]\n"
+    "  merge     merge the shard files of one sweep: OUT.h5 IN1.h5 IN2.h5 ...\n"
+    "  dsprites  write the built-in dSprites set: -o FILE.h5 [--image-size 64|32]\n"
+    "\n"
+    "untangle COMMAND --help shows a command's options; untangle --version the version.\n";
+
+static const char usage_train[] =
+    "usage: untangle train SWEEP.yaml --index I [--set key=value ...] [--json] [--threads N]\n"
+    "       untangle train --set key=value [--set key=value ...] [--json] [--threads N]\n"
+    "\n"
+    "Train and evaluate one run: run I of a sweep file (as `untangle list` numbers\n"
+    "them), or the run the --set keys describe (applied after the sweep's run when\n"
+    "both are given). Keys are those of a sweep file (model, beta,\n"
+    "latent_dim, arch, steps, batch_size, lr, image_size, seed, ...). Progress goes\n"
+    "to stderr every log_every steps; --json prints one flat JSON object with the\n"
+    "run's status, figures and metrics on stdout at the end.\n"
+    "\n"
+    "  --set key=value   set a configuration key (repeatable)\n"
+    "  --json            print the result as JSON on stdout\n"
+    "  --threads N       OpenBLAS threads (default: OPENBLAS_NUM_THREADS or all cores)\n"
+    "  --index I         the run of SWEEP.yaml to train\n"
+    "  --no-eval         skip the metrics after training\n"
+    "\n"
+    "keys:\n";
+
+static const char usage_dsprites[] =
+    "usage: untangle dsprites -o FILE.h5 [--image-size 64|32]\n"
+    "\n"
+    "Write the built-in dSprites set (737,280 images) in the official HDF5 layout:\n"
+    "/imgs (N,S,S) uint8, /latents/classes (N,6) int64, /latents/values (N,6) float64.\n";
+
+static int usage_error(const char *cmd, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "untangle %s: ", cmd);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n(untangle %s --help shows the options)\n", cmd);
+    return 1;
+}
+
+/* ---- train --------------------------------------------------------------------- */
+
+static void train_progress(void *ctx, long step, long steps, int n, const char *const *names,
+                           const double *terms, double ips)
+{
+    (void)ctx;
+    fprintf(stderr, "step %6ld/%ld", step, steps);
+    for (int i = 0; i < n; i++)
+        if (isfinite(terms[i]))
+            fprintf(stderr, "  %s %.4g", names[i], terms[i]);
+    fprintf(stderr, "  %.0f img/s\n", ips);
+}
+
+static void json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+static void json_number(FILE *f, double v)
+{
+    if (isfinite(v))
+        fprintf(f, "%.17g", v);
+    else
+        fputs("null", f);
+}
+
+static void print_json(FILE *f, const run_config *c, const run_result *r)
+{
+    char id[17], buf[1200];
+    run_config_id(c, id);
+    fprintf(f, "{\"run_id\": \"%s\"", id);
+    for (size_t i = 0; i < run_n_keys; i++) {
+        const run_key *k = &run_keys[i];
+        run_config_format(c, k, buf, sizeof buf);
+        fprintf(f, ", \"%s\": ", k->name);
+        if (!run_key_applies(c, k) || (k->type == RUN_KEY_INT && buf[0] == '-'))
+            fputs("null", f); /* does not apply, or unset (-1) */
+        else if (k->type == RUN_KEY_INT)
+            fputs(buf, f);
+        else if (k->type == RUN_KEY_REAL)
+            json_number(f, *(const double *)((const char *)c + k->offset));
+        else
+            json_string(f, buf);
+    }
+    fprintf(f, ", \"status\": \"%s\", \"error\": ", run_status_name(r->status));
+    json_string(f, r->error);
+    fprintf(f, ", \"steps_done\": %ld", r->steps);
+    const char *const timing[] = {"wall_s", "train_s", "eval_s", "imgs_per_s"};
+    const double tv[] = {r->wall_s, r->train_s, r->eval_s, r->imgs_per_s};
+    for (int i = 0; i < 4; i++) {
+        fprintf(f, ", \"%s\": ", timing[i]);
+        json_number(f, tv[i]);
+    }
+    for (int i = 0; i < RUN_N_METRICS; i++) {
+        fprintf(f, ", \"%s\": ", run_metric_names[i]);
+        json_number(f, r->metric[i]);
+    }
+    for (int k = 0; k < DATA_K; k++) {
+        fprintf(f, ", \"mig_%s\": ", data_factor_names[k]);
+        json_number(f, r->mig_factor[k]);
+    }
+    for (int k = 0; k < DATA_K; k++) {
+        fprintf(f, ", \"swap_acc_%s\": ", data_factor_names[k]);
+        json_number(f, r->swap_factor[k]);
+    }
+    fputs("}\n", f);
+}
+
+static int cmd_train(int argc, char **argv)
+{
+    run_config c;
+    run_config_defaults(&c);
+    int json = 0, eval = 1;
+    const char *yaml = NULL;
+    long index = -1;
+    err e;
+    err_clear(&e);
+    /* The sweep's run first, so that --set overrides it. */
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--set") == 0 || strcmp(argv[i], "--threads") == 0 ||
+            strcmp(argv[i], "--index") == 0)
+            i++;
+        else if (argv[i][0] != '-' && !yaml)
+            yaml = argv[i];
+    }
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--index") == 0 && i + 1 < argc) {
+            char *end;
+            index = strtol(argv[i + 1], &end, 10);
+            if (*end || index < 0)
+                return usage_error("train", "--index: '%s' is not a run index", argv[i + 1]);
+        }
+    if (yaml || index >= 0) {
+        if (!yaml || index < 0)
+            return usage_error("train", "%s", "a sweep file and --index I go together");
+        config_sweep *s = NULL;
+        if (config_load(&s, yaml, 0, &e) < 0) {
+            fprintf(stderr, "untangle train: %s\n", e.msg);
+            return 1;
+        }
+        if ((size_t)index >= s->n_runs) {
+            fprintf(stderr, "untangle train: --index %ld: %s has %zu runs (0..%zu)\n", index,
+                    yaml, s->n_runs, s->n_runs - 1);
+            config_free(s);
+            return 1;
+        }
+        c = s->runs[index];
+        config_free(s);
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (a == yaml) {
+            continue;
+        } else if (strcmp(a, "--index") == 0) {
+            i++;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage_train, stdout);
+            for (size_t k = 0; k < run_n_keys; k++)
+                printf("  %-13s %-6s %s\n", run_keys[k].name, run_keys[k].section,
+                       run_keys[k].help);
+            return 0;
+        } else if (strcmp(a, "--json") == 0) {
+            json = 1;
+        } else if (strcmp(a, "--no-eval") == 0) {
+            eval = 0;
+        } else if (strcmp(a, "--threads") == 0 && i + 1 < argc) {
+            int n = atoi(argv[++i]);
+            if (n < 1)
+                return usage_error("train", "--threads: '%s' is not a positive integer", argv[i]);
+            openblas_set_num_threads(n);
+        } else if (strcmp(a, "--set") == 0 && i + 1 < argc) {
+            const char *kv = argv[++i];
+            const char *eq = strchr(kv, '=');
+            if (!eq)
+                return usage_error("train", "--set: expected key=value, got '%s'", kv);
+            char key[64];
+            snprintf(key, sizeof key, "%.*s", (int)(eq - kv), kv);
+            if (run_config_set(&c, key, eq + 1, &e) < 0) {
+                fprintf(stderr, "untangle train: --set %s\n", e.msg);
+                return 1;
+            }
+        } else {
+            return usage_error("train", "unknown argument '%s'", a);
+        }
+    }
+    if (run_config_resolve(&c, &e) < 0) {
+        fprintf(stderr, "untangle train: %s\n", e.msg);
+        return 1;
+    }
+    run_hooks hooks = {.progress = train_progress};
+    run_result r;
+    run_result_init(&r);
+    int rc = run_execute(&c, NULL, eval, &hooks, &r, &e);
+    if (rc < 0 && e.code == ERR_INPUT) {
+        fprintf(stderr, "untangle train: %s\n", e.msg);
+        run_result_free(&r);
+        return 1;
+    }
+    fprintf(stderr, "%s: %ld steps in %.1f s (%.0f img/s)", run_status_name(r.status), r.steps,
+            r.train_s, r.imgs_per_s);
+    for (int i = 0; i < RUN_N_METRICS; i++)
+        if (isfinite(r.metric[i]))
+            fprintf(stderr, "  %s %.4g", run_metric_names[i], r.metric[i]);
+    fputc('\n', stderr);
+    if (r.error[0])
+        fprintf(stderr, "error: %s\n", r.error);
+    if (json)
+        print_json(stdout, &c, &r);
+    int status = r.status;
+    run_result_free(&r);
+    return status == RUN_OK ? 0 : 2;
+}
+
+/* ---- sweep, list, merge ----------------------------------------------------------- */
+
+static const char usage_sweep[] =
+    "usage: untangle sweep SWEEP.yaml -o RESULTS.h5 [--resume | --restart] [--dry-run]\n"
+    "                      [--shard I/N] [--retries K] [--run-timeout SEC] [--deadline SEC]\n"
+    "                      [--threads N] [--max-runs N] [--no-eval]\n"
+    "\n"
+    "Run every run of the sweep file and write one results file. Under\n"
+    "`mpirun -np P` rank 0 schedules and writes, ranks 1..P-1 train; as a single\n"
+    "process it runs the runs one after another. Same command, same numbers.\n"
+    "\n"
+    "  -o RESULTS.h5     the results file (HDF5; a journal RESULTS.h5.journal sits beside it)\n"
+    "  --resume          continue RESULTS.h5: run what has no ok row (starts it when missing)\n"
+    "  --restart         move an existing RESULTS.h5 aside (.bak-TIME) and start afresh\n"
+    "  --dry-run         print the expanded grid and exit\n"
+    "  --shard I/N       run only the indices i with i %% N == I (job arrays; see merge)\n"
+    "  --retries K       retry failed, diverged and timed-out runs up to K times\n"
+    "  --run-timeout SEC a run taking longer is stopped (status timeout)\n"
+    "  --deadline SEC    end the sweep SEC seconds after its start: runs that would not\n"
+    "                    finish in time are not started, running ones are stopped then\n"
+    "  --threads N       OpenBLAS threads per run (default: cores / ranks on the node)\n"
+    "  --max-runs N      refuse grids larger than N runs (default 100000)\n"
+    "  --no-eval         skip the metrics (scheduler benchmarks)\n"
+    "\n"
+    "SIGUSR1, SIGTERM or SIGINT drain the sweep: no new runs, running ones finish\n"
+    "(until --deadline), rows written, exit 3; --resume continues.\n"
+    "Exit codes: 0 all runs ok, 1 usage or input error (nothing written), 2 some runs\n"
+    "failed, 3 interrupted (resumable).\n";
+
+static int parse_count(const char *cmd, const char *opt, const char *text, double *out)
+{
+    char *end;
+    double v = strtod(text, &end);
+    if (end == text || *end || !(v >= 0) || !isfinite(v)) {
+        fprintf(stderr, "untangle %s: %s: '%s' is not a non-negative number\n", cmd, opt, text);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int cmd_sweep(int argc, char **argv)
+{
+    sweep_options o;
+    sweep_options_defaults(&o);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        double v = 0;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage_sweep, stdout);
+            return 0;
+        } else if (strcmp(a, "-o") == 0 && more) {
+            o.out_path = argv[++i];
+        } else if (strcmp(a, "--resume") == 0) {
+            o.resume = 1;
+        } else if (strcmp(a, "--restart") == 0) {
+            o.restart = 1;
+        } else if (strcmp(a, "--dry-run") == 0) {
+            o.dry_run = 1;
+        } else if (strcmp(a, "--no-eval") == 0) {
+            o.no_eval = 1;
+        } else if (strcmp(a, "--shard") == 0 && more) {
+            int si, sn, used = 0;
+            const char *t = argv[++i];
+            if (sscanf(t, "%d/%d%n", &si, &sn, &used) != 2 || t[used] || sn < 1 || si < 0 ||
+                si >= sn)
+                return usage_error("sweep", "--shard: '%s' is not I/N with 0 <= I < N", t);
+            o.shard_i = si;
+            o.shard_n = sn;
+        } else if ((strcmp(a, "--retries") == 0 || strcmp(a, "--threads") == 0 ||
+                    strcmp(a, "--max-runs") == 0 || strcmp(a, "--run-timeout") == 0 ||
+                    strcmp(a, "--deadline") == 0) && more) {
+            if (parse_count("sweep", a, argv[++i], &v) < 0)
+                return 1;
+            if (strcmp(a, "--retries") == 0)
+                o.retries = (int)v;
+            else if (strcmp(a, "--threads") == 0)
+                o.threads = (int)v;
+            else if (strcmp(a, "--max-runs") == 0)
+                o.max_runs = (size_t)v;
+            else if (strcmp(a, "--run-timeout") == 0)
+                o.run_timeout = v;
+            else
+                o.deadline = v;
+        } else if (a[0] != '-' && !o.yaml_path) {
+            o.yaml_path = a;
+        } else {
+            return usage_error("sweep", "unknown or incomplete argument '%s'", a);
+        }
+    }
+    if (!o.yaml_path)
+        return usage_error("sweep", "%s", "the sweep file is required");
+    if (!o.out_path && !o.dry_run)
+        return usage_error("sweep", "%s", "-o RESULTS.h5 is required");
+    if (o.resume && o.restart)
+        return usage_error("sweep", "%s", "--resume and --restart exclude each other");
+    err e;
+    err_clear(&e);
+    int code = sweep_main(&o, &e);
+    if (e.code)
+        fprintf(stderr, "untangle sweep: %s\n", e.msg);
+    return code;
+}
+
+static int cmd_list(int argc, char **argv)
+{
+    const char *yaml = NULL;
+    double max_runs = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            puts("usage: untangle list SWEEP.yaml [--max-runs N]\n\n"
+                 "Print the expanded grid (index, run_id, the keys that vary) and its size:\n"
+                 "exactly the runs `untangle sweep` runs.");
+            return 0;
+        } else if (strcmp(argv[i], "--max-runs") == 0 && i + 1 < argc) {
+            if (parse_count("list", "--max-runs", argv[++i], &max_runs) < 0)
+                return 1;
+        } else if (argv[i][0] != '-' && !yaml) {
+            yaml = argv[i];
+        } else {
+            return usage_error("list", "unknown argument '%s'", argv[i]);
+        }
+    }
+    if (!yaml)
+        return usage_error("list", "%s", "the sweep file is required");
+    config_sweep *s = NULL;
+    err e;
+    err_clear(&e);
+    if (config_load(&s, yaml, (size_t)max_runs, &e) < 0) {
+        fprintf(stderr, "untangle list: %s\n", e.msg);
+        return 1;
+    }
+    int rc = config_write_list(s, stdout);
+    config_free(s);
+    return rc < 0 ? 1 : 0;
+}
+
+static int cmd_merge(int argc, char **argv)
+{
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        puts("usage: untangle merge OUT.h5 IN1.h5 IN2.h5 ... [--expect N]\n\n"
+             "Merge the shard files of one sweep (untangle sweep --shard I/N) into one\n"
+             "results file: per index the best attempt (ok first, then the latest).\n"
+             "With --expect N (the sweep's size) the indices no shard holds are listed.");
+        return 0;
+    }
+    const char *out = NULL;
+    const char **in = calloc((size_t)argc, sizeof *in);
+    size_t n_in = 0;
+    double expect = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--expect") == 0 && i + 1 < argc) {
+            if (parse_count("merge", "--expect", argv[++i], &expect) < 0) {
+                free(in);
+                return 1;
+            }
+        } else if (!out) {
+            out = argv[i];
+        } else {
+            in[n_in++] = argv[i];
+        }
+    }
+    if (!out || n_in == 0) {
+        free(in);
+        return usage_error("merge", "%s", "OUT.h5 and at least one input are required");
+    }
+    long *missing = calloc((size_t)expect + 1, sizeof *missing);
+    size_t n_missing = 0;
+    err e;
+    err_clear(&e);
+    int rc = results_merge(out, in, n_in, (long)expect, missing, &n_missing, &e);
+    if (rc < 0)
+        fprintf(stderr, "untangle merge: %s\n", e.msg);
+    else if (n_missing) {
+        fprintf(stderr, "untangle merge: %zu indices missing:", n_missing);
+        for (size_t i = 0; i < n_missing; i++)
+            fprintf(stderr, " %ld", missing[i]);
+        fputc('\n', stderr);
+    }
+    free(missing);
+    free(in);
+    return rc < 0 ? 1 : n_missing ? 2 : 0;
+}
+
+/* ---- dsprites ------------------------------------------------------------------ */
+
+static void write_progress(size_t done, size_t total)
+{
+    fprintf(stderr, "\r%zu / %zu images", done, total);
+    if (done == total)
+        fputc('\n', stderr);
+}
+
+static int cmd_dsprites(int argc, char **argv)
+{
+    const char *out = NULL;
+    int S = 64;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage_dsprites, stdout);
+            return 0;
+        } else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) {
+            out = argv[++i];
+        } else if (strcmp(argv[i], "--image-size") == 0 && i + 1 < argc) {
+            S = atoi(argv[++i]);
+            if (S != 64 && S != 32)
+                return usage_error("dsprites", "--image-size: '%s' is not 64 or 32", argv[i]);
+        } else {
+            return usage_error("dsprites", "unknown argument '%s'", argv[i]);
+        }
+    }
+    if (!out)
+        return usage_error("dsprites", "%s", "-o FILE.h5 is required");
+    err e;
+    err_clear(&e);
+    if (data_write_file(out, S, write_progress, &e) < 0) {
+        fprintf(stderr, "untangle dsprites: %s\n", e.msg);
+        return 1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage_main, stderr);
+        return 1;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage_main, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("untangle %s\n", UNTANGLE_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "train") == 0)
+        return cmd_train(argc - 1, argv + 1);
+    if (strcmp(cmd, "sweep") == 0)
+        return cmd_sweep(argc - 1, argv + 1);
+    if (strcmp(cmd, "list") == 0)
+        return cmd_list(argc - 1, argv + 1);
+    if (strcmp(cmd, "merge") == 0)
+        return cmd_merge(argc - 1, argv + 1);
+    if (strcmp(cmd, "dsprites") == 0)
+        return cmd_dsprites(argc - 1, argv + 1);
+    fprintf(stderr, "untangle: unknown command '%s'\n\n%s", cmd, usage_main);
+    return 1;
+}

@@ -1,0 +1,463 @@
+/* metrics/entropy.c: Chen et al. 2018's estimators on the aggregate posterior
+ * q(z) = 1/n sum_n q(z|x_n) of an encoded set ("Isolating Sources of
+ * Disentanglement in VAEs", section 4.1 and the released elbo_decomposition /
+ * mutual_info_metric_shapes).
+ *
+ * The one expensive step is log q(z_s) for a sample z_s against n posteriors:
+ *     log q(z_s)   = logsumexp_n sum_u log q(z_su|x_n) - log n
+ *     log q(z_su)  = logsumexp_n       log q(z_su|x_n) - log n
+ * for every code unit u (Gaussian dim or categorical variable). Cost per
+ * sample: n*U log-densities and exps plus n exps for the joint, so
+ * O(m * n * U) for m samples. The posteriors are stored unit-major ("post",
+ * (U, np)) and padded to a multiple of BLK so that each block of BLK
+ * posteriors is a fixed-length loop GCC vectorises at -O2 (LANES-wide partial
+ * max and sum, an own polynomial exp: libm's is not vectorised without
+ * -ffast-math, which the project forbids). The log-sum-exp over blocks keeps a
+ * running max: per block, s *= exp(m_old - m_new) when the max grows. */
+#include "untangle/metrics.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    BLK = 128,  /* posteriors per block (a multiple of LANES) */
+    LANES = 16  /* partial max/sum accumulators: one AVX-512 register of floats */
+};
+
+/* log-density of padding entries: exp() of it underflows to ~0 */
+#define PAD_LOGP (-1e30f)
+/* lv clamp for the density estimates: sigma >= exp(-15) ~ 3e-7 keeps the
+ * precision exp(-lv) finite in float */
+#define LV_MIN (-30.0f)
+#define ALPHA_MIN 1e-30f
+static const double LOG_2PI = 1.8378770664093453;
+
+/* exp(x) for x <= 0 (x below -87 is treated as -87: exp ~ 1.6e-38).
+ * Cody-Waite reduction x = k*ln2 + r, |r| <= ln2/2, degree-7 Taylor
+ * polynomial (relative error < 1e-8 before float rounding), 2^k by exponent
+ * bits. Branch-free so that the calling loops vectorise. */
+static inline float exp_le0(float x)
+{
+    x = x > -87.0f ? x : -87.0f;
+    float kf = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round(x/ln2) */
+    float r = x - kf * 0.693359375f;
+    r = r - kf * -2.12194440e-4f;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    int32_t bits = ((int32_t)kf + 127) * 8388608; /* (k + 127) << 23, k in [-126, 0] */
+    float s;
+    memcpy(&s, &bits, sizeof s);
+    return p * s;
+}
+
+/* The posteriors of an item subset, unit-major and padded. */
+typedef struct post {
+    size_t n, np;   /* items; padded to a multiple of BLK */
+    size_t cap;     /* allocated np */
+    int D, nd, Ks;  /* Gaussian dims, categorical variables, their categories */
+    int *off;       /* (nd) first category of each variable */
+    float *mu;      /* (D, np) means */
+    float *pr;      /* (D, np) precisions exp(-lv) */
+    float *lc;      /* (D, np) log normalisers -0.5*(lv + log 2 pi) */
+    float *la;      /* (Ks, np) log alpha */
+} post;
+
+static void post_free(post *p)
+{
+    free(p->off);
+    free(p->mu);
+    free(p->pr);
+    free(p->lc);
+    free(p->la);
+    memset(p, 0, sizeof *p);
+}
+
+static int post_alloc(post *p, const metrics_posterior *q, size_t n_max, err *e)
+{
+    memset(p, 0, sizeof *p);
+    p->D = q->D;
+    p->nd = q->n_discrete;
+    p->Ks = 0;
+    p->off = malloc(sizeof(int) * (size_t)(p->nd > 0 ? p->nd : 1));
+    if (!p->off)
+        goto nomem;
+    for (int i = 0; i < p->nd; i++) {
+        p->off[i] = p->Ks;
+        p->Ks += q->discrete[i];
+    }
+    p->cap = (n_max + BLK - 1) / BLK * BLK;
+    if (p->cap == 0)
+        p->cap = BLK;
+    size_t nD = (size_t)(p->D > 0 ? p->D : 1) * p->cap;
+    p->mu = malloc(sizeof(float) * nD);
+    p->pr = malloc(sizeof(float) * nD);
+    p->lc = malloc(sizeof(float) * nD);
+    p->la = malloc(sizeof(float) * (size_t)(p->Ks > 0 ? p->Ks : 1) * p->cap);
+    if (!p->mu || !p->pr || !p->lc || !p->la)
+        goto nomem;
+    return 0;
+nomem:
+    post_free(p);
+    return err_set(e, ERR_NOMEM, "metrics: out of memory for %zu posteriors", n_max);
+}
+
+/* Fill p with the items idx[0..cnt) of q (idx NULL: items 0..cnt-1). */
+static void post_fill(post *p, const metrics_posterior *q, const size_t *idx, size_t cnt)
+{
+    p->n = cnt;
+    p->np = (cnt + BLK - 1) / BLK * BLK;
+    const int D = q->D;
+    for (int j = 0; j < D; j++) {
+        float *mu = p->mu + (size_t)j * p->np, *pr = p->pr + (size_t)j * p->np,
+              *lc = p->lc + (size_t)j * p->np;
+        for (size_t t = 0; t < cnt; t++) {
+            size_t i = idx ? idx[t] : t;
+            float lv = q->lv[i * D + j];
+            lv = lv > LV_MIN ? lv : LV_MIN;
+            mu[t] = q->mu[i * D + j];
+            pr[t] = expf(-lv);
+            lc[t] = (float)(-0.5 * ((double)lv + LOG_2PI));
+        }
+        for (size_t t = cnt; t < p->np; t++) {
+            mu[t] = 0.0f;
+            pr[t] = 0.0f;
+            lc[t] = PAD_LOGP;
+        }
+    }
+    for (int c = 0; c < p->Ks; c++) {
+        float *la = p->la + (size_t)c * p->np;
+        for (size_t t = 0; t < cnt; t++) {
+            size_t i = idx ? idx[t] : t;
+            float a = q->alpha[i * (size_t)p->Ks + c];
+            la[t] = logf(a > ALPHA_MIN ? a : ALPHA_MIN);
+        }
+        for (size_t t = cnt; t < p->np; t++)
+            la[t] = PAD_LOGP;
+    }
+}
+
+/* Running log-sum-exp: fold the block L (BLK) into (*m, *s), where the sum so
+ * far is exp(*m) * *s. */
+static inline void lse_block(const float *restrict L, float *m, double *s)
+{
+    float mx[LANES], sm[LANES];
+    for (int l = 0; l < LANES; l++)
+        mx[l] = L[l];
+    for (int i = LANES; i < BLK; i += LANES)
+        for (int l = 0; l < LANES; l++)
+            mx[l] = mx[l] > L[i + l] ? mx[l] : L[i + l];
+    float bm = mx[0];
+    for (int l = 1; l < LANES; l++)
+        bm = bm > mx[l] ? bm : mx[l];
+    if (bm > *m) {
+        *s *= exp((double)*m - (double)bm); /* exp(-inf) = 0 on the first block */
+        *m = bm;
+    }
+    const float ref = *m;
+    for (int l = 0; l < LANES; l++)
+        sm[l] = 0.0f;
+    for (int i = 0; i < BLK; i += LANES)
+        for (int l = 0; l < LANES; l++)
+            sm[l] += exp_le0(L[i + l] - ref);
+    double t = 0.0;
+    for (int l = 0; l < LANES; l++)
+        t += (double)sm[l];
+    *s += t;
+}
+
+/* L (BLK) = log N(z; mu, 1/pr) for one Gaussian dim; J += L. */
+static inline void gauss_block(float *restrict L, float *restrict J, const float *restrict mu,
+                               const float *restrict pr, const float *restrict lc, float z)
+{
+    for (int i = 0; i < BLK; i++) {
+        float d = z - mu[i];
+        L[i] = lc[i] - 0.5f * (d * d) * pr[i];
+        J[i] += L[i];
+    }
+}
+
+static inline void add_block(float *restrict J, const float *restrict L)
+{
+    for (int i = 0; i < BLK; i++)
+        J[i] += L[i];
+}
+
+/* log q(z_s) and log q(z_su) of one sample (zs (D), cs (nd)) against p:
+ * lq (U) per unit, *lqj joint. m, s: scratch (U + 1). */
+static void sample_logq(const post *p, const float *zs, const int *cs, double *lq, double *lqj,
+                        float *m, double *s)
+{
+    const int U = p->D + p->nd;
+    float L[BLK], J[BLK];
+    for (int u = 0; u <= U; u++) {
+        m[u] = -INFINITY;
+        s[u] = 0.0;
+    }
+    for (size_t b = 0; b < p->np; b += BLK) {
+        for (int i = 0; i < BLK; i++)
+            J[i] = 0.0f;
+        for (int j = 0; j < p->D; j++) {
+            size_t o = (size_t)j * p->np + b;
+            gauss_block(L, J, p->mu + o, p->pr + o, p->lc + o, zs[j]);
+            lse_block(L, &m[j], &s[j]);
+        }
+        for (int i = 0; i < p->nd; i++) {
+            const float *la = p->la + (size_t)(p->off[i] + cs[i]) * p->np + b;
+            add_block(J, la);
+            lse_block(la, &m[p->D + i], &s[p->D + i]);
+        }
+        lse_block(J, &m[U], &s[U]);
+    }
+    const double logn = log((double)p->n);
+    for (int u = 0; u < U; u++)
+        lq[u] = (double)m[u] + log(s[u]) - logn;
+    if (lqj)
+        *lqj = (double)m[U] + log(s[U]) - logn;
+}
+
+/* Entropies of p's aggregate posterior with the samples sidx[0..m) (NULL:
+ * 0..m-1) of (z, c): h (U) += w * H_u, *hj += w * H (hj may be NULL). */
+static int entropies_acc(const post *p, const float *z, const int *c, const size_t *sidx,
+                         size_t m, double w, double *h, double *hj, err *e)
+{
+    const int U = p->D + p->nd;
+    float *mm = malloc(sizeof(float) * (size_t)(U + 1));
+    double *ss = malloc(sizeof(double) * (size_t)(U + 1));
+    double *lq = malloc(sizeof(double) * (size_t)(U + 1));
+    double *acc = calloc((size_t)(U + 1), sizeof(double));
+    int rc = 0;
+    if (!mm || !ss || !lq || !acc) {
+        rc = err_set(e, ERR_NOMEM, "metrics: out of memory for the entropy estimate");
+        goto done;
+    }
+    for (size_t t = 0; t < m; t++) {
+        size_t i = sidx ? sidx[t] : t;
+        double lqj = 0.0;
+        sample_logq(p, z + i * (size_t)p->D, c ? c + i * (size_t)p->nd : NULL, lq,
+                    hj ? &lqj : NULL, mm, ss);
+        for (int u = 0; u < U; u++)
+            acc[u] -= lq[u];
+        acc[U] -= lqj;
+    }
+    for (int u = 0; u < U; u++)
+        h[u] += w * acc[u] / (double)m;
+    if (hj)
+        *hj += w * acc[U] / (double)m;
+done:
+    free(mm);
+    free(ss);
+    free(lq);
+    free(acc);
+    return rc;
+}
+
+void metrics_sample_posterior(const metrics_posterior *q, rng *r, float *z, int *c)
+{
+    int Ks = 0;
+    for (int i = 0; i < q->n_discrete; i++)
+        Ks += q->discrete[i];
+    for (size_t n = 0; n < q->n; n++) {
+        for (int j = 0; j < q->D; j++) {
+            size_t o = n * (size_t)q->D + (size_t)j;
+            z[o] = q->mu[o] + expf(0.5f * q->lv[o]) * (float)rng_normal(r);
+        }
+        /* c ~ Cat(alpha): the first category whose cumulative probability
+         * exceeds u (the last one with alpha > 0 if rounding leaves a gap) */
+        for (int i = 0, off = 0; i < q->n_discrete; off += q->discrete[i++]) {
+            const float *a = q->alpha + n * (size_t)Ks + (size_t)off;
+            double u = rng_uniform(r), cum = 0.0;
+            int pick = -1, last = 0;
+            for (int k = 0; k < q->discrete[i]; k++) {
+                if (a[k] > 0.0f)
+                    last = k;
+                cum += (double)a[k];
+                if (pick < 0 && u < cum)
+                    pick = k;
+            }
+            c[n * (size_t)q->n_discrete + (size_t)i] = pick >= 0 ? pick : last;
+        }
+    }
+}
+
+int metrics_entropies(const metrics_posterior *q, const float *z, const int *c, size_t m,
+                      double *h_units, double *h_joint, err *e)
+{
+    const int U = q->D + q->n_discrete;
+    if (q->n == 0 || m == 0) {
+        for (int u = 0; u < U; u++)
+            h_units[u] = NAN;
+        if (h_joint)
+            *h_joint = NAN;
+        return 0;
+    }
+    post p;
+    int rc = post_alloc(&p, q, q->n, e);
+    if (rc < 0)
+        return rc;
+    post_fill(&p, q, NULL, q->n);
+    double *h = calloc((size_t)U + 1, sizeof *h), hj = 0.0;
+    if (!h) {
+        post_free(&p);
+        return err_set(e, ERR_NOMEM, "metrics: out of memory for the entropy estimate");
+    }
+    rc = entropies_acc(&p, z, c, NULL, m, 1.0, h, h_joint ? &hj : NULL, e);
+    if (rc == 0) {
+        memcpy(h_units, h, sizeof(double) * (size_t)U);
+        if (h_joint)
+            *h_joint = hj;
+    }
+    free(h);
+    post_free(&p);
+    return rc;
+}
+
+int metrics_tc_decompose(const metrics_posterior *q, const float *z, const int *c, size_t m,
+                         metrics_decomposition *out, err *e)
+{
+    const int D = q->D, U = D + q->n_discrete;
+    if (m > q->n)
+        m = q->n;
+    double *h = malloc(sizeof(double) * (size_t)(U > 0 ? U : 1)), hj = 0.0;
+    if (!h)
+        return err_set(e, ERR_NOMEM, "metrics: out of memory for the decomposition");
+    int rc = metrics_entropies(q, z, c, m, h, &hj, e);
+    if (rc < 0) {
+        free(h);
+        return rc;
+    }
+    int Ks = 0;
+    for (int i = 0; i < q->n_discrete; i++)
+        Ks += q->discrete[i];
+    /* Per-sample terms on the same m samples as the entropies:
+     *   log q(z_s|x_s) = sum_j log N(z_sj; mu_sj, exp(lv_sj)) + sum_i log alpha_s[c_si]
+     *   log p(z_s)     = sum_j log N(z_sj; 0, 1)              - sum_i log K_i */
+    double lqx = 0.0, lp = 0.0;
+    for (size_t s = 0; s < m; s++) {
+        for (int j = 0; j < D; j++) {
+            double zz = z[s * D + j], mu = q->mu[s * D + j], lv = q->lv[s * D + j];
+            lqx += -0.5 * (LOG_2PI + lv + (zz - mu) * (zz - mu) * exp(-lv));
+            lp += -0.5 * (LOG_2PI + zz * zz);
+        }
+        for (int i = 0, off = 0; i < q->n_discrete; off += q->discrete[i++]) {
+            float a = q->alpha[s * (size_t)Ks + (size_t)off + (size_t)c[s * q->n_discrete + i]];
+            lqx += log((double)(a > ALPHA_MIN ? a : ALPHA_MIN));
+            lp -= log((double)q->discrete[i]);
+        }
+    }
+    lqx /= (double)m;
+    lp /= (double)m;
+    /* the analytic mean KL over all n items (DESIGN.md 4) */
+    double kl = 0.0;
+    for (size_t n = 0; n < q->n; n++) {
+        for (int j = 0; j < D; j++) {
+            double mu = q->mu[n * D + j], lv = q->lv[n * D + j];
+            kl += 0.5 * (mu * mu + exp(lv) - lv - 1.0);
+        }
+        for (int i = 0, off = 0; i < q->n_discrete; off += q->discrete[i++]) {
+            const float *a = q->alpha + n * (size_t)Ks + (size_t)off;
+            kl += log((double)q->discrete[i]);
+            for (int k = 0; k < q->discrete[i]; k++)
+                if (a[k] > 0.0f)
+                    kl += (double)a[k] * log((double)a[k]);
+        }
+    }
+    double sum_h = 0.0;
+    for (int u = 0; u < U; u++)
+        sum_h += h[u];
+    metrics_decomposition d;
+    d.h_joint = hj;
+    d.h_cond = -lqx;
+    d.mi = lqx + hj;     /* E[log q(z|x) - log q(z)] */
+    d.tc = sum_h - hj;   /* E[log q(z) - sum_u log q(z_u)] */
+    d.dwkl = -sum_h - lp; /* E[sum_u log q(z_u) - log p(z)] */
+    d.kl_mc = lqx - lp;  /* = mi + tc + dwkl */
+    d.kl = kl / (double)q->n;
+    *out = d;
+    free(h);
+    return 0;
+}
+
+int metrics_mi_chen(const metrics_posterior *q, const float *z, const int *c, const int *f,
+                    int K, const int *sizes, size_t max_samples, double *mi, err *e)
+{
+    const int U = q->D + q->n_discrete;
+    const size_t n = q->n;
+    if (n == 0 || max_samples == 0) {
+        for (int i = 0; i < U * K; i++)
+            mi[i] = NAN;
+        return 0;
+    }
+    int max_size = 1;
+    for (int k = 0; k < K; k++)
+        max_size = sizes[k] > max_size ? sizes[k] : max_size;
+    post p;
+    int rc = post_alloc(&p, q, n, e);
+    if (rc < 0)
+        return rc;
+    size_t *order = malloc(sizeof(size_t) * n);
+    size_t *start = malloc(sizeof(size_t) * ((size_t)max_size + 1));
+    double *h = calloc((size_t)U, sizeof(double));
+    double *hc = malloc(sizeof(double) * (size_t)U * (size_t)K);
+    if (!order || !start || !h || !hc) {
+        rc = err_set(e, ERR_NOMEM, "metrics: out of memory for the mutual information");
+        goto done;
+    }
+    /* H(z_u): the first min(max_samples, n) samples against all n */
+    post_fill(&p, q, NULL, n);
+    rc = entropies_acc(&p, z, c, NULL, n < max_samples ? n : max_samples, 1.0, h, NULL, e);
+    if (rc < 0)
+        goto done;
+    for (int k = 0; k < K; k++) {
+        /* counting sort of the items by f[:, k], stable: each group keeps the
+         * draw order, so its first members are a random subset */
+        memset(start, 0, sizeof(size_t) * ((size_t)sizes[k] + 1));
+        for (size_t i = 0; i < n; i++)
+            start[f[i * K + k] + 1]++;
+        for (int v = 0; v < sizes[k]; v++)
+            start[v + 1] += start[v];
+        for (size_t i = 0; i < n; i++)
+            order[start[f[i * K + k]]++] = i;
+        /* start[v] is now the end of group v */
+        double *hk = calloc((size_t)U, sizeof(double));
+        if (!hk) {
+            rc = err_set(e, ERR_NOMEM, "metrics: out of memory for the mutual information");
+            goto done;
+        }
+        size_t g0 = 0;
+        for (int v = 0; v < sizes[k]; v++) {
+            size_t g1 = start[v], nv = g1 - g0;
+            if (nv > 0) {
+                /* H(z_u | v_k = v): the group's samples against its posteriors */
+                post_fill(&p, q, order + g0, nv);
+                size_t ms = nv < max_samples ? nv : max_samples;
+                rc = entropies_acc(&p, z, c, order + g0, ms, (double)nv / (double)n, hk, NULL,
+                                   e);
+                if (rc < 0) {
+                    free(hk);
+                    goto done;
+                }
+            }
+            g0 = g1;
+        }
+        for (int u = 0; u < U; u++)
+            hc[u * K + k] = hk[u];
+        free(hk);
+    }
+    for (int u = 0; u < U; u++)
+        for (int k = 0; k < K; k++)
+            mi[u * K + k] = h[u] - hc[u * K + k];
+done:
+    post_free(&p);
+    free(order);
+    free(start);
+    free(h);
+    free(hc);
+    return rc;
+}

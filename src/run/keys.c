@@ -1,0 +1,356 @@
+/* The key table: one row per configuration key of DESIGN.md section 6, and
+ * the parsing, formatting and hashing that go through it. */
+#include "untangle/model.h"
+#include "untangle/run.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define F(field) offsetof(run_config, field), sizeof(((run_config *)0)->field)
+#define BIG 1e18
+
+const run_key run_keys[] = {
+    {"name", "data", RUN_KEY_STR, F(name), 0, 0, 0, "dsprites", "data set"},
+    {"image_size", "data", RUN_KEY_INT, F(image_size), 32, 64, 0, NULL, "image side: 64 or 32"},
+    {"path", "data", RUN_KEY_STR, F(path), 0, 0, 0, NULL, "official dSprites HDF5 file (default: built in)"},
+    {"arch", "train", RUN_KEY_STR, F(arch), 0, 0, 0, "mlp|conv", "network architecture"},
+    {"steps", "train", RUN_KEY_INT, F(steps), 0, BIG, 0, NULL, "optimiser steps"},
+    {"batch_size", "train", RUN_KEY_INT, F(batch_size), 2, 65536, 0, NULL, "images per step"},
+    {"lr", "train", RUN_KEY_REAL, F(lr), 0, 1, 1, NULL, "Adam learning rate"},
+    {"log_every", "train", RUN_KEY_INT, F(log_every), 1, BIG, 0, NULL, "steps between progress lines and curve points"},
+    {"images", "eval", RUN_KEY_INT, F(images), 0, DATA_N, 0, NULL, "images encoded for tc/mi/mig"},
+    {"samples", "eval", RUN_KEY_INT, F(samples), 0, DATA_N, 0, NULL, "samples for the entropy estimates"},
+    {"pairs", "eval", RUN_KEY_INT, F(pairs), 0, 1e7, 0, NULL, "pairs per factor for swap accuracy"},
+    {"model", "model", RUN_KEY_STR, F(model), 0, 0, 0, "vae|betavae|betatcvae|jointvae|dsd", "method"},
+    {"latent_dim", "model", RUN_KEY_INT, F(latent_dim), 1, 1024, 0, NULL, "continuous latents D"},
+    {"beta", "model", RUN_KEY_REAL, F(beta), 0, BIG, 0, NULL, "KL (betavae) or TC (betatcvae) weight"},
+    {"gamma", "model", RUN_KEY_REAL, F(gamma), 0, BIG, 0, NULL, "capacity weight / DWKL weight"},
+    {"alpha", "model", RUN_KEY_REAL, F(alpha), 0, BIG, 0, NULL, "MI weight (betatcvae)"},
+    {"lambda", "model", RUN_KEY_REAL, F(lambda), 0, BIG, 1, NULL, "Gumbel-softmax temperature (jointvae)"},
+    {"c_max", "model", RUN_KEY_REAL, F(c_max), 0, BIG, 0, NULL, "capacity (nats) of the capacity form of betavae"},
+    {"anneal_steps", "model", RUN_KEY_INT, F(anneal_steps), 1, BIG, 0, NULL, "steps over which capacities rise"},
+    {"estimator", "model", RUN_KEY_STR, F(estimator), 0, 0, 0, "mss|mws", "minibatch estimator (betatcvae)"},
+    {"discrete", "model", RUN_KEY_LIST, F(discrete), 2, 1000, 0, NULL, "categories of each discrete latent (jointvae)"},
+    {"c_z_max", "model", RUN_KEY_REAL, F(c_z_max), 0, BIG, 0, NULL, "continuous capacity (jointvae)"},
+    {"c_c_max", "model", RUN_KEY_REAL, F(c_c_max), 0, BIG, 0, NULL, "discrete capacity (jointvae)"},
+    {"chunks", "model", RUN_KEY_LIST, F(chunks), 1, 1024, 0, NULL, "code chunk per factor (dsd)"},
+    {"supervision", "model", RUN_KEY_REAL, F(supervision), 0, 1, 0, NULL, "fraction of labeled pairs (dsd)"},
+    {"w_swap", "model", RUN_KEY_REAL, F(w_swap), 0, BIG, 0, NULL, "weight of the swap losses (dsd)"},
+    {"seed", "seed", RUN_KEY_INT, F(seed), 0, 9007199254740991.0, 0, NULL, "random seed"},
+};
+const size_t run_n_keys = sizeof run_keys / sizeof run_keys[0];
+_Static_assert(sizeof run_keys / sizeof run_keys[0] <= 64, "run_config.set is a 64-bit mask");
+
+const char *const run_metric_names[RUN_N_METRICS] = {
+    [RUN_M_RECON] = "recon", [RUN_M_KL] = "kl", [RUN_M_ELBO] = "elbo",
+    [RUN_M_TC] = "tc", [RUN_M_MI] = "mi", [RUN_M_DWKL] = "dwkl", [RUN_M_MIG] = "mig",
+    [RUN_M_MIG_HIST] = "mig_hist", [RUN_M_GAUSSIAN_TC] = "gaussian_tc",
+    [RUN_M_SWAP_ACC] = "swap_acc", [RUN_M_LOSS] = "loss",
+};
+
+const run_key *run_key_find(const char *name)
+{
+    for (size_t i = 0; i < run_n_keys; i++)
+        if (strcmp(run_keys[i].name, name) == 0)
+            return &run_keys[i];
+    return NULL;
+}
+
+static void *field(run_config *c, const run_key *k) { return (char *)c + k->offset; }
+static const void *cfield(const run_config *c, const run_key *k)
+{
+    return (const char *)c + k->offset;
+}
+
+/* The count that goes with a list field. */
+static int *list_count(run_config *c, const run_key *k)
+{
+    return k->offset == offsetof(run_config, discrete) ? &c->n_discrete : &c->n_chunks;
+}
+
+static void set_int(run_config *c, const run_key *k, long v)
+{
+    if (k->size == sizeof(int))
+        *(int *)field(c, k) = (int)v;
+    else
+        *(long *)field(c, k) = v;
+}
+
+static long get_int(const run_config *c, const run_key *k)
+{
+    return k->size == sizeof(int) ? *(const int *)cfield(c, k) : *(const long *)cfield(c, k);
+}
+
+void run_config_defaults(run_config *c)
+{
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < run_n_keys; i++) {
+        const run_key *k = &run_keys[i];
+        if (k->type == RUN_KEY_REAL)
+            *(double *)field(c, k) = NAN;
+        else if (k->type == RUN_KEY_INT)
+            set_int(c, k, -1);
+    }
+    strcpy(c->name, "dsprites");
+    c->image_size = 64;
+    strcpy(c->arch, "mlp");
+    c->steps = 3000;
+    c->batch_size = 64;
+    c->lr = 1e-3;
+    c->log_every = 200;
+    c->images = 10000;
+    c->samples = 2000;
+    c->pairs = 200;
+    strcpy(c->model, "vae");
+    c->latent_dim = 10;
+    c->seed = 0;
+    c->set = 0;
+}
+
+static int in_range(const run_key *k, double v)
+{
+    if (v < k->min || v > k->max)
+        return 0;
+    return !(k->min_open && v == k->min);
+}
+
+static int range_error(const run_key *k, const char *text, err *e)
+{
+    if (k->max >= BIG)
+        return err_set(e, ERR_INPUT, "%s: %s is out of range (must be %s %g)", k->name, text,
+                       k->min_open ? ">" : ">=", k->min);
+    if (k->min_open)
+        return err_set(e, ERR_INPUT, "%s: %s is out of range (must be > %g and <= %g)", k->name,
+                       text, k->min, k->max);
+    return err_set(e, ERR_INPUT, "%s: %s is out of range (must be %g..%g)", k->name, text,
+                   k->min, k->max);
+}
+
+static int parse_long(const char *s, long *out)
+{
+    char *end;
+    errno = 0;
+    double d = strtod(s, &end); /* accept 1e4 and 3000.0 for integers */
+    while (isspace((unsigned char)*end))
+        end++;
+    if (end == s || *end || errno || !isfinite(d) || d != floor(d) || fabs(d) > 9.2e18)
+        return -1;
+    *out = (long)d;
+    return 0;
+}
+
+static int parse_list(run_config *c, const run_key *k, const char *text, err *e)
+{
+    int vals[RUN_MAX_LIST], n = 0;
+    const char *p = text;
+    while (isspace((unsigned char)*p))
+        p++;
+    int bracket = *p == '[';
+    if (bracket)
+        p++;
+    for (;;) {
+        while (isspace((unsigned char)*p))
+            p++;
+        if (bracket && *p == ']' && n == 0) {
+            p++;
+            break;
+        }
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno)
+            return err_set(e, ERR_INPUT, "%s: expected a list of integers like [3] or [2, 2], got '%s'",
+                           k->name, text);
+        if (n == RUN_MAX_LIST)
+            return err_set(e, ERR_INPUT, "%s: more than %d values", k->name, RUN_MAX_LIST);
+        if (v < k->min || v > k->max)
+            return err_set(e, ERR_INPUT, "%s: value %ld is out of range (must be %g..%g)", k->name,
+                           v, k->min, k->max);
+        vals[n++] = (int)v;
+        p = end;
+        while (isspace((unsigned char)*p))
+            p++;
+        if (*p == ',') {
+            p++;
+            continue;
+        }
+        if (bracket) {
+            if (*p != ']')
+                return err_set(e, ERR_INPUT, "%s: expected ',' or ']' in '%s'", k->name, text);
+            p++;
+        }
+        break;
+    }
+    while (isspace((unsigned char)*p))
+        p++;
+    if (*p)
+        return err_set(e, ERR_INPUT, "%s: trailing text in '%s'", k->name, text);
+    memcpy(field(c, k), vals, sizeof(int) * (size_t)n);
+    *list_count(c, k) = n;
+    return 0;
+}
+
+int run_config_set(run_config *c, const char *key, const char *text, err *e)
+{
+    const run_key *k = run_key_find(key);
+    if (!k)
+        return err_set(e, ERR_INPUT, "unknown key '%s'", key);
+    int rc = 0;
+    switch (k->type) {
+    case RUN_KEY_INT: {
+        long v;
+        if (parse_long(text, &v) < 0)
+            return err_set(e, ERR_INPUT, "%s: expected an integer, got '%s'", k->name, text);
+        if (!in_range(k, (double)v))
+            return range_error(k, text, e);
+        if (k->offset == offsetof(run_config, image_size) && v != 32 && v != 64)
+            return err_set(e, ERR_INPUT, "image_size: %s is not supported (must be 64 or 32)", text);
+        set_int(c, k, v);
+        break;
+    }
+    case RUN_KEY_REAL: {
+        char *end;
+        errno = 0;
+        double v = strtod(text, &end);
+        while (isspace((unsigned char)*end))
+            end++;
+        if (end == text || *end || errno || !isfinite(v))
+            return err_set(e, ERR_INPUT, "%s: expected a number, got '%s'", k->name, text);
+        if (!in_range(k, v))
+            return range_error(k, text, e);
+        *(double *)field(c, k) = v;
+        break;
+    }
+    case RUN_KEY_STR: {
+        size_t len = strlen(text);
+        if (len == 0 || len >= k->size)
+            return err_set(e, ERR_INPUT, "%s: '%s' is %s", k->name, text,
+                           len ? "too long" : "empty");
+        if (k->choices) {
+            int found = 0;
+            for (const char *p = k->choices; *p;) {
+                size_t n = strcspn(p, "|");
+                if (n == len && strncmp(p, text, n) == 0)
+                    found = 1;
+                p += n + (p[n] == '|');
+            }
+            if (!found)
+                return err_set(e, ERR_INPUT, "%s: '%s' is not one of %s", k->name, text,
+                               k->choices);
+        }
+        memcpy(field(c, k), text, len + 1);
+        break;
+    }
+    case RUN_KEY_LIST:
+        rc = parse_list(c, k, text, e);
+        if (rc < 0)
+            return rc;
+        break;
+    }
+    c->set |= 1ull << (size_t)(k - run_keys);
+    return 0;
+}
+
+void run_config_format(const run_config *c, const run_key *k, char *buf, size_t n)
+{
+    switch (k->type) {
+    case RUN_KEY_INT:
+        snprintf(buf, n, "%ld", get_int(c, k));
+        break;
+    case RUN_KEY_REAL: {
+        double v = *(const double *)cfield(c, k);
+        if (isnan(v))
+            snprintf(buf, n, "nan");
+        else
+            snprintf(buf, n, "%.17g", v);
+        break;
+    }
+    case RUN_KEY_STR:
+        snprintf(buf, n, "%s", (const char *)cfield(c, k));
+        break;
+    case RUN_KEY_LIST: {
+        const int *v = cfield(c, k);
+        int cnt = k->offset == offsetof(run_config, discrete) ? c->n_discrete : c->n_chunks;
+        size_t used = 0;
+        used += (size_t)snprintf(buf, n, "[");
+        for (int i = 0; i < cnt && used < n; i++)
+            used += (size_t)snprintf(buf + used, n - used, "%s%d", i ? ", " : "", v[i]);
+        if (used < n)
+            snprintf(buf + used, n - used, "]");
+        break;
+    }
+    }
+}
+
+int run_key_applies(const run_config *c, const run_key *k)
+{
+    if (strcmp(k->section, "model") != 0 || strcmp(k->name, "model") == 0)
+        return 1;
+    const char *const *p = model_params(c->model);
+    for (; p && *p; p++)
+        if (strcmp(*p, k->name) == 0)
+            return 1;
+    return 0;
+}
+
+int run_config_resolve(run_config *c, err *e)
+{
+    if (!model_exists(c->model))
+        return err_set(e, ERR_INPUT, "model: unknown model '%s'", c->model);
+    for (size_t i = 0; i < run_n_keys; i++) {
+        const run_key *k = &run_keys[i];
+        if ((c->set >> i & 1) && !run_key_applies(c, k))
+            return err_set(e, ERR_INPUT, "%s: model %s does not take this parameter", k->name,
+                           c->model);
+    }
+    return model_resolve(c, e);
+}
+
+/* FNV-1a, 64 bit: stable across hosts and versions, which is all a run id
+ * needs (it is not a security boundary). */
+static uint64_t fnv1a(uint64_t h, const char *s)
+{
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+void run_config_id(const run_config *c, char id[17])
+{
+    /* Canonical text: "key=value\n" for every applicable key, in sorted key
+     * order, so that neither YAML order nor table order changes the id. */
+    const run_key *order[64];
+    size_t n = 0;
+    for (size_t i = 0; i < run_n_keys; i++)
+        if (run_key_applies(c, &run_keys[i]) && strcmp(run_keys[i].name, "log_every") != 0)
+            order[n++] = &run_keys[i];
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && strcmp(order[j - 1]->name, order[j]->name) > 0; j--) {
+            const run_key *t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    uint64_t h = 0xcbf29ce484222325ULL;
+    char buf[1200];
+    for (size_t i = 0; i < n; i++) {
+        run_config_format(c, order[i], buf, sizeof buf);
+        h = fnv1a(h, order[i]->name);
+        h = fnv1a(h, "=");
+        h = fnv1a(h, buf);
+        h = fnv1a(h, "\n");
+    }
+    snprintf(id, 17, "%016llx", (unsigned long long)h);
+}
+
+const char *run_status_name(int status)
+{
+    static const char *const names[] = {"none", "ok", "failed", "diverged", "timeout",
+                                        "interrupted"};
+    return status >= 0 && status <= RUN_INTERRUPTED ? names[status] : "none";
+}

@@ -1,0 +1,198 @@
+/* Running one run in a child process, so that a crash, a hang or a kill of
+ * the run costs only that run: the child trains, packs its run_result into a
+ * pipe and exits; the parent reads the pipe, enforces the timeout and the
+ * deadline, and turns a crash into a row. */
+#include "sweep_impl.h"
+
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+double sweep_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Test-only fault injection (documented in README.md, Testing): the
+ * environment variable UNTANGLE_INJECT_FAULT="crash@3,nan@5,hang@7" makes the
+ * run of index 3 segfault, the run of index 5 diverge (its learning rate is
+ * set absurdly high, so the loss really becomes non-finite) and the run of
+ * index 7 hang. Returns 'c', 'n', 'h' or 0. */
+static int injected_fault(long index)
+{
+    const char *s = getenv("UNTANGLE_INJECT_FAULT");
+    while (s && *s) {
+        char kind[16];
+        long at;
+        int used = 0;
+        if (sscanf(s, "%15[a-z]@%ld%n", kind, &at, &used) != 2)
+            return 0;
+        if (at == index) {
+            if (strcmp(kind, "crash") == 0)
+                return 'c';
+            if (strcmp(kind, "nan") == 0)
+                return 'n';
+            if (strcmp(kind, "hang") == 0)
+                return 'h';
+        }
+        s += used;
+        if (*s == ',')
+            s++;
+    }
+    return 0;
+}
+
+static void write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            _exit(3);
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static void child(int fd, const sweep_task *t, const data_source *d)
+{
+    /* Die with the parent: a SIGKILLed worker must not leave runs behind. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    signal(SIGUSR1, SIG_IGN);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_IGN);
+    run_config c = t->config;
+    switch (injected_fault(t->index)) {
+    case 'c':
+        raise(SIGSEGV);
+        break;
+    case 'h':
+        for (;;)
+            pause();
+    case 'n':
+        c.lr = 1e30;
+        break;
+    }
+    run_result r;
+    run_result_init(&r);
+    err e;
+    err_clear(&e);
+    run_execute(&c, d, t->eval, NULL, &r, &e);
+    uint8_t *buf;
+    size_t len;
+    if (run_result_pack(&r, &buf, &len, &e) < 0)
+        _exit(4);
+    uint64_t n = len;
+    write_all(fd, (const uint8_t *)&n, sizeof n);
+    write_all(fd, buf, len);
+    _exit(0);
+}
+
+static void describe_signal(run_result *r, int sig)
+{
+    snprintf(r->error, sizeof r->error, "the run crashed: signal %d (%s)", sig, strsignal(sig));
+}
+
+void sweep_execute(const sweep_task *t, const data_source *d, run_result *r)
+{
+    run_result_init(r);
+    r->status = RUN_FAILED;
+    double t0 = sweep_now();
+    int fds[2];
+    if (pipe(fds) < 0) {
+        snprintf(r->error, sizeof r->error, "pipe: %s", strerror(errno));
+        return;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(r->error, sizeof r->error, "fork: %s", strerror(errno));
+        close(fds[0]);
+        close(fds[1]);
+        return;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        child(fds[1], t, d);
+    }
+    close(fds[1]);
+
+    /* Read "length, packed result" until EOF, watching the clock. */
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    int killed = 0; /* RUN_TIMEOUT or RUN_INTERRUPTED when we killed it */
+    for (;;) {
+        struct pollfd p = {.fd = fds[0], .events = POLLIN};
+        int pr = poll(&p, 1, 200);
+        double now = sweep_now();
+        if (!killed && t->timeout > 0 && now - t0 > t->timeout)
+            killed = RUN_TIMEOUT;
+        else if (!killed && t->deadline > 0 && now > t->deadline)
+            killed = RUN_INTERRUPTED;
+        if (killed) {
+            kill(pid, SIGKILL);
+            break;
+        }
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0)
+            continue;
+        if (len == cap) {
+            cap = cap ? 2 * cap : 65536;
+            uint8_t *nb = realloc(buf, cap);
+            if (!nb) {
+                kill(pid, SIGKILL);
+                break;
+            }
+            buf = nb;
+        }
+        ssize_t got = read(fds[0], buf + len, cap - len);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        len += (size_t)got;
+    }
+    close(fds[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    err e;
+    err_clear(&e);
+    if (killed == RUN_TIMEOUT) {
+        r->status = RUN_TIMEOUT;
+        snprintf(r->error, sizeof r->error, "exceeded the run timeout of %.0f s", t->timeout);
+    } else if (killed == RUN_INTERRUPTED) {
+        r->status = RUN_INTERRUPTED;
+        snprintf(r->error, sizeof r->error, "stopped at the sweep's deadline");
+    } else if (WIFSIGNALED(status)) {
+        describe_signal(r, WTERMSIG(status));
+    } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        snprintf(r->error, sizeof r->error, "the run's process exited with status %d",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    } else {
+        uint64_t n = 0;
+        if (len >= sizeof n)
+            memcpy(&n, buf, sizeof n);
+        if (len < sizeof n || n != len - sizeof n ||
+            run_result_unpack(r, buf + sizeof n, (size_t)n, &e) < 0) {
+            r->status = RUN_FAILED;
+            snprintf(r->error, sizeof r->error, "the run's result could not be read (%zu bytes)",
+                     len);
+        }
+    }
+    free(buf);
+    if (!isfinite(r->wall_s))
+        r->wall_s = sweep_now() - t0;
+}

@@ -1,0 +1,765 @@
+/* The sweep scheduler.
+ *
+ * Message protocol (MPI_COMM_WORLD; rank 0 is the master and the only writer
+ * of the results file; ranks 1..P-1 are workers):
+ *
+ *   worker -> master  TAG_READY   (no payload)  once, at start
+ *   master -> worker  TAG_TASK    sweep_task (raw struct: every rank runs the
+ *                                 same binary); deadline travels as seconds
+ *                                 left, made absolute on the worker's clock
+ *   worker -> master  TAG_RESULT  result_head + run_result_pack bytes
+ *                                 (variable length: MPI_Probe + MPI_Get_count);
+ *                                 also means "ready for the next task"
+ *   master -> worker  TAG_STOP    (no payload)  no more work: finalise
+ *
+ * Pull scheduling: a worker gets its next task when it reports a result.
+ * When nothing is pending but runs are still going (their retries may come
+ * back), idle workers are parked and woken when work appears. Both sides
+ * wait with MPI_Iprobe + a short sleep: Open MPI's blocking receive spins a
+ * core at 100 %.
+ *
+ * Signals: SIGUSR1, SIGTERM and SIGINT set a drain flag (the only global of
+ * the program, as a signal handler needs one). The master then stops
+ * handing out runs; running runs finish (until --deadline), their rows are
+ * written, and the sweep exits 3 (resumable). */
+#include "sweep_impl.h"
+#include "untangle/config.h"
+#include "untangle/results.h"
+
+#include <errno.h>
+#include <math.h>
+#include <mpi.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <yaml.h>
+#include <hdf5.h>
+
+#define UNTANGLE_VERSION_STR "0.1.0"
+
+void openblas_set_num_threads(int n);
+char *openblas_get_config(void);
+
+enum { TAG_READY = 1, TAG_TASK = 2, TAG_RESULT = 3, TAG_STOP = 4 };
+
+static volatile sig_atomic_t drain_signal; /* set by on_signal */
+
+static void on_signal(int sig) { drain_signal = sig; }
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+static void nap(void)
+{
+    struct timespec ts = {0, 2000000}; /* 2 ms */
+    nanosleep(&ts, NULL);
+}
+
+void sweep_options_defaults(sweep_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->shard_n = 1;
+    o->max_runs = CONFIG_DEFAULT_MAX_RUNS;
+}
+
+typedef struct result_head {
+    long index;
+    int attempt;
+    int rank;
+    char host[64];
+} result_head;
+
+/* ---- the master's bookkeeping ---------------------------------------------- */
+
+typedef struct job {
+    long index;
+    int attempt;
+    double cost; /* for "longest expected runs first" */
+} job;
+
+/* Mean wall time of the ok runs of one model and arch, for --deadline. */
+typedef struct estimate {
+    char model[16], arch[8];
+    double sum;
+    long n;
+} estimate;
+enum { MAX_ESTIMATES = 32 };
+
+typedef struct master {
+    const sweep_options *o;
+    const config_sweep *s;
+    results *f;
+    double t0;
+    double deadline_abs; /* sweep_now() time, 0 = none */
+    /* per index */
+    int *done;           /* 1 when it has an ok row */
+    int *fails;          /* failed / diverged / timeout attempts */
+    int *attempts;       /* highest attempt number so far */
+    /* the queue of attempts to hand out, in order */
+    job *queue;
+    size_t q_head, q_len, q_cap;
+    size_t n_target;     /* indices of this shard */
+    size_t n_ok, n_bad, n_interrupted, running;
+    double last_summary;
+    size_t finished_here;
+    int draining;
+    estimate est[MAX_ESTIMATES];
+    int n_est;
+} master;
+
+static estimate *find_estimate(master *m, const char *model, const char *arch, int add)
+{
+    for (int i = 0; i < m->n_est; i++)
+        if (strcmp(m->est[i].model, model) == 0 && strcmp(m->est[i].arch, arch) == 0)
+            return &m->est[i];
+    if (!add || m->n_est == MAX_ESTIMATES)
+        return NULL;
+    estimate *x = &m->est[m->n_est++];
+    memset(x, 0, sizeof *x);
+    snprintf(x->model, sizeof x->model, "%s", model);
+    snprintf(x->arch, sizeof x->arch, "%s", arch);
+    return x;
+}
+
+static void note_time(master *m, const char *model, const char *arch, double wall)
+{
+    estimate *x = find_estimate(m, model, arch, 1);
+    if (x && isfinite(wall)) {
+        x->sum += wall;
+        x->n++;
+    }
+}
+
+/* Expected seconds of a run (mean of finished runs of its model and arch),
+ * or 0 when unknown. */
+static double expected_time(master *m, const run_config *c)
+{
+    const estimate *x = find_estimate(m, c->model, c->arch, 0);
+    return x && x->n ? x->sum / (double)x->n : 0;
+}
+
+/* A cost proxy for "longest expected runs first": steps x batch x pixels. */
+static double cost(const run_config *c)
+{
+    return (double)c->steps * c->batch_size * c->image_size * c->image_size *
+           (strcmp(c->arch, "conv") == 0 ? 2.0 : 1.0);
+}
+
+static int push(master *m, long index, int attempt)
+{
+    if (m->q_len == m->q_cap) {
+        size_t cap = m->q_cap ? 2 * m->q_cap : 256;
+        job *q = realloc(m->queue, cap * sizeof *q);
+        if (!q)
+            return -1;
+        m->queue = q;
+        m->q_cap = cap;
+    }
+    m->queue[m->q_len++] = (job){index, attempt, cost(&m->s->runs[index])};
+    return 0;
+}
+
+static int by_cost(const void *a, const void *b)
+{
+    const job *x = a, *y = b;
+    if (x->cost != y->cost)
+        return x->cost > y->cost ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* Next job that fits the deadline, or -1 (the queue keeps the others). */
+static int next_job(master *m, job *out)
+{
+    for (size_t i = m->q_head; i < m->q_len; i++) {
+        const run_config *c = &m->s->runs[m->queue[i].index];
+        double exp = expected_time(m, c);
+        if (m->deadline_abs > 0 && exp > 0 && sweep_now() + exp > m->deadline_abs)
+            continue;
+        *out = m->queue[i];
+        memmove(&m->queue[i], &m->queue[i + 1], (m->q_len - i - 1) * sizeof *m->queue);
+        m->q_len--;
+        return 0;
+    }
+    return -1;
+}
+
+static size_t pending(const master *m) { return m->q_len - m->q_head; }
+
+static void fill_task(const master *m, const job *j, sweep_task *t)
+{
+    memset(t, 0, sizeof *t);
+    t->index = j->index;
+    t->attempt = j->attempt;
+    t->eval = !m->o->no_eval;
+    t->timeout = m->o->run_timeout;
+    t->deadline = m->deadline_abs > 0 ? m->deadline_abs - sweep_now() : 0;
+    if (m->deadline_abs > 0 && t->deadline <= 0)
+        t->deadline = 1e-3;
+    t->config = m->s->runs[j->index];
+}
+
+static void print_run_line(master *m, const result_head *h, const run_result *r)
+{
+    const run_config *c = &m->s->runs[h->index];
+    char line[1024], val[256];
+    int n = snprintf(line, sizeof line, "[%zu/%zu] #%ld %s", m->n_ok + m->n_bad, m->n_target,
+                     h->index, c->model);
+    for (size_t i = 0; i < m->s->n_vary && n < (int)sizeof line; i++) {
+        const run_key *k = m->s->vary[i];
+        if (strcmp(k->name, "model") == 0)
+            continue;
+        run_config_format(c, k, val, sizeof val);
+        if (strcmp(val, "nan") != 0)
+            n += snprintf(line + n, sizeof line - (size_t)n, " %s=%s", k->name, val);
+    }
+    if (n < (int)sizeof line)
+        n += snprintf(line + n, sizeof line - (size_t)n, "  %s", run_status_name(r->status));
+    static const int shown[] = {RUN_M_RECON, RUN_M_KL, RUN_M_TC, RUN_M_MIG, RUN_M_SWAP_ACC};
+    for (size_t i = 0; i < sizeof shown / sizeof shown[0] && n < (int)sizeof line; i++)
+        if (isfinite(r->metric[shown[i]]))
+            n += snprintf(line + n, sizeof line - (size_t)n, "  %s %.4g",
+                          run_metric_names[shown[i]], r->metric[shown[i]]);
+    fprintf(stderr, "%s  %.1f s  rank %d%s%s\n", line, r->wall_s, h->rank,
+            r->error[0] ? "  error: " : "", r->error);
+}
+
+static void print_summary(master *m, int force)
+{
+    double now = sweep_now();
+    if (!force && now - m->last_summary < 30)
+        return;
+    m->last_summary = now;
+    double hours = (now - m->t0) / 3600;
+    double rate = hours > 0 ? (double)m->finished_here / hours : 0;
+    size_t left = pending(m) + m->running;
+    fprintf(stderr, "-- done %zu, failed %zu, running %zu, pending %zu; %.1f runs/h", m->n_ok,
+            m->n_bad, m->running, pending(m), rate);
+    if (rate > 0 && left > 0)
+        fprintf(stderr, "; ETA %.0f min", 60.0 * (double)left / rate);
+    fputc('\n', stderr);
+}
+
+/* Record a finished attempt: the row first (journal + HDF5, flushed), then
+ * the line on stderr (a reported run is on disk), then the retry decision. */
+static int master_record(master *m, const result_head *h, const run_result *r, err *e)
+{
+    results_row row;
+    memset(&row, 0, sizeof row);
+    row.index = h->index;
+    memcpy(row.run_id, m->s->run_ids[h->index], sizeof row.run_id);
+    row.attempt = h->attempt;
+    row.rank = h->rank;
+    snprintf(row.host, sizeof row.host, "%s", h->host);
+    if (results_append(m->f, &row, &m->s->runs[h->index], r, e) < 0)
+        return e->code;
+    m->finished_here++;
+    const run_config *c = &m->s->runs[h->index];
+    if (r->status == RUN_OK) {
+        m->done[h->index] = 1;
+        m->n_ok++;
+        note_time(m, c->model, c->arch, r->wall_s);
+    } else if (r->status == RUN_INTERRUPTED) {
+        m->n_interrupted++;
+    } else {
+        m->n_bad++;
+        m->fails[h->index]++;
+    }
+    print_run_line(m, h, r);
+    if (r->status != RUN_OK && r->status != RUN_INTERRUPTED &&
+        m->fails[h->index] <= m->o->retries && !m->draining) {
+        m->n_bad--; /* it is pending again */
+        if (push(m, h->index, ++m->attempts[h->index]) < 0)
+            return err_set(e, ERR_NOMEM, "out of memory for the run queue");
+    }
+    return 0;
+}
+
+/* ---- set-up: the file, the queue ----------------------------------------------- */
+
+static void backup_name(const char *path, char *out, size_t n)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char stamp[32];
+    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+    snprintf(out, n, "%.4000s.bak-%s", path, stamp);
+}
+
+static int move_aside(const char *path, err *e)
+{
+    char bak[4096], j[4200], jbak[4200];
+    backup_name(path, bak, sizeof bak);
+    if (rename(path, bak) < 0)
+        return err_set(e, ERR_IO, "--restart: cannot move %s to %s: %s", path, bak,
+                       strerror(errno));
+    snprintf(j, sizeof j, "%s.journal", path);
+    snprintf(jbak, sizeof jbak, "%s.journal", bak);
+    if (access(j, F_OK) == 0 && rename(j, jbak) < 0)
+        return err_set(e, ERR_IO, "--restart: cannot move %s: %s", j, strerror(errno));
+    fprintf(stderr, "untangle: previous results kept as %s\n", bak);
+    return 0;
+}
+
+static int open_results(master *m, err *e)
+{
+    const sweep_options *o = m->o;
+    char vers[512];
+    unsigned maj, min, rel;
+    H5get_libversion(&maj, &min, &rel);
+    int mpi_len = 0;
+    char mpi_ver[MPI_MAX_LIBRARY_VERSION_STRING];
+    MPI_Get_library_version(mpi_ver, &mpi_len);
+    mpi_ver[strcspn(mpi_ver, ",\n")] = '\0';
+    snprintf(vers, sizeof vers, "HDF5 %u.%u.%u; OpenBLAS %s; %s; libyaml %s", maj, min, rel,
+             openblas_get_config(), mpi_ver, yaml_get_version_string());
+    results_meta meta = {
+        .sweep_name = m->s->name,
+        .sweep_yaml = m->s->text,
+        .sweep_hash = m->s->hash,
+        .untangle_version = UNTANGLE_VERSION_STR,
+        .library_versions = vers,
+    };
+    struct stat st;
+    int exists = stat(o->out_path, &st) == 0;
+    if (exists && o->restart) {
+        if (move_aside(o->out_path, e) < 0)
+            return e->code;
+        exists = 0;
+    }
+    int rc;
+    if (!exists)
+        rc = results_create(&m->f, o->out_path, &meta, e);
+    else if (!o->resume)
+        return err_set(e, ERR_INPUT,
+                       "%s already exists: pass --resume to continue it or --restart to start "
+                       "afresh (the old file is kept)",
+                       o->out_path);
+    else
+        rc = results_open(&m->f, o->out_path, &meta, e);
+    if (rc == 0 && results_recovery(m->f)[0])
+        fprintf(stderr, "untangle: %s: %s\n", o->out_path, results_recovery(m->f));
+    return rc;
+}
+
+/* A resumed file must hold the same sweep: same name, and unless the YAML is
+ * byte-identical, the same fixed sections (a grown grid is fine). */
+static int check_same_sweep(master *m, err *e)
+{
+    const char *name = results_sweep_name(m->f);
+    if (strcmp(name, m->s->name) != 0)
+        return err_set(e, ERR_INPUT,
+                       "%s belongs to sweep '%s', not '%s': use another results file, or "
+                       "--restart to replace it",
+                       m->o->out_path, name, m->s->name);
+    const char *old_yaml = results_sweep_yaml(m->f);
+    if (!old_yaml || results_sweep_hash(m->f) == m->s->hash)
+        return 0;
+    config_sweep *old = NULL;
+    err e2;
+    err_clear(&e2);
+    if (config_load_text(&old, old_yaml, strlen(old_yaml), m->o->out_path, 0, &e2) < 0)
+        return 0; /* an old YAML we cannot read any more: nothing to compare */
+    char key[64];
+    int diff = config_fixed_diff(old, m->s, key, sizeof key);
+    config_free(old);
+    if (diff)
+        return err_set(e, ERR_INPUT,
+                       "%s: the sweep's fixed key '%s' changed since the file was started; "
+                       "its runs would not be comparable: use --restart (the old file is kept) "
+                       "or another results file",
+                       m->o->out_path, key);
+    return 0;
+}
+
+static int build_queue(master *m, err *e)
+{
+    const config_sweep *s = m->s;
+    size_t n = s->n_runs;
+    m->done = calloc(n, sizeof *m->done);
+    m->fails = calloc(n, sizeof *m->fails);
+    m->attempts = calloc(n, sizeof *m->attempts);
+    if (!m->done || !m->fails || !m->attempts)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    /* What the file already holds, matched by run id (indices move when a
+     * grid grows; run ids do not). */
+    size_t na = 0;
+    const results_attempt *a = results_attempts(m->f, &na);
+    for (size_t i = 0; i < n; i++) {
+        if ((long)(i % (size_t)m->o->shard_n) != m->o->shard_i)
+            continue;
+        m->n_target++;
+        for (size_t j = 0; j < na; j++) {
+            if (strcmp(a[j].run_id, s->run_ids[i]) != 0)
+                continue;
+            if (a[j].attempt > m->attempts[i])
+                m->attempts[i] = a[j].attempt;
+            if (a[j].status == RUN_OK)
+                m->done[i] = 1;
+            else if (a[j].status != RUN_INTERRUPTED)
+                m->fails[i]++;
+        }
+        if (m->done[i])
+            m->n_ok++;
+        else if (m->fails[i] > m->o->retries)
+            m->n_bad++;
+        else if (push(m, (long)i, ++m->attempts[i]) < 0)
+            return err_set(e, ERR_NOMEM, "out of memory for the run queue");
+    }
+    for (size_t j = 0; j < na; j++)
+        if (a[j].status == RUN_OK)
+            note_time(m, a[j].model, a[j].arch, a[j].wall_s);
+    qsort(m->queue, m->q_len, sizeof *m->queue, by_cost);
+    if (m->n_ok || m->n_bad)
+        fprintf(stderr, "untangle: %s holds %zu ok and %zu given-up runs of this sweep; %zu to run\n",
+                m->o->out_path, m->n_ok, m->n_bad, pending(m));
+    return 0;
+}
+
+static void master_free(master *m)
+{
+    free(m->done);
+    free(m->fails);
+    free(m->attempts);
+    free(m->queue);
+}
+
+static int exit_code(const master *m)
+{
+    if (pending(m) > 0 || m->n_interrupted > 0 || m->draining) {
+        size_t left = 0;
+        for (size_t i = 0; i < m->s->n_runs; i++)
+            if ((long)(i % (size_t)m->o->shard_n) == m->o->shard_i && !m->done[i] &&
+                m->fails[i] <= m->o->retries)
+                left++;
+        if (left > 0) {
+            fprintf(stderr, "untangle: stopped with %zu runs left; run again with --resume\n",
+                    left);
+            return SWEEP_INTERRUPTED;
+        }
+    }
+    return m->n_bad ? SWEEP_FAILED_RUNS : SWEEP_OK;
+}
+
+/* ---- data shared by a worker's runs ----------------------------------------------- */
+
+typedef struct data_cache {
+    data_source *d;
+    int S;
+    char path[1024];
+} data_cache;
+
+/* The data c needs, opened once per worker and shared copy-on-write with
+ * the run processes. NULL on failure: the run then opens it itself and
+ * reports the error in its row. */
+static const data_source *cached_data(data_cache *dc, const run_config *c)
+{
+    if (dc->d && dc->S == c->image_size && strcmp(dc->path, c->path) == 0)
+        return dc->d;
+    data_close(dc->d);
+    dc->d = NULL;
+    err e;
+    err_clear(&e);
+    int rc = c->path[0] ? data_open_file(&dc->d, c->path, c->image_size, &e)
+                        : data_open_builtin(&dc->d, c->image_size, &e);
+    if (rc < 0)
+        return NULL;
+    dc->S = c->image_size;
+    snprintf(dc->path, sizeof dc->path, "%s", c->path);
+    return dc->d;
+}
+
+/* ---- one process ----------------------------------------------------------------- */
+
+static int run_serial(master *m, err *e)
+{
+    data_cache dc = {0};
+    char host[64] = "";
+    gethostname(host, sizeof host - 1);
+    int rc = 0;
+    while (!drain_signal) {
+        job j;
+        if (pending(m) == 0 || next_job(m, &j) < 0)
+            break;
+        sweep_task t;
+        fill_task(m, &j, &t);
+        if (t.deadline > 0)
+            t.deadline += sweep_now();
+        m->running = 1;
+        run_result r;
+        sweep_execute(&t, cached_data(&dc, &t.config), &r);
+        m->running = 0;
+        result_head h = {.index = j.index, .attempt = j.attempt, .rank = 0};
+        memcpy(h.host, host, sizeof h.host);
+        rc = master_record(m, &h, &r, e);
+        run_result_free(&r);
+        if (rc < 0)
+            break;
+        print_summary(m, 0);
+    }
+    if (drain_signal)
+        m->draining = 1;
+    data_close(dc.d);
+    return rc;
+}
+
+/* ---- MPI: master and workers ---------------------------------------------------- */
+
+static int recv_result(int src, result_head *h, run_result *r, err *e)
+{
+    MPI_Status st;
+    MPI_Probe(src, TAG_RESULT, MPI_COMM_WORLD, &st);
+    int count = 0;
+    MPI_Get_count(&st, MPI_BYTE, &count);
+    uint8_t *buf = malloc((size_t)count ? (size_t)count : 1);
+    if (!buf)
+        return err_set(e, ERR_NOMEM, "out of memory for a result message");
+    MPI_Recv(buf, count, MPI_BYTE, src, TAG_RESULT, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    int rc = 0;
+    if ((size_t)count < sizeof *h) {
+        rc = err_set(e, ERR_MPI, "result message from rank %d too short (%d bytes)", src, count);
+    } else {
+        memcpy(h, buf, sizeof *h);
+        run_result_init(r);
+        rc = run_result_unpack(r, buf + sizeof *h, (size_t)count - sizeof *h, e);
+    }
+    free(buf);
+    return rc;
+}
+
+static int run_master(master *m, int size, err *e)
+{
+    int *idle = calloc((size_t)size, sizeof *idle); /* parked workers */
+    int *busy = calloc((size_t)size, sizeof *busy);
+    if (!idle || !busy) {
+        free(idle);
+        free(busy);
+        return err_set(e, ERR_NOMEM, "out of memory");
+    }
+    int stopped = 0, rc = 0;
+    while (stopped < size - 1) {
+        if (drain_signal && !m->draining) {
+            m->draining = 1;
+            fprintf(stderr, "untangle: signal %d: draining (no new runs; %zu running)\n",
+                    (int)drain_signal, m->running);
+        }
+        int flag = 0;
+        MPI_Status st;
+        MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
+        int w = -1;
+        if (flag) {
+            w = st.MPI_SOURCE;
+            if (st.MPI_TAG == TAG_READY) {
+                MPI_Recv(NULL, 0, MPI_BYTE, w, TAG_READY, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            } else if (st.MPI_TAG == TAG_RESULT) {
+                result_head h;
+                run_result r;
+                run_result_init(&r);
+                if (recv_result(w, &h, &r, e) == 0 && rc == 0) {
+                    h.rank = w;
+                    rc = master_record(m, &h, &r, e);
+                }
+                run_result_free(&r);
+                busy[w] = 0;
+                m->running--;
+            } else {
+                /* no other message goes to the master: drop it */
+                MPI_Recv(NULL, 0, MPI_BYTE, w, st.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+                continue;
+            }
+            idle[w] = 1;
+        }
+        /* Hand out work to idle workers; stop them when nothing is left. */
+        int any = 0;
+        for (int v = 1; v < size; v++) {
+            if (!idle[v])
+                continue;
+            job j;
+            if (rc == 0 && !m->draining && pending(m) > 0 && next_job(m, &j) == 0) {
+                sweep_task t;
+                fill_task(m, &j, &t);
+                MPI_Send(&t, (int)sizeof t, MPI_BYTE, v, TAG_TASK, MPI_COMM_WORLD);
+                idle[v] = 0;
+                busy[v] = 1;
+                m->running++;
+                any = 1;
+            } else if (rc < 0 || m->draining || m->running == 0) {
+                MPI_Send(NULL, 0, MPI_BYTE, v, TAG_STOP, MPI_COMM_WORLD);
+                idle[v] = 0;
+                stopped++;
+            }
+        }
+        print_summary(m, 0);
+        if (!flag && !any)
+            nap();
+    }
+    free(idle);
+    free(busy);
+    return rc;
+}
+
+static void run_worker(int rank)
+{
+    data_cache dc = {0};
+    result_head h = {.rank = rank};
+    gethostname(h.host, sizeof h.host - 1);
+    MPI_Send(NULL, 0, MPI_BYTE, 0, TAG_READY, MPI_COMM_WORLD);
+    for (;;) {
+        int flag = 0;
+        MPI_Status st;
+        MPI_Iprobe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
+        if (!flag) {
+            nap();
+            continue;
+        }
+        if (st.MPI_TAG == TAG_STOP) {
+            MPI_Recv(NULL, 0, MPI_BYTE, 0, TAG_STOP, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            break;
+        }
+        sweep_task t;
+        MPI_Recv(&t, (int)sizeof t, MPI_BYTE, 0, TAG_TASK, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        if (t.deadline > 0)
+            t.deadline += sweep_now();
+        run_result r;
+        sweep_execute(&t, cached_data(&dc, &t.config), &r);
+        h.index = t.index;
+        h.attempt = t.attempt;
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        err e;
+        err_clear(&e);
+        if (run_result_pack(&r, &buf, &len, &e) < 0) {
+            /* cannot even pack: report a bare failure */
+            run_result_free(&r);
+            r.status = RUN_FAILED;
+            snprintf(r.error, sizeof r.error, "rank %d: %.200s", rank, e.msg);
+            run_result_pack(&r, &buf, &len, &e);
+        }
+        uint8_t *msg = malloc(sizeof h + len);
+        if (msg) {
+            memcpy(msg, &h, sizeof h);
+            memcpy(msg + sizeof h, buf, len);
+            MPI_Send(msg, (int)(sizeof h + len), MPI_BYTE, 0, TAG_RESULT, MPI_COMM_WORLD);
+        }
+        free(msg);
+        free(buf);
+        run_result_free(&r);
+    }
+    data_close(dc.d);
+}
+
+/* ---- entry ------------------------------------------------------------------------- */
+
+static int launched_by_mpi(void)
+{
+    return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK") ||
+           getenv("PMI_SIZE");
+}
+
+static int default_threads(void)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    const char *ls = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    if (!ls)
+        ls = getenv("SLURM_NTASKS_PER_NODE");
+    long local = ls ? atol(ls) : 1;
+    if (local < 1)
+        local = 1;
+    long t = cores / local;
+    return t < 1 ? 1 : (int)t;
+}
+
+/* An MPI launched without PMI support starts N single-rank copies: refuse,
+ * rather than run N independent sweeps into one file. */
+static int check_single_rank(int size, err *e)
+{
+    const char *nt = getenv("SLURM_STEP_NUM_TASKS");
+    if (!nt)
+        nt = getenv("SLURM_NTASKS");
+    long n = nt ? atol(nt) : 0;
+    if (size == 1 && n > 1)
+        return err_set(e, ERR_INPUT,
+                       "this is a single process but SLURM started %ld tasks: the MPI library "
+                       "did not get the job's layout (launch with `srun --mpi=pmix` or "
+                       "`mpirun`); refusing to run %ld independent copies of the sweep",
+                       n, n);
+    return 0;
+}
+
+int sweep_main(const sweep_options *o, err *e)
+{
+    config_sweep *s = NULL;
+    master m;
+    memset(&m, 0, sizeof m);
+    int mpi = launched_by_mpi(), rank = 0, size = 1, rc = 0, code = SWEEP_USAGE, started = 0;
+    if (mpi) {
+        MPI_Init(NULL, NULL);
+        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+        MPI_Comm_size(MPI_COMM_WORLD, &size);
+    }
+    install_signals();
+    openblas_set_num_threads(o->threads > 0 ? o->threads : default_threads());
+    if (rank > 0) {
+        run_worker(rank);
+        MPI_Finalize();
+        return SWEEP_OK;
+    }
+    m.o = o;
+    m.t0 = sweep_now();
+    m.last_summary = m.t0;
+    if (o->deadline > 0)
+        m.deadline_abs = m.t0 + o->deadline;
+    if ((rc = check_single_rank(size, e)) < 0 || (rc = config_load(&s, o->yaml_path, o->max_runs, e)) < 0)
+        goto stop;
+    m.s = s;
+    if (o->dry_run) {
+        config_write_list(s, stdout);
+        code = SWEEP_OK;
+        goto stop;
+    }
+    if ((rc = open_results(&m, e)) < 0 || (rc = check_same_sweep(&m, e)) < 0 ||
+        (rc = build_queue(&m, e)) < 0)
+        goto stop;
+    fprintf(stderr, "untangle: sweep %s: %zu runs (%zu to run) on %d %s -> %s\n", s->name,
+            m.n_target, pending(&m), size > 1 ? size - 1 : 1,
+            size > 1 ? "workers" : "process", o->out_path);
+    started = 1;
+    rc = size > 1 ? run_master(&m, size, e) : run_serial(&m, e);
+    if (rc == 0) {
+        print_summary(&m, 1);
+        code = exit_code(&m);
+    } else {
+        code = SWEEP_FAILED_RUNS;
+    }
+stop:
+    if (mpi && size > 1 && !started) {
+        /* set-up failed before any work: release the workers */
+        for (int w = 1; w < size; w++) {
+            MPI_Recv(NULL, 0, MPI_BYTE, w, TAG_READY, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            MPI_Send(NULL, 0, MPI_BYTE, w, TAG_STOP, MPI_COMM_WORLD);
+        }
+    }
+    err ce;
+    err_clear(&ce);
+    if (m.f && results_close(m.f, &ce) < 0 && rc == 0) {
+        *e = ce;
+        code = SWEEP_FAILED_RUNS;
+    }
+    master_free(&m);
+    config_free(s);
+    if (mpi)
+        MPI_Finalize();
+    return code;
+}

@@ -1,0 +1,277 @@
+/* run and model: the key table, one training end to end, the overfit test,
+ * reproducibility, result serialisation. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "untangle/model.h"
+#include "untangle/run.h"
+
+static void set(run_config *c, const char *k, const char *v)
+{
+    err e;
+    err_clear(&e);
+    if (run_config_set(c, k, v, &e) < 0)
+        fail_msg("%s=%s: %s", k, v, e.msg);
+}
+
+static void test_keys_parse_and_reject(void **state)
+{
+    (void)state;
+    run_config c;
+    run_config_defaults(&c);
+    err e;
+    set(&c, "beta", "4");
+    assert_true(c.beta == 4.0);
+    set(&c, "steps", "1e3");
+    assert_int_equal(c.steps, 1000);
+    set(&c, "discrete", "[3, 4]");
+    assert_int_equal(c.n_discrete, 2);
+    assert_int_equal(c.discrete[1], 4);
+    static const struct {
+        const char *key, *value, *msg;
+    } bad[] = {
+        {"betta", "4", "unknown key 'betta'"},
+        {"beta", "-1", "beta: -1 is out of range"},
+        {"beta", "four", "beta: expected a number"},
+        {"steps", "1.5", "steps: expected an integer"},
+        {"lambda", "0", "lambda: 0 is out of range"},
+        {"image_size", "48", "image_size: 48 is not supported"},
+        {"arch", "resnet", "arch: 'resnet' is not one of mlp|conv"},
+        {"discrete", "[3,", "discrete: expected a list"},
+        {"discrete", "[1]", "discrete: value 1 is out of range"},
+        {"lr", "nan", "lr: expected a number"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        run_config d = c;
+        err_clear(&e);
+        assert_int_equal(run_config_set(&d, bad[i].key, bad[i].value, &e), ERR_INPUT);
+        if (!strstr(e.msg, bad[i].msg))
+            fail_msg("%s=%s: got '%s', want '%s'", bad[i].key, bad[i].value, e.msg, bad[i].msg);
+        assert_memory_equal(&d, &c, sizeof c); /* nothing written on error */
+    }
+}
+
+static void test_resolve_rejects_foreign_params(void **state)
+{
+    (void)state;
+    run_config c;
+    err e;
+    run_config_defaults(&c);
+    set(&c, "model", "betavae");
+    set(&c, "lambda", "0.5");
+    err_clear(&e);
+    assert_int_equal(run_config_resolve(&c, &e), ERR_INPUT);
+    assert_non_null(strstr(e.msg, "lambda: model betavae does not take"));
+
+    run_config_defaults(&c);
+    set(&c, "model", "dsd");
+    set(&c, "chunks", "[2,2,2,2,2]");
+    set(&c, "latent_dim", "8");
+    err_clear(&e);
+    assert_int_equal(run_config_resolve(&c, &e), ERR_INPUT);
+    assert_non_null(strstr(e.msg, "chunks"));
+
+    run_config_defaults(&c);
+    set(&c, "model", "betavae");
+    assert_int_equal(run_config_resolve(&c, &e), 0);
+    assert_true(c.beta == 4.0); /* the default */
+    assert_true(isnan(c.c_max));
+}
+
+static void test_run_id_ignores_order_and_log_every(void **state)
+{
+    (void)state;
+    run_config a, b;
+    run_config_defaults(&a);
+    run_config_defaults(&b);
+    set(&a, "model", "betavae");
+    set(&a, "beta", "2");
+    set(&b, "beta", "2");
+    set(&b, "model", "betavae");
+    set(&b, "log_every", "7");
+    err e;
+    assert_int_equal(run_config_resolve(&a, &e), 0);
+    assert_int_equal(run_config_resolve(&b, &e), 0);
+    char ia[17], ib[17];
+    run_config_id(&a, ia);
+    run_config_id(&b, ib);
+    assert_string_equal(ia, ib);
+    set(&b, "seed", "1");
+    run_config_id(&b, ib);
+    assert_string_not_equal(ia, ib);
+}
+
+static run_config small(const char *model)
+{
+    run_config c;
+    run_config_defaults(&c);
+    set(&c, "model", model);
+    set(&c, "image_size", "32");
+    set(&c, "steps", "60");
+    set(&c, "log_every", "20");
+    set(&c, "images", "300");
+    err e;
+    if (run_config_resolve(&c, &e) < 0)
+        fail_msg("%s", e.msg);
+    return c;
+}
+
+/* betavae on 64 fixed 32x32 images: recon must fall below 10 % of its start. */
+static void test_overfit_fixed_batch(void **state)
+{
+    (void)state;
+    err e;
+    err_clear(&e);
+    data_source *all = NULL, *d = NULL;
+    assert_int_equal(data_open_builtin(&all, 32, &e), 0);
+    uint32_t idx[64];
+    rng r;
+    rng_seed(&r, 7, RNG_TEST);
+    for (int i = 0; i < 64; i++)
+        idx[i] = (uint32_t)rng_below(&r, DATA_N);
+    assert_int_equal(data_open_subset(&d, all, idx, 64, &e), 0);
+    run_config c = small("betavae");
+    c.beta = 0.1; /* a small KL weight: the test is about fitting the pixels */
+    c.steps = 400;
+    c.log_every = 400;
+    model *m = NULL;
+    assert_int_equal(model_create(&m, &c, data_count(d), &e), 0);
+    rng dr, nr;
+    rng_seed(&dr, 1, RNG_DATA);
+    rng_seed(&nr, 1, RNG_NOISE);
+    double terms[MODEL_MAX_TERMS], first = 0, last = 0;
+    for (long t = 1; t <= c.steps; t++) {
+        assert_int_equal(model_step(m, d, &dr, &nr, t, terms, &e), 0);
+        if (t == 1)
+            first = terms[1];
+        last = terms[1];
+    }
+    printf("overfit: recon %.2f -> %.2f (%.1f %%)\n", first, last, 100 * last / first);
+    assert_true(last < 0.1 * first);
+    model_destroy(m);
+    data_close(d);
+    data_close(all);
+}
+
+static void run_once(const run_config *c, run_result *r)
+{
+    err e;
+    err_clear(&e);
+    run_result_init(r);
+    assert_int_equal(run_execute(c, NULL, 1, NULL, r, &e), 0);
+    if (r->status != RUN_OK)
+        fail_msg("run failed: %s", r->error);
+}
+
+static void test_training_is_reproducible(void **state)
+{
+    (void)state;
+    run_config c = small("betavae");
+    run_result a, b;
+    run_once(&c, &a);
+    run_once(&c, &b);
+    assert_int_equal(a.steps, 60);
+    assert_true(a.n_curve > 0);
+    for (int i = 0; i < RUN_N_METRICS; i++)
+        if (!(isnan(a.metric[i]) && isnan(b.metric[i])))
+            assert_memory_equal(&a.metric[i], &b.metric[i], sizeof(double));
+    for (size_t i = 0; i < a.n_curve; i++)
+        assert_memory_equal(&a.curve[i].value, &b.curve[i].value, sizeof(double));
+    assert_true(isfinite(a.metric[RUN_M_RECON]));
+    /* another seed, other numbers */
+    c.seed = 1;
+    run_result_free(&b);
+    run_once(&c, &b);
+    assert_true(a.metric[RUN_M_LOSS] != b.metric[RUN_M_LOSS]);
+    run_result_free(&a);
+    run_result_free(&b);
+}
+
+static void test_divergence_is_reported(void **state)
+{
+    (void)state;
+    run_config c = small("vae");
+    c.lr = 1e30; /* parameters explode within a few steps */
+    run_result r;
+    err e;
+    run_result_init(&r);
+    assert_int_equal(run_execute(&c, NULL, 1, NULL, &r, &e), 0);
+    assert_int_equal(r.status, RUN_DIVERGED);
+    assert_true(r.steps < 10);
+    assert_non_null(strstr(r.error, "loss"));
+    run_result_free(&r);
+}
+
+static void test_bad_data_file(void **state)
+{
+    (void)state;
+    run_config c = small("vae");
+    set(&c, "path", "/nonexistent/dsprites.h5");
+    run_result r;
+    err e;
+    err_clear(&e);
+    run_result_init(&r);
+    assert_int_equal(run_execute(&c, NULL, 1, NULL, &r, &e), ERR_INPUT);
+    assert_int_equal(r.status, RUN_FAILED);
+    assert_non_null(strstr(e.msg, "/nonexistent/dsprites.h5"));
+    run_result_free(&r);
+}
+
+static void test_result_pack_round_trip(void **state)
+{
+    (void)state;
+    run_result r, back;
+    err e;
+    run_result_init(&r);
+    run_result_init(&back);
+    r.status = RUN_OK;
+    r.steps = 12;
+    r.metric[RUN_M_MIG] = 0.25;
+    r.n_units = 3;
+    r.mi = calloc(3 * DATA_K, sizeof(float));
+    r.mi[7] = 1.5f;
+    r.trav_h = 2;
+    r.trav_w = 3;
+    r.traversal = calloc(6, 1);
+    r.traversal[5] = 200;
+    assert_int_equal(run_result_add_curve(&r, 10, "loss", 3.5, &e), 0);
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(run_result_pack(&r, &buf, &len, &e), 0);
+    assert_int_equal(run_result_unpack(&back, buf, len, &e), 0);
+    assert_int_equal(back.steps, 12);
+    assert_true(back.metric[RUN_M_MIG] == 0.25);
+    assert_true(isnan(back.metric[RUN_M_TC]));
+    assert_true(back.mi[7] == 1.5f);
+    assert_int_equal(back.traversal[5], 200);
+    assert_int_equal(back.n_curve, 1);
+    assert_string_equal(back.curve[0].name, "loss");
+    /* truncated messages are refused, not read past their end */
+    assert_int_equal(run_result_unpack(&back, buf, len - 1, &e), ERR_INTERNAL);
+    free(buf);
+    run_result_free(&r);
+    run_result_free(&back);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_keys_parse_and_reject),
+        cmocka_unit_test(test_resolve_rejects_foreign_params),
+        cmocka_unit_test(test_run_id_ignores_order_and_log_every),
+        cmocka_unit_test(test_result_pack_round_trip),
+        cmocka_unit_test(test_divergence_is_reported),
+        cmocka_unit_test(test_bad_data_file),
+        cmocka_unit_test(test_training_is_reproducible),
+        cmocka_unit_test(test_overfit_fixed_batch),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
