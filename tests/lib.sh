@@ -41,3 +41,8 @@ grid:
 seeds: 2
 YAML
 }
+# rows FILE: "index attempt status error" per valid row
+rows() { $PY tests/rows.py "$1"; }
+# the number of ok rows of FILE and the number of distinct indices among them
+count_ok() { rows "$1" | awk '$3 == "ok"' | wc -l; }
+count_ok_indices() { rows "$1" | awk '$3 == "ok" {print $1}' | sort -u | wc -l; }

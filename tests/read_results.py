@@ -25,8 +25,8 @@ Layout (src/results/results.c documents it in full; names are a contract):
             posX, posY. Fixed-length strings come back as bytes: decode them.
             A row with an EMPTY status is not a row (a killed writer can leave
             zero rows at the end): skip it, as load_runs does.
-  /curves   long format: index, attempt, step, name, value.
-  /detail/<index>_<attempt>   a group per row: mi (n_units, 5) float32 with
+  /curves   long format: index, run_id, attempt, step, name, value.
+  /detail/<run_id>_<attempt>   a group per row: mi (n_units, 5) float32 with
             attribute factors, mig (5), swap_acc (5), traversal (H, W) uint8
             (mi and traversal absent when the run made none).
 """
@@ -81,11 +81,11 @@ def load_meta(path):
     return out
 
 
-def load_detail(path, index, attempt):
+def load_detail(path, run_id, attempt):
     """The detail of one attempt: dict of numpy arrays (absent ones missing)."""
     import h5py
     with h5py.File(path, "r") as f:
-        g = f["detail"][f"{index}_{attempt}"]
+        g = f["detail"][f"{run_id}_{attempt}"]
         out = {name: g[name][()] for name in g}
         if "mi" in g:
             out["factors"] = [s.decode() if isinstance(s, bytes) else s
@@ -113,9 +113,9 @@ def check(path, expect):
     rows = expect.get("rows", [])
     if len(runs) != len(rows):
         problems.append(f"{len(runs)} rows, expected {len(rows)}")
-    keys = list(zip(runs["index"], runs["attempt"]))
+    keys = list(zip(runs["run_id"], runs["attempt"]))
     if len(set(keys)) != len(keys):
-        problems.append("an (index, attempt) appears twice")
+        problems.append("a (run_id, attempt) appears twice")
     for col in ("run_id", "model", "arch", "status", "error", "host", "discrete", "chunks"):
         bad = [v for v in runs[col] if not isinstance(v, str)]
         if bad:
@@ -141,7 +141,8 @@ def check(path, expect):
                        (curves["attempt"] == want["attempt"])).sum())
         if "curves" in want and n_curve != want["curves"]:
             problems.append(f"{where}: {n_curve} curve points, expected {want['curves']}")
-        d = load_detail(path, want["index"], want["attempt"])
+        run_id = got["run_id"].decode() if isinstance(got["run_id"], bytes) else got["run_id"]
+        d = load_detail(path, run_id, want["attempt"])
         for name, shape in (("mi", want.get("mi_shape")),
                             ("traversal", want.get("traversal_shape"))):
             if shape is None:

@@ -41,9 +41,14 @@
  *
  * /curves  1-D extendible chunked compound, long format, the training curves
  *      of every attempt in append order:
- *      {index int64, attempt int32, step int64, name S16, value float64}
+ *      {index int64, run_id S17, attempt int32, step int64, name S16, value float64}
  *
- * /detail/<index>_<attempt>  one group per row of /runs (e.g. /detail/12_1),
+ * A run is identified by its run_id: index is its position in the sweep file
+ * it ran under, which moves when a resumed sweep's grid grows; (run_id,
+ * attempt) is unique in a file.
+ *
+ * /detail/<run_id>_<attempt>  one group per row of /runs (e.g.
+ *      /detail/787575c816ae4a37_1),
  *      attributes index int64, attempt int32, run_id str:
  *        mi         float32 (n_units, 5): I(unit; factor) in nats, units = the D
  *                   continuous latents then one per discrete variable;
@@ -850,6 +855,7 @@ static void row_decode(const layout *L, const uint8_t *buf, const int *present, 
 
 typedef struct curve_row {
     int64_t index;
+    char run_id[RUN_ID_LEN];
     int32_t attempt;
     int64_t step;
     char name[CURVE_NAME_LEN];
@@ -860,17 +866,22 @@ typedef struct curve_row {
 static hid_t curve_type(int packed)
 {
     hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(curve_row)), s = str_type(CURVE_NAME_LEN);
-    if (t < 0 || s < 0 || H5Tinsert(t, "index", offsetof(curve_row, index), H5T_NATIVE_INT64) < 0 ||
+    hid_t id = str_type(RUN_ID_LEN);
+    if (t < 0 || s < 0 || id < 0 ||
+        H5Tinsert(t, "index", offsetof(curve_row, index), H5T_NATIVE_INT64) < 0 ||
+        H5Tinsert(t, "run_id", offsetof(curve_row, run_id), id) < 0 ||
         H5Tinsert(t, "attempt", offsetof(curve_row, attempt), H5T_NATIVE_INT32) < 0 ||
         H5Tinsert(t, "step", offsetof(curve_row, step), H5T_NATIVE_INT64) < 0 ||
         H5Tinsert(t, "name", offsetof(curve_row, name), s) < 0 ||
         H5Tinsert(t, "value", offsetof(curve_row, value), H5T_NATIVE_DOUBLE) < 0 ||
         (packed && H5Tpack(t) < 0)) {
         close_id(s);
+        close_id(id);
         close_id(t);
         return H5I_INVALID_HID;
     }
     close_id(s);
+    close_id(id);
     return t;
 }
 
@@ -1128,6 +1139,8 @@ static int h5w_add_run(h5w *w, const layout *L, const results_row *row, const ru
         }
         for (size_t i = 0; i < r->n_curve; i++) {
             cr[i].index = row->index;
+            memcpy(cr[i].run_id, row->run_id, RUN_ID_LEN);
+            cr[i].run_id[RUN_ID_LEN - 1] = '\0';
             cr[i].attempt = row->attempt;
             cr[i].step = r->curve[i].step;
             get_str(cr[i].name, sizeof cr[i].name, (const uint8_t *)r->curve[i].name,
@@ -1140,7 +1153,7 @@ static int h5w_add_run(h5w *w, const layout *L, const results_row *row, const ru
         }
     }
     char name[64];
-    snprintf(name, sizeof name, "%ld_%d", row->index, row->attempt);
+    snprintf(name, sizeof name, "%.16s_%d", row->run_id, row->attempt);
     int64_t idx = row->index;
     int32_t att = row->attempt;
     char run_id[RUN_ID_LEN];
@@ -1761,7 +1774,7 @@ struct results_reader {
     int same_layout;  /* /runs has exactly this version's columns */
     uint8_t *rows;    /* (n, lay.size) valid rows */
     size_t n, n_skipped;
-    curve_row *curves; /* sorted by (index, attempt, position) */
+    curve_row *curves; /* sorted by (run_id, attempt, position) */
     size_t n_curves;
     sweep_rec root;
     results_meta meta;
@@ -1773,8 +1786,9 @@ struct results_reader {
 static int cmp_curve(const void *a, const void *b)
 {
     const curve_row *x = a, *y = b;
-    if (x->index != y->index)
-        return x->index < y->index ? -1 : 1;
+    int c = strncmp(x->run_id, y->run_id, RUN_ID_LEN);
+    if (c)
+        return c < 0 ? -1 : 1;
     if (x->attempt != y->attempt)
         return x->attempt < y->attempt ? -1 : 1;
     return x->pos < y->pos ? -1 : x->pos > y->pos;
@@ -2050,9 +2064,11 @@ static int reader_get(results_reader *rd, size_t i, results_row *row, run_config
         return err_set(e, ERR_INTERNAL, "%s: row %zu of %zu", rd->path, i, rd->n);
     row_decode(&rd->lay, rd->rows + i * rd->lay.size, rd->present, row, c, r);
     *found_detail = 0;
-    /* curves: the run of (index, attempt) in the sorted array */
+    /* curves: the run of (run_id, attempt) in the sorted array */
     size_t lo = 0, hi = rd->n_curves;
-    curve_row key = {.index = row->index, .attempt = row->attempt, .pos = 0};
+    curve_row key = {.attempt = row->attempt, .pos = 0};
+    memcpy(key.run_id, row->run_id, RUN_ID_LEN);
+    key.run_id[RUN_ID_LEN - 1] = '\0';
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         if (cmp_curve(&rd->curves[mid], &key) < 0)
@@ -2060,14 +2076,14 @@ static int reader_get(results_reader *rd, size_t i, results_row *row, run_config
         else
             hi = mid;
     }
-    for (; lo < rd->n_curves && rd->curves[lo].index == row->index &&
+    for (; lo < rd->n_curves && strcmp(rd->curves[lo].run_id, key.run_id) == 0 &&
            rd->curves[lo].attempt == row->attempt;
          lo++)
         if ((rc = run_result_add_curve(r, (long)rd->curves[lo].step, rd->curves[lo].name,
                                        rd->curves[lo].value, e)) < 0)
             goto done;
     char name[64];
-    snprintf(name, sizeof name, "%ld_%d", row->index, row->attempt);
+    snprintf(name, sizeof name, "%.16s_%d", row->run_id, row->attempt);
     if (rd->detail < 0 || H5Lexists(rd->detail, name, H5P_DEFAULT) <= 0)
         goto done;
     if ((g = H5Gopen2(rd->detail, name, H5P_DEFAULT)) < 0)
@@ -2482,7 +2498,7 @@ static int journal_from_file(results *f, err *e)
         if ((rc = reader_get(rd, i, &row, &c, &r, &found, e)) < 0)
             goto done;
         for (size_t j = 0; j < f->n_att && !dup; j++)
-            dup = f->att[j].index == row.index && f->att[j].attempt == row.attempt;
+            dup = strcmp(f->att[j].run_id, row.run_id) == 0 && f->att[j].attempt == row.attempt;
         if (!dup && r.status != RUN_STATUS_NONE) {
             bytes b = {0};
             rc = enc_row(&b, &row, &c, &r, e);
@@ -2755,9 +2771,9 @@ int results_append(results *f, const results_row *row, const run_config *c, cons
         goto done;
     }
     for (size_t i = 0; i < f->n_att; i++)
-        if (f->att[i].index == row->index && f->att[i].attempt == row->attempt) {
-            rc = err_set(e, ERR_INPUT, "%s: index %ld attempt %d is already recorded", f->path,
-                         row->index, row->attempt);
+        if (strcmp(f->att[i].run_id, row->run_id) == 0 && f->att[i].attempt == row->attempt) {
+            rc = err_set(e, ERR_INPUT, "%s: run %s attempt %d is already recorded", f->path,
+                         row->run_id, row->attempt);
             goto done;
         }
     /* 1. the journal: the record of truth, synced */

@@ -247,7 +247,7 @@ static void print_summary(master *m, int force)
     fprintf(stderr, "-- done %zu, failed %zu, running %zu, pending %zu; %.1f runs/h", m->n_ok,
             m->n_bad, m->running, pending(m), rate);
     if (rate > 0 && left > 0)
-        fprintf(stderr, "; ETA %.0f min", 60.0 * (double)left / rate);
+        fprintf(stderr, "; ETA %.1f min", 60.0 * (double)left / rate);
     fputc('\n', stderr);
 }
 

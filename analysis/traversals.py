@@ -1,0 +1,192 @@
+#!/usr/bin/python3
+"""Draw the latent traversal grid of a run: one row per latent unit, each
+latent moved from -2.5 to 2.5 around a fixed code (a discrete variable: one
+cell per category), rows ordered by the latent's KL (most informative
+first), each row labelled with the factors it captures according to the
+run's mutual-information matrix.
+
+    analysis/traversals.py RESULTS.h5 --index I [--index J ...] -o DIR
+    analysis/traversals.py RESULTS.h5 --best mig -o DIR    # best run per model
+
+Writes DIR/traversal_<index>.png, or DIR/traversal_best_<model>.png with
+--best. When the file stores no per-latent KL, rows are ordered by the MI
+matrix's row maximum, and the title says so.
+"""
+import argparse
+import math
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+import untangle_results as ur  # noqa: E402
+
+DPI = 120
+STEPS = 10        # traversal values per latent (METRICS_TRAV_STEPS)
+LIMIT = 2.5       # continuous latents go from -LIMIT to LIMIT
+MIN_NATS = 0.05   # an MI below this does not count as "captures"
+BEST_CHOICES = ("mig", "mig_hist", "swap_acc", "recon", "elbo")
+
+
+class TraversalError(Exception):
+    pass
+
+
+def unit_layout(d):
+    """(n_units, cell size S, unit names) of the run's traversal grid."""
+    t = d["traversal"]
+    h, w = t.shape
+    if d["mi"] is not None:
+        n = d["mi"].shape[0]
+    else:
+        n = max(d["latent_dim"], 0) + d["n_discrete"]
+    if n <= 0 or h % n or w != STEPS * (h // n):
+        # trust the image: cells are square, STEPS per row
+        s = w // STEPS
+        n = h // s if s else 0
+    else:
+        s = h // n
+    D = d["latent_dim"] if 0 <= d["latent_dim"] <= n else n
+    names = [f"z{j}" for j in range(D)] + [f"c{j}" for j in range(n - D)]
+    return n, s, names
+
+
+def order_units(d, n):
+    """(order, how): unit indices, most informative first, and a phrase for
+    the title saying what the order is based on."""
+    if d.get("kl") is not None and len(d["kl"]) == n and np.isfinite(d["kl"]).any():
+        kl = np.nan_to_num(d["kl"], nan=-np.inf)
+        return list(np.argsort(-kl, kind="stable")), "rows ordered by KL, largest first"
+    if d["mi"] is not None and d["mi"].shape[0] == n:
+        rowmax = np.nan_to_num(d["mi"], nan=-np.inf).max(axis=1)
+        return (list(np.argsort(-rowmax, kind="stable")),
+                "per-latent KL not stored: rows ordered by max MI over factors")
+    return list(range(n)), "per-latent KL and MI not stored: rows in latent order"
+
+
+def captured(d, u):
+    """'posY 1.1, posX 0.75' (nats): the factors unit u carries (MI at
+    least MIN_NATS and at least half the row's max), or a dash."""
+    if d["mi"] is None or u >= d["mi"].shape[0]:
+        return "(no MI matrix)"
+    row = d["mi"][u]
+    top = np.nanmax(row) if np.isfinite(row).any() else float("nan")
+    if not np.isfinite(top) or top < MIN_NATS:
+        return "\u2014"
+    ks = [k for k in np.argsort(-np.nan_to_num(row, nan=-np.inf))
+          if row[k] >= MIN_NATS and row[k] >= 0.5 * top][:3]
+    return ", ".join(f"{d['factors'][k]} {row[k]:.2g}" for k in ks)
+
+
+def draw(path, d, out_png, runs=None, title_extra=""):
+    """Draw one run's traversal grid into out_png."""
+    if d["traversal"] is None:
+        raise TraversalError(f"{path}: run #{d['index']} (attempt {d['attempt']}, status "
+                             f"{d['status']}) has no traversal image")
+    n, s, names = unit_layout(d)
+    if n == 0:
+        raise TraversalError(f"{path}: run #{d['index']}: traversal image of shape "
+                             f"{d['traversal'].shape} does not fit {STEPS} cells per row")
+    order, how = order_units(d, n)
+    img = d["traversal"][: n * s].reshape(n, s, -1)[order].reshape(n * s, -1)
+    cell = 0.62
+    fig, ax = plt.subplots(figsize=(STEPS * cell + 3.6, n * cell + 1.6))
+    ax.imshow(img, cmap="gray", vmin=0, vmax=255, interpolation="nearest",
+              extent=(0, STEPS, n, 0))
+    for i in range(1, n):
+        ax.axhline(i, color="#808080", lw=0.8)
+    ax.set_yticks([i + 0.5 for i in range(n)])
+    ax.set_yticklabels([names[u] for u in order])
+    ax.set_ylabel("latent unit")
+    ax.set_xticks([i + 0.5 for i in range(STEPS)])
+    vals = np.linspace(-LIMIT, LIMIT, STEPS)
+    ax.set_xticklabels([f"{v:+.1f}" for v in vals], fontsize=8)
+    D = d["latent_dim"]
+    ax.set_xlabel(f"value of the traversed latent (others fixed at the code of one image)"
+                  + ("; discrete rows: one category per cell" if n > D else ""))
+    ax.set_xlim(0, STEPS)
+    ax.set_ylim(n, 0)
+    # what each row captures, as text right of the grid (a twin axis would
+    # fight imshow's fixed aspect and shift the rows)
+    for i, u in enumerate(order):
+        ax.text(STEPS + 0.15, i + 0.5, captured(d, u), va="center", ha="left", fontsize=8,
+                clip_on=False)
+    ax.text(STEPS + 0.15, -0.15, f"factors captured: I(latent; factor) in nats (\u2265 {MIN_NATS})",
+            va="bottom", ha="left", fontsize=8, style="italic", clip_on=False)
+    row = d["row"]
+    keys = ur.label_keys(runs, row["model"]) if runs is not None else []
+    cfg = ur.config_label(row, keys)
+    mig = row["mig"]
+    ax.set_title(f"Latent traversals of run #{d['index']}: {cfg}, seed {int(row['seed'])}"
+                 f"{title_extra}\nMIG {'n/a' if math.isnan(mig) else f'{mig:.3g}'}; "
+                 f"{how}", fontsize=10)
+    fig.savefig(out_png, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return out_png
+
+
+def draw_index(path, index, out, runs=None):
+    runs = ur.load_runs(path) if runs is None else runs
+    try:
+        d = ur.load_detail(path, index)
+    except KeyError:
+        raise TraversalError(f"{path}: no run with index {index} in the file") from None
+    return draw(path, d, os.path.join(out, f"traversal_{index}.png"), runs)
+
+
+def draw_best(path, metric, out, runs=None, log=print):
+    """The traversal of the best ok run of each model by metric. Returns the
+    files written (none when no run is ok)."""
+    runs = ur.load_runs(path) if runs is None else runs
+    best = ur.best_runs(runs, metric) if len(runs) else []
+    if len(best) == 0:
+        log(f"{path}: no run finished ok: no traversal drawn")
+        return []
+    files = []
+    for _, r in best.iterrows():
+        d = ur.load_detail(path, int(r["index"]), int(r["attempt"]))
+        if d["traversal"] is None:
+            log(f"{path}: best {r['model']} run #{int(r['index'])} has no traversal image")
+            continue
+        files.append(draw(path, d, os.path.join(out, f"traversal_best_{r['model']}.png"),
+                          runs, title_extra=f" (best {r['model']} by {r['best_by']})"))
+    return files
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(
+        prog="traversals.py",
+        description="Draw the latent traversal grid of a run of an untangle sweep, rows "
+                    "ordered by KL (or by the MI matrix when per-latent KL is not stored) "
+                    "and labelled with the factors each latent captures.")
+    p.add_argument("results", metavar="RESULTS.h5", help="results file of `untangle sweep`")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--index", type=int, action="append", metavar="I",
+                   help="the run's index (repeat for several)")
+    g.add_argument("--best", choices=BEST_CHOICES, metavar="METRIC",
+                   help=f"the best ok run of each model by METRIC ({', '.join(BEST_CHOICES)})")
+    p.add_argument("-o", "--out", metavar="DIR", required=True, help="output directory")
+    a = p.parse_args(argv)
+    try:
+        os.makedirs(a.out, exist_ok=True)
+        runs = ur.load_runs(a.results)
+        if a.best:
+            files = draw_best(a.results, a.best, a.out, runs)
+        else:
+            files = [draw_index(a.results, i, a.out, runs) for i in a.index]
+    except (ur.UntangleFileError, TraversalError) as exc:
+        print(f"traversals.py: error: {exc}", file=sys.stderr)
+        return 1
+    for f in files:
+        print(f"traversals.py: wrote {f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

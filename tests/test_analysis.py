@@ -1,0 +1,429 @@
+"""Tests of analysis/ (the Python reader, plots and report) on results files
+made by tiny sweeps of the real binary.
+
+    /usr/bin/python3 -m pytest tests/test_analysis.py
+
+Needs h5py, numpy, pandas, matplotlib (Debian's python3-* packages). The tests
+that need results files run bin/untangle (or $UNTANGLE) and are skipped with a
+reason when it does not exist; the others (bad files, --help, the attempt
+choice) always run.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ANALYSIS = ROOT / "analysis"
+sys.path.insert(0, str(ANALYSIS))
+import untangle_results as ur  # noqa: E402
+
+UNTANGLE = Path(os.environ.get("UNTANGLE", ROOT / "bin" / "untangle"))
+SCRIPTS = ("tradeoff.py", "traversals.py", "report.py")
+TRADEOFF_FILES = ["tradeoff.png"] + [f"metric_{m}.png" for m in ur.PLOT_METRICS] + \
+                 ["mig_per_factor.png", "mi_best.png", "curves.png", "summary.csv", "summary.md"]
+
+HEAD = """name: {name}
+data:  {{name: dsprites, image_size: 32}}
+train: {{arch: mlp, steps: {steps}, batch_size: 16, lr: 1.0e-3, log_every: 10}}
+eval:  {{images: 200, samples: 100, pairs: 5}}
+"""
+TINY_GRID = """grid:
+  - model: betavae
+    beta: [1, 4]
+  - model: betatcvae
+    beta: [4]
+seeds: 2
+"""
+
+
+def env(**extra):
+    e = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMPI_ALLOW_RUN_AS_ROOT="1",
+             OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    e.pop("UNTANGLE_INJECT_FAULT", None)
+    e.update(extra)
+    return e
+
+
+def write_yaml(d, name, grid, steps=20):
+    p = d / f"{name}.yaml"
+    p.write_text(HEAD.format(name=name, steps=steps) + grid)
+    return p
+
+
+def untangle(args, ok=(0,), **extra_env):
+    """Run bin/untangle; wait and retry while a concurrent `make` rebuilds
+    it (missing or not executable for a moment)."""
+    for attempt in range(30):
+        if not UNTANGLE.exists() or not os.access(UNTANGLE, os.X_OK):
+            time.sleep(1)
+            continue
+        try:
+            p = subprocess.run([str(UNTANGLE)] + [str(a) for a in args], env=env(**extra_env),
+                               capture_output=True, text=True, timeout=600)
+        except OSError:  # ETXTBSY / ENOENT while the linker writes it
+            time.sleep(1)
+            continue
+        if p.returncode in (126, 127):
+            time.sleep(1)
+            continue
+        assert p.returncode in ok, f"untangle {args}: exit {p.returncode}\n{p.stderr[-2000:]}"
+        return p
+    pytest.fail(f"{UNTANGLE} stayed missing or broken for 30 s")
+
+
+def sweep(d, name, grid, steps=20, ok=(0,), **extra_env):
+    y = write_yaml(d, name, grid, steps)
+    out = d / f"{name}.h5"
+    untangle(["sweep", y, "-o", out], ok=ok, **extra_env)
+    return out
+
+
+def script(name, *args, cwd="/"):
+    """Run an analysis script from another directory, as a user would."""
+    return subprocess.run([sys.executable, str(ANALYSIS / name)] + [str(a) for a in args],
+                          capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def files(tmp_path_factory):
+    """The results files every test reads, made once."""
+    if not UNTANGLE.exists():
+        pytest.skip(f"{UNTANGLE} does not exist: build it with `make` to run the analysis "
+                    "tests on real results files")
+    d = tmp_path_factory.mktemp("sweeps")
+    out = {"dir": d}
+    out["tiny"] = sweep(d, "tiny", TINY_GRID)
+    # run 1 segfaults, run 2 diverges: exit 2 (some runs failed)
+    out["fault"] = sweep(d, "fault", TINY_GRID, ok=(0, 2),
+                         UNTANGLE_INJECT_FAULT="crash@1,nan@2")
+    out["allfail"] = sweep(d, "allfail", "grid:\n  - model: betavae\n    beta: [4]\nseeds: 2\n",
+                           ok=(0, 2), UNTANGLE_INJECT_FAULT="crash@0,nan@1")
+    out["seeds"] = sweep(d, "seeds", "grid:\n  - model: betavae\n    beta: 4\nseeds: 3\n")
+    # a job array: two shards of the tiny sweep, merged
+    y = d / "tiny.yaml"
+    for i in (0, 1):
+        untangle(["sweep", y, "-o", d / f"shard{i}.h5", "--shard", f"{i}/2"])
+    untangle(["merge", d / "merged.h5", d / "shard0.h5", d / "shard1.h5", "--expect", "6"])
+    out["merged"] = d / "merged.h5"
+    return out
+
+
+def check_png(path):
+    import matplotlib.image as mpimg
+    assert path.exists(), f"{path.name} not written"
+    assert path.stat().st_size > 5000, f"{path.name}: only {path.stat().st_size} bytes"
+    img = mpimg.imread(str(path))
+    assert img.shape[0] > 200 and img.shape[1] > 200, f"{path.name}: {img.shape}"
+    assert float(np.std(img[..., :3])) > 0.01, f"{path.name} is blank"
+
+
+# ---- the reader ------------------------------------------------------------------------
+
+def test_load_runs_one_row_per_index_with_dtypes(files):
+    runs = ur.load_runs(files["tiny"])
+    assert list(runs["index"]) == list(range(6))
+    assert runs["index"].is_unique
+    assert (runs["status"] == "ok").all()
+    assert list(runs["model"]) == ["betavae"] * 4 + ["betatcvae"] * 2
+    assert list(runs["beta"]) == [1.0, 1.0, 4.0, 4.0, 4.0, 4.0]
+    assert list(runs["seed"]) == [0, 1] * 3
+    want = {"index": np.int64, "attempt": np.int32, "seed": np.int64, "latent_dim": np.int64,
+            "steps": np.int64, "beta": np.float64, "gamma": np.float64, "lr": np.float64,
+            "n_attempts": np.int64, "wall_s": np.float64}
+    want.update({m: np.float64 for m in ur.METRICS})
+    want.update({f"mig_{f}": np.float64 for f in ur.FACTORS})
+    for col, t in want.items():
+        assert runs[col].dtype == t, f"{col}: {runs[col].dtype}, want {t}"
+    for col in ur.STRING_KEYS:
+        assert all(isinstance(v, str) for v in runs[col]), f"{col} not decoded"
+    assert runs["gamma"][:4].isna().all()      # betavae takes no gamma: NaN
+    assert (runs["gamma"][4:] == 1).all()      # betatcvae: its default
+    assert (runs["anneal_steps"] == -1).all()  # integer key not applicable
+    assert runs["mig"].notna().all()
+
+
+def test_load_curves(files):
+    c = ur.load_curves(files["tiny"])
+    assert list(c.columns) == ["index", "attempt", "step", "name", "value"]
+    assert c["index"].dtype == np.int64 and c["value"].dtype == np.float64
+    assert set(c["index"]) == set(range(6))
+    assert {"loss", "recon", "kl"} <= set(c["name"])
+    assert {"tc", "mi", "dwkl"} <= set(c[c["index"] == 4]["name"])  # betatcvae
+    assert sorted(set(c["step"])) == [10, 20]
+
+
+def test_load_detail(files):
+    runs = ur.load_runs(files["tiny"])
+    d = ur.load_detail(files["tiny"], 2)
+    assert d["index"] == 2 and d["attempt"] == 1 and d["model"] == "betavae"
+    assert d["factors"] == list(ur.FACTORS)
+    assert d["mi"].shape == (10, 5)
+    assert d["mig"].shape == (5,) and d["swap_acc"].shape == (5,)
+    assert d["traversal"].dtype == np.uint8 and d["traversal"].shape == (320, 320)
+    row = runs[runs["index"] == 2].iloc[0]
+    np.testing.assert_allclose(d["mig"], [row[f"mig_{f}"] for f in ur.FACTORS])
+    with pytest.raises(KeyError):
+        ur.load_detail(files["tiny"], 99)
+
+
+def test_swept_keys_and_summary(files):
+    runs = ur.load_runs(files["tiny"])
+    assert ur.swept_keys(runs, "betavae") == ["beta"]
+    assert ur.swept_keys(runs, "betatcvae") == []
+    assert ur.label_keys(runs, "betatcvae") == ["beta"]  # labelled beta=4 next to betavae
+    s = ur.summarize(runs)
+    assert list(s["config"]) == ["betavae beta=1", "betavae beta=4", "betatcvae beta=4"]
+    assert list(s["n_ok"]) == [2, 2, 2]
+    want = np.median(runs[(runs["model"] == "betavae") & (runs["beta"] == 4)]["mig"])
+    assert s.loc[1, "mig_median"] == pytest.approx(want)
+    assert (s["mig_iqr"] >= 0).all()
+
+
+def test_choose_attempts():
+    a = pd.DataFrame({
+        "index":   [0, 0, 1, 1, 2, 2, 3, 3],
+        "attempt": [1, 2, 1, 2, 1, 2, 1, 1],
+        "status":  ["ok", "failed", "failed", "diverged", "failed", "ok", "ok", "ok"],
+        "tag":     ["a", "b", "c", "d", "e", "f", "g", "h"],
+    })
+    r = ur.choose_attempts(a)
+    assert list(r["index"]) == [0, 1, 2, 3]
+    # latest ok; the last when none is ok; the later row on a tie (merged file)
+    assert list(r["tag"]) == ["a", "d", "f", "h"]
+    assert list(r["n_attempts"]) == [2, 2, 2, 2]
+
+
+def test_zero_rows_are_skipped(files, tmp_path):
+    """A killed writer can leave all-zero rows: never valid, never read."""
+    p = tmp_path / "zeros.h5"
+    shutil.copy(files["tiny"], p)
+    with h5py.File(p, "r+") as f:
+        f["runs"].resize((f["runs"].shape[0] + 2,))
+    assert len(ur.load_attempts(p)) == 6
+    assert len(ur.load_runs(p)) == 6
+
+
+# ---- the scripts -------------------------------------------------------------------------
+
+def test_tradeoff_writes_every_plot(files, tmp_path):
+    out = tmp_path / "plots"
+    p = script("tradeoff.py", files["tiny"], "-o", out)
+    assert p.returncode == 0, p.stderr
+    for name in TRADEOFF_FILES:
+        if name.endswith(".png"):
+            check_png(out / name)
+        else:
+            assert (out / name).stat().st_size > 0
+    csv = pd.read_csv(out / "summary.csv")
+    assert len(csv) == 3 and {"mig_median", "mig_q25", "mig_q75", "recon_iqr"} <= set(csv)
+    md = (out / "summary.md").read_text()
+    assert "| betavae beta=4 | 2 / 2 |" in md
+
+
+def test_traversals(files, tmp_path):
+    p = script("traversals.py", files["tiny"], "--index", "3", "-o", tmp_path)
+    assert p.returncode == 0, p.stderr
+    check_png(tmp_path / "traversal_3.png")
+    p = script("traversals.py", files["tiny"], "--best", "mig", "-o", tmp_path)
+    assert p.returncode == 0, p.stderr
+    for m in ("betavae", "betatcvae"):
+        check_png(tmp_path / f"traversal_best_{m}.png")
+
+
+def test_traversal_order_without_kl(files):
+    import traversals
+    d = ur.load_detail(files["tiny"], 0)
+    order, how = traversals.order_units(d, 10)
+    assert "KL not stored" in how
+    rowmax = d["mi"].max(axis=1)
+    assert list(rowmax[order]) == sorted(rowmax, reverse=True)
+    d["kl"] = np.arange(10.0)
+    order, how = traversals.order_units(d, 10)
+    assert order == list(range(9, -1, -1)) and "ordered by KL" in how
+
+
+def test_report(files, tmp_path):
+    out = tmp_path / "report"
+    p = script("report.py", files["tiny"], "-o", out)
+    assert p.returncode == 0, p.stderr
+    assert str(out / "index.html") in p.stdout
+    html = (out / "index.html").read_text()
+    for name in TRADEOFF_FILES + ["traversal_best_betavae.png"]:
+        if name.endswith(".png"):
+            check_png(out / name)
+            assert name in html
+
+
+def test_failed_runs(files, tmp_path):
+    runs = ur.load_runs(files["fault"])
+    assert list(runs["index"]) == list(range(6))
+    st = dict(zip(runs["index"], runs["status"]))
+    assert st[1] == "failed" and st[2] == "diverged"
+    assert "signal" in runs.loc[runs["index"] == 1, "error"].iloc[0]
+    assert np.isnan(runs.loc[runs["index"] == 1, "mig"].iloc[0])
+    d = ur.load_detail(files["fault"], 1)
+    assert d["traversal"] is None and d["mi"] is None
+    out = tmp_path / "report"
+    p = script("report.py", files["fault"], "-o", out)
+    assert p.returncode == 0, p.stderr
+    for name in TRADEOFF_FILES:
+        if name.endswith(".png"):
+            check_png(out / name)
+    md = (out / "summary.md").read_text()
+    assert "4 ok, 2 not ok" in md
+    assert "#1 betavae beta=1 seed=1: failed" in md
+    assert "#2 betavae beta=4 seed=0: diverged" in md
+    assert "| betavae beta=1 | 1 / 2 |" in md
+    p = script("traversals.py", files["fault"], "--index", "1", "-o", tmp_path)
+    assert p.returncode == 1 and "no traversal" in p.stderr
+
+
+def test_retry_then_ok(files, tmp_path):
+    """Resuming a file with failed runs under --retries: the latest ok
+    attempt is chosen, and the failed attempts still count."""
+    p = tmp_path / "fault.h5"
+    shutil.copy(files["fault"], p)
+    shutil.copy(str(files["fault"]) + ".journal", str(p) + ".journal")
+    untangle(["sweep", files["dir"] / "fault.yaml", "-o", p, "--resume", "--retries", "1"])
+    runs = ur.load_runs(p)
+    assert list(runs["index"]) == list(range(6))
+    assert (runs["status"] == "ok").all()
+    assert list(runs["n_attempts"]) == [1, 2, 2, 1, 1, 1]
+    assert list(runs["attempt"]) == [1, 2, 2, 1, 1, 1]
+    assert len(ur.load_attempts(p)) == 8
+    c = ur.load_curves(p)
+    assert set(zip(c["index"], c["attempt"])) == set(zip(runs["index"], runs["attempt"]))
+
+
+def test_only_failed_runs(files, tmp_path):
+    runs = ur.load_runs(files["allfail"])
+    assert len(runs) == 2 and not (runs["status"] == "ok").any()
+    out = tmp_path / "report"
+    p = script("report.py", files["allfail"], "-o", out)
+    assert p.returncode == 0, p.stderr
+    assert "none of the 2 runs finished ok" in p.stdout
+    assert not list(out.glob("*.png")), "plots drawn from a file without an ok run"
+    md = (out / "summary.md").read_text()
+    assert "No run finished ok" in md and "failed" in md and "diverged" in md
+    csv = pd.read_csv(out / "summary.csv")
+    assert list(csv["n_ok"]) == [0] and csv["mig_median"].isna().all()
+    p = script("traversals.py", files["allfail"], "--best", "mig", "-o", tmp_path)
+    assert p.returncode == 0 and "no run finished ok" in p.stdout
+
+
+def test_empty_file(files, tmp_path):
+    """A file created by a sweep that has not finished a run yet."""
+    p = tmp_path / "empty.h5"
+    shutil.copy(files["tiny"], p)
+    with h5py.File(p, "r+") as f:
+        f["runs"].resize((0,))
+        f["curves"].resize((0,))
+    assert len(ur.load_runs(p)) == 0 and len(ur.load_curves(p)) == 0
+    out = tmp_path / "report"
+    r = script("report.py", p, "-o", out)
+    assert r.returncode == 0, r.stderr
+    assert not list(out.glob("*.png"))
+    assert "no finished run" in (out / "summary.md").read_text()
+
+
+def test_seed_only_sweep(files, tmp_path):
+    runs = ur.load_runs(files["seeds"])
+    assert len(runs) == 3 and ur.swept_keys(runs, "betavae") == []
+    out = tmp_path / "report"
+    p = script("report.py", files["seeds"], "-o", out)
+    assert p.returncode == 0, p.stderr
+    for name in TRADEOFF_FILES:
+        if name.endswith(".png"):
+            check_png(out / name)
+    md = (out / "summary.md").read_text()
+    assert "betavae: sweeps nothing but the seed" in md and "| betavae | 3 / 3 |" in md
+
+
+def test_merged_job_array(files, tmp_path):
+    merged, whole = ur.load_runs(files["merged"]), ur.load_runs(files["tiny"])
+    cols = ["index", "run_id", "model", "beta", "seed", "status"]
+    pd.testing.assert_frame_equal(merged[cols], whole[cols])
+    assert len(ur.load_curves(files["merged"])) == len(ur.load_curves(files["tiny"]))
+    out = tmp_path / "report"
+    p = script("report.py", files["merged"], "-o", out)
+    assert p.returncode == 0, p.stderr
+    check_png(out / "tradeoff.png")
+
+
+def test_file_being_written(files, tmp_path):
+    """Read, plot and summarise while a sweep appends to the file."""
+    grid = "grid:\n  - model: betavae\n    beta: [1, 4, 8]\nseeds: 3\n"
+    y = write_yaml(tmp_path, "running", grid, steps=60)
+    h5 = tmp_path / "running.h5"
+    proc = subprocess.Popen([str(UNTANGLE), "sweep", str(y), "-o", str(h5)], env=env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seen, plotted = set(), False
+    try:
+        deadline = time.time() + 300
+        while proc.poll() is None and time.time() < deadline:
+            if not h5.exists():
+                time.sleep(0.05)
+                continue
+            runs = ur.load_runs(h5)
+            still = proc.poll() is None
+            ur.load_curves(h5)
+            for i in runs["index"]:
+                ur.load_detail(h5, int(i))
+            if still:
+                seen.add(len(runs))
+            if still and 0 < len(runs) < 9 and not plotted:
+                out = tmp_path / "partial"
+                p = script("report.py", h5, "-o", out)
+                assert p.returncode == 0, p.stderr
+                check_png(out / "tradeoff.png")
+                plotted = "still writing" in (out / "summary.md").read_text() or \
+                    proc.poll() is not None
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    assert proc.returncode == 0
+    assert any(0 < n < 9 for n in seen), f"never read a partial file: row counts {seen}"
+    assert plotted
+    assert len(ur.load_runs(h5)) == 9
+
+
+# ---- bad input and --help ------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_help(name):
+    p = script(name, "--help")
+    assert p.returncode == 0 and "RESULTS.h5" in p.stdout
+    first = (ANALYSIS / name).read_text().splitlines()[0]
+    assert first == "#!/usr/bin/python3"
+    assert os.access(ANALYSIS / name, os.X_OK), f"{name} is not executable"
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_bad_files(name, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a results file\n")
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f.create_dataset("x", data=[1, 2, 3])
+    extra = ["--index", "0"] if name == "traversals.py" else []
+    for path, says in ((tmp_path / "missing.h5", "no such file"),
+                       (text, "not an HDF5 file"),
+                       (other, "not an untangle results file"),
+                       (tmp_path, "is a directory")):
+        p = script(name, path, "-o", tmp_path / "out", *extra)
+        assert p.returncode == 1, (path, p.stderr)
+        lines = p.stderr.strip().splitlines()
+        assert len(lines) == 1, f"{name} {path}: {p.stderr}"
+        assert says in lines[0] and str(path) in lines[0] and lines[0].startswith(name)
+    with pytest.raises(ur.UntangleFileError):
+        ur.load_runs(other)
