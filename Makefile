@@ -1,73 +1,124 @@
 # untangle: build, test, benchmark, install.
 #
-#   make            bin/untangle
-#   make run        install what is missing, build, run sweeps/quick.yaml, draw its plots
-#   make check      install what is missing, build, run every test
-#   make bench      print the benchmarks (tests/bench)
-#   make deps       install the Debian packages that are missing (root), or print the line
+#   make                 bin/untangle
+#   make run             install what is missing, build, run sweeps/quick.yaml, draw its report
+#   make check           install what is missing, build, run every test
+#   make check SANITIZE=1  the same under AddressSanitizer + UBSan (build-san/)
+#   make valgrind        the unit tests under valgrind memcheck (build-vg/; slow)
+#   make fuzz            fuzz the YAML loader with libFuzzer (FUZZ_SECONDS, default 600)
+#   make bench           print the benchmarks (tests/bench)
+#   make report RESULTS=FILE.h5   plots and tables of any results file
+#   make deps            install the Debian packages that are missing (root), or print the line
 #   make install PREFIX=/opt/untangle
 
 PREFIX  ?= /usr/local
 CC      ?= cc
 PKGS    := hdf5-serial yaml-0.1 openblas ompi-c
-OPT     ?= -O2 -march=native
-CFLAGS  ?= $(OPT) -g
+
+# Variants build into their own folders so that objects never mix.
 ifeq ($(SANITIZE),1)
-CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer
-LDFLAGS += -fsanitize=address,undefined
+BUILD   := build-san
+OPT     ?= -O1 -march=native
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else ifeq ($(VALGRIND),1)
+BUILD   := build-vg
+OPT     ?= -O1 -march=x86-64-v2
+else
+BUILD   := build
+OPT     ?= -O2 -march=native
 endif
+CFLAGS  ?= $(OPT) -g
+BIN     := $(if $(filter build,$(BUILD)),bin/untangle,$(BUILD)/untangle)
+
 # Lazy (=): pkg-config may not exist before `make deps` has run.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude $(PKG_CFLAGS) $(CFLAGS)
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude $(PKG_CFLAGS) $(CFLAGS) $(SANFLAGS)
 LIBS       = $(PKG_LIBS) -lm
 
-# Debian packages: build and test set, then SLURM and Python for their tests.
+# Debian packages: the build and test set, SLURM and shellcheck for the job
+# scripts' tests, clang for the fuzzer, Python for the analysis.
 DEB_PKGS := build-essential pkg-config libopenmpi-dev openmpi-bin libopenblas-dev \
-            libhdf5-dev libyaml-dev hdf5-tools libcmocka-dev \
+            libhdf5-dev libyaml-dev hdf5-tools libcmocka-dev slurm-wlm shellcheck \
             python3 python3-h5py python3-numpy python3-matplotlib python3-pandas python3-pytest
 
 LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c src/*/*.c))
-LIB_OBJ := $(LIB_SRC:src/%.c=build/obj/%.o)
-TESTS   := $(patsubst tests/%.c,build/tests/%,$(wildcard tests/test_*.c))
-BENCHES := $(patsubst tests/bench/%.c,build/bench/%,$(wildcard tests/bench/*.c))
+LIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
+TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
+BENCHES := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(wildcard tests/bench/*.c))
 
-.PHONY: all deps run check bench install clean
-all: bin/untangle
+.PHONY: all deps run report check valgrind fuzz bench install clean
+all: $(BIN)
 
-build/obj/%.o: src/%.c $(wildcard include/untangle/*.h) $(wildcard src/*/*.h)
+$(BUILD)/obj/%.o: src/%.c $(wildcard include/untangle/*.h) $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-build/libuntangle.a: $(LIB_OBJ)
+$(BUILD)/libuntangle.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-bin/untangle: build/obj/main.o build/libuntangle.a
-	@mkdir -p bin
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
-
-build/tests/%: tests/%.c build/libuntangle.a
+$(BIN): $(BUILD)/obj/main.o $(BUILD)/libuntangle.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< build/libuntangle.a $(LIBS) -lcmocka
+	$(CC) $(SANFLAGS) -o $@ $^ $(LIBS)
 
-build/bench/%: tests/bench/%.c build/libuntangle.a
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libuntangle.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< build/libuntangle.a $(LIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libuntangle.a $(LIBS) -lcmocka
+
+$(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libuntangle.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libuntangle.a $(LIBS)
 
 deps:
 	@sh tests/deps.sh $(DEB_PKGS)
 
+# Sanitized runs: MPI and HDF5 keep some allocations for the process
+# lifetime; tests/lsan.supp names them.
+SAN_ENV = ASAN_OPTIONS=abort_on_error=0:detect_leaks=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+          UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
 check: deps
 	@$(MAKE) --no-print-directory all $(TESTS)
-	@sh tests/run_all.sh $(TESTS)
+	@$(if $(SANFLAGS),$(SAN_ENV)) UNTANGLE=$(CURDIR)/$(BIN) BUILD=$(BUILD) sh tests/run_all.sh $(TESTS)
+
+valgrind: deps
+	@$(MAKE) --no-print-directory VALGRIND=1 all $(patsubst build/%,build-vg/%,$(TESTS))
+	@for t in $(patsubst build/%,build-vg/%,$(TESTS)); do echo "== $$t"; \
+	  OPENBLAS_NUM_THREADS=1 valgrind -q --error-exitcode=9 --leak-check=full \
+	    --suppressions=tests/valgrind.supp $$t >/dev/null 2>$$t.valgrind || { tail -n 40 $$t.valgrind; exit 1; }; \
+	  echo "clean"; done
+
+FUZZ_SECONDS ?= 600
+fuzz: deps
+	@mkdir -p build/fuzz_corpus
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude \
+	  $(PKG_CFLAGS) tests/fuzz/fuzz_config.c $(LIB_SRC) -o build/fuzz_config $(LIBS)
+	build/fuzz_config -max_total_time=$(FUZZ_SECONDS) -dict=tests/fuzz/config.dict \
+	  build/fuzz_corpus tests/fuzz/corpus
 
 bench: all $(BENCHES)
 	@for b in $(BENCHES); do echo "== $$b"; OPENBLAS_NUM_THREADS=1 $$b || exit 1; done
+	@echo "== tests/bench/sweep_overhead.sh"; sh tests/bench/sweep_overhead.sh
+
+# The default job: sweeps/quick.yaml under mpirun (a master and one worker
+# per core), then its report. --resume: running it again finishes what is
+# missing (or nothing).
+CORES  := $(shell nproc 2>/dev/null || echo 2)
+RANKS  ?= $(shell echo $$(( $(CORES) + 1 )))
+MPIRUN  = OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+          mpirun --oversubscribe -np $(RANKS)
+PYTHON ?= /usr/bin/python3
+RESULTS ?= results/quick.h5
 
 run: deps
 	@$(MAKE) --no-print-directory all
-	sh tests/quick_train.sh
+	@mkdir -p results
+	$(MPIRUN) bin/untangle sweep sweeps/quick.yaml -o results/quick.h5 --resume --threads 1
+	@$(MAKE) --no-print-directory report RESULTS=results/quick.h5
+
+report:
+	$(PYTHON) analysis/report.py $(RESULTS) -o $(basename $(RESULTS))-report
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/untangle
@@ -75,4 +126,4 @@ install: all
 	cp -r sweeps jobs analysis $(DESTDIR)$(PREFIX)/share/untangle/
 
 clean:
-	rm -rf build bin
+	rm -rf build build-san build-vg bin

@@ -80,9 +80,9 @@ def main(argv=None):
                     "run, and index.html showing them all.")
     p.add_argument("results", metavar="RESULTS.h5", help="results file of `untangle sweep`")
     p.add_argument("-o", "--out", metavar="DIR", default=None,
-                   help="output directory (default: RESULTS without .h5, plus _report)")
+                   help="output directory (default: RESULTS without .h5, plus -report)")
     a = p.parse_args(argv)
-    out = a.out or os.path.splitext(a.results)[0] + "_report"
+    out = a.out or os.path.splitext(a.results)[0] + "-report"
     try:
         index, plots = make_report(a.results, out)
     except (ur.UntangleFileError, traversals.TraversalError) as exc:

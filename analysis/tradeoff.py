@@ -55,6 +55,9 @@ KEY_INFO = {
     "anneal_steps": "anneal_steps (steps)",
 }
 FRACTIONS = ("mig", "mig_hist", "swap_acc")
+# The key put on the x axis when a model sweeps several (first one present).
+PREFERRED_X = ("beta", "gamma", "supervision", "lambda", "c_max", "alpha", "c_z_max",
+               "c_c_max", "w_swap", "latent_dim", "lr", "steps", "batch_size", "anneal_steps")
 CURVE_ORDER = ["loss", "recon", "kl", "tc", "mi", "dwkl"]
 
 
@@ -121,17 +124,36 @@ class Sweep:
         self.panels = [(k, ms) for k, ms in panels.items()]
         if fixed:
             self.panels.append(((), fixed))
+        self.layout = {k: self._layout(k, ms) for k, ms in self.panels}
+        self.series_colour = {}
+        for keys, models in self.panels:
+            skeys = self.layout[keys][1]
+            for m in models:
+                series = [v for v, _ in self.values_of(m, skeys)]
+                for i, v in enumerate(series):
+                    self.series_colour[(m, v)] = _shade(self.colour[m], i, len(series))
+
+    def _layout(self, keys, models):
+        """(x keys, series keys) of a panel: x is the main swept key (beta,
+        gamma, ... or the one with most values) plus the keys zipped with it
+        (a function of it, like c_z_max with gamma); every other key makes
+        separate series (lines), like latent_dim crossed with beta."""
+        if len(keys) <= 1:
+            return tuple(keys), ()
+        rows = self.ok[self.ok["model"].isin(models)]
+        pref = [k for k in PREFERRED_X if k in keys]
+        x = pref[0] if pref else max(keys, key=lambda k: rows[k].nunique(dropna=False))
+        xkeys, skeys = [x], []
+        for k in keys:
+            if k == x:
+                continue
+            zipped = rows.groupby(x, dropna=False)[k].nunique(dropna=False).max() <= 1
+            (xkeys if zipped else skeys).append(k)
+        return tuple(xkeys), tuple(skeys)
 
     def values_of(self, model, keys):
         """[(values tuple for keys, ok runs)] of model, in value order."""
-        sub = self.ok[self.ok["model"] == model]
-        if not keys:
-            return [((), sub)]
-        by = list(keys) if len(keys) > 1 else keys[0]
-        items = [(k if isinstance(k, tuple) else (k,), g)
-                 for k, g in sub.groupby(by, dropna=False, sort=False)]
-        items.sort(key=lambda kv: [ur._sort_key(v) for v in kv[0]])
-        return items
+        return group_by(self.ok[self.ok["model"] == model], keys)
 
     def _markers(self):
         """A marker per value tuple of each panel's keys (shared by the models
@@ -143,7 +165,7 @@ class Sweep:
                 for v, _ in self.values_of(m, keys):
                     if v not in vals:
                         vals.append(v)
-            vals.sort(key=lambda v: [ur._sort_key(x) for x in v])
+            vals.sort(key=lambda v: [ur.sort_key(x) for x in v])
             for i, v in enumerate(vals):
                 self.marker[(keys, v)] = MARKERS[i % len(MARKERS)]
 
@@ -169,6 +191,29 @@ class Sweep:
         return self.meta.get("sweep_name", "?")
 
 
+def group_by(df, keys):
+    """[(values tuple of keys, rows)] in value order; [((), df)] without keys."""
+    if not keys:
+        return [((), df)]
+    by = list(keys) if len(keys) > 1 else keys[0]
+    items = [(k if isinstance(k, tuple) else (k,), g)
+             for k, g in df.groupby(by, dropna=False, sort=False)]
+    items.sort(key=lambda kv: [ur.sort_key(v) for v in kv[0]])
+    return items
+
+
+def _shade(colour, i, n):
+    """The i-th of n shades of colour, light to dark (the colour itself when
+    n is 1)."""
+    from matplotlib.colors import to_rgb
+    base = np.array(to_rgb(colour))
+    if n <= 1:
+        return tuple(base)
+    t = i / (n - 1)
+    light, dark = base + (1 - base) * 0.55, base * 0.55
+    return tuple(light * (1 - t) + dark * t)
+
+
 def values_label(keys, values):
     if not keys:
         return ""
@@ -178,44 +223,81 @@ def values_label(keys, values):
 # ---- the trade-off ---------------------------------------------------------------
 
 def plot_tradeoff(s, out, written):
-    fig, ax = plt.subplots(figsize=(7.5, 5))
-    handles = []
-    for m in s.models:
-        keys, _ = s.panel_of(m)
-        c = s.colour[m]
-        med_x, med_y = [], []
-        for v, g in s.values_of(m, keys):
-            mk = s.marker.get((keys, v), "o")
-            ax.scatter(g["mig"], g["recon"], s=22, marker=mk, color=c, alpha=0.45,
-                       linewidths=0, zorder=2)
-            mx, my = g["mig"].median(), g["recon"].median()
-            med_x.append(mx)
-            med_y.append(my)
-            # a faint spoke from the median to each seed shows which seeds
-            # belong to it and how far they spread
-            for x, y in zip(g["mig"], g["recon"]):
-                ax.plot([mx, x], [my, y], color=c, lw=0.6, alpha=0.3, zorder=1)
-            ax.scatter([mx], [my], s=90, marker=mk, color=c, edgecolors="black",
-                       linewidths=0.8, zorder=4)
-        if len(keys) == 1 and len(med_x) > 1:
-            ax.plot(med_x, med_y, color=c, lw=1.2, alpha=0.8, zorder=3)
-        handles.append(Line2D([], [], color=c, marker="o", lw=1.2 if len(keys) == 1 else 0,
-                              markeredgecolor="black", markersize=8, label=m))
-    # what the markers mean
+    """Reconstruction against MIG: one panel per MIG estimator that some run
+    computed (Chen et al.'s; the histogram one, which deterministic models
+    such as dsd also get). Colour = model, marker = setting, small = one
+    seed, large = median over seeds, spokes join them."""
+    xs = [m for m in ("mig", "mig_hist") if s.ok[m].notna().any()]
+    if not xs or s.ok["recon"].isna().all():
+        return
+    fig, axes = plt.subplots(1, len(xs), figsize=(6.2 * len(xs) + 2.6, 5), squeeze=False,
+                             sharey=True, layout="constrained")
+    for ax, xm in zip(axes[0], xs):
+        missing = []
+        for m in s.models:
+            keys, _ = s.panel_of(m)
+            xkeys, skeys = s.layout[keys]
+            c = s.colour[m]
+            med_x, med_y, med_s, med_o = [], [], [], []
+            for v, g in s.values_of(m, keys):
+                g = g[g[xm].notna() & g["recon"].notna()]
+                if g.empty:
+                    continue
+                mk = s.marker.get((keys, v), "o")
+                med_s.append(tuple(ur.format_value(g.iloc[0][k]) for k in skeys))
+                med_o.append([ur.sort_key(g.iloc[0][k]) for k in xkeys])
+                ax.scatter(g[xm], g["recon"], s=22, marker=mk, color=c, alpha=0.45,
+                           linewidths=0, zorder=2)
+                mx, my = g[xm].median(), g["recon"].median()
+                med_x.append(mx)
+                med_y.append(my)
+                # a faint spoke from the median to each seed shows which seeds
+                # belong to it and how far they spread
+                for x, y in zip(g[xm], g["recon"]):
+                    ax.plot([mx, x], [my, y], color=c, lw=0.6, alpha=0.3, zorder=1)
+                ax.scatter([mx], [my], s=90, marker=mk, color=c, edgecolors="black",
+                           linewidths=0.8, zorder=4)
+            if not med_x:
+                missing.append(m)
+            elif xkeys:
+                # join the medians along the x key, one line per series
+                for sv in dict.fromkeys(med_s):
+                    pts = [(med_o[i], med_x[i], med_y[i])
+                           for i in range(len(med_x)) if med_s[i] == sv]
+                    pts.sort()
+                    if len(pts) > 1:
+                        ax.plot([p[1] for p in pts], [p[2] for p in pts], color=c, lw=1.2,
+                                alpha=0.8, zorder=3)
+        if missing:
+            ax.text(0.98, 0.02, f"not computed for {', '.join(missing)}",
+                    transform=ax.transAxes, ha="right", va="bottom", fontsize=8,
+                    color="#444444")
+        ax.set_xlabel(ur.METRIC_INFO[xm][0] + "   (better \u2192)")
+        ax.grid(alpha=0.3)
+        if len(xs) > 1:
+            ax.set_title({"mig": "MIG (Chen et al.)", "mig_hist": "MIG (histogram)"}[xm],
+                         fontsize=10)
+    axes[0][0].set_ylabel(ur.METRIC_INFO["recon"][0] + "   (\u2190 better)")
+    # the legend: what colours, markers and sizes mean
+    handles = [Line2D([], [], color=s.colour[m], marker="o",
+                      lw=1.2 if s.panel_of(m)[0] else 0,
+                      markeredgecolor="black", markersize=8, label=m) for m in s.models]
     marker_handles = []
     for keys, models in s.panels:
+        if not keys:
+            continue
+        who = "/".join(models) + ": " if len(s.panels) > 1 else ""
         for (k, v), mk in s.marker.items():
-            if k != keys or not keys:
-                continue
-            marker_handles.append(Line2D([], [], color="grey", marker=mk, lw=0, markersize=8,
-                                         label=values_label(keys, v)))
+            if k == keys:
+                marker_handles.append(Line2D([], [], color="grey", marker=mk, lw=0,
+                                             markersize=8, label=who + values_label(keys, v)))
     size_handles = [
         Line2D([], [], color="grey", marker="o", lw=0, markersize=9, markeredgecolor="black",
                label="median over seeds"),
         Line2D([], [], color="grey", marker="o", lw=0, markersize=5, alpha=0.45,
                label="one seed"),
     ]
-    swept = sorted({k for keys, _ in s.panels if len(keys) == 1 for k in keys})
+    swept = sorted({s.layout[keys][0][0] for keys, _ in s.panels if keys})
     if swept:
         size_handles.append(Line2D([], [], color="grey", lw=1.2,
                                    label=f"medians in {', '.join(swept)} order"))
@@ -226,13 +308,10 @@ def plot_tradeoff(s, out, written):
     if marker_handles:
         legend += [blank, header[1]] + marker_handles
     legend += [blank, header[2]] + size_handles
-    ax.legend(handles=legend, loc="upper left", bbox_to_anchor=(1.02, 1.0),
-              borderaxespad=0, fontsize=9, handlelength=1.6)
-    ax.set_xlabel(ur.METRIC_INFO["mig"][0] + "   (better \u2192)")
-    ax.set_ylabel(ur.METRIC_INFO["recon"][0] + "   (\u2190 better)")
-    ax.set_title(f"Reconstruction vs disentanglement: sweep '{s.name()}', "
+    axes[0][-1].legend(handles=legend, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                       borderaxespad=0, fontsize=9, handlelength=1.6)
+    fig.suptitle(f"Reconstruction vs disentanglement: sweep '{s.name()}', "
                  f"{len(s.ok)} runs, {s.seeds_text()}{s.title_note()}", fontsize=11)
-    ax.grid(alpha=0.3)
     _save(fig, os.path.join(out, "tradeoff.png"), written)
 
 
@@ -247,20 +326,23 @@ def plot_metric(s, metric, out, written):
     panels = s.panels
     n_seeds = int(s.ok.groupby(["model"] + sorted({k for ks, _ in panels for k in ks}),
                                dropna=False)[metric].count().max())
-    widths = [max(3.2, 1.1 * len(_panel_values(s, k, ms)) + 1.5) for k, ms in panels]
+    widths = [max(3.2, 1.1 * len(_panel_values(s, s.layout[k][0], ms)) + 1.5)
+              for k, ms in panels]
     fig, axes = plt.subplots(1, len(panels), figsize=(sum(widths) + 1.8, 4.6), squeeze=False,
                              sharey=True, gridspec_kw={"width_ratios": widths},
                              layout="constrained")
     for ax, (keys, models) in zip(axes[0], panels):
-        xs = _panel_values(s, keys, models)
+        xkeys, skeys = s.layout[keys]
+        xs = _panel_values(s, xkeys, models)
         pos = {v: i for i, v in enumerate(xs)}
-        n = len(models)
-        span = 0.6 if n > 1 else 0.0
-        for j, m in enumerate(models):
-            c = s.colour[m]
-            off = (j - (n - 1) / 2) * (span / max(n - 1, 1)) if n > 1 else 0.0
+        series = [(m, sv, g) for m in models for sv, g in s.values_of(m, skeys)]
+        n = len(series)
+        span = min(0.7, 0.22 * n) if n > 1 else 0.0
+        for j, (m, sv, gm) in enumerate(series):
+            c = s.series_colour[(m, sv)]
+            off = (j - (n - 1) / 2) * (span / (n - 1)) if n > 1 else 0.0
             line_x, line_y = [], []
-            for v, g in s.values_of(m, keys) if keys else [((m,), s.ok[s.ok["model"] == m])]:
+            for v, g in group_by(gm, xkeys) if xkeys else [((m,), gm)]:
                 y = g[metric].dropna().to_numpy(float)
                 if len(y) == 0:
                     continue
@@ -279,13 +361,13 @@ def plot_metric(s, metric, out, written):
                 if len(y) < n_seeds:  # fewer seeds than the others: say so
                     ax.annotate(f"n={len(y)}", (x0, med), xytext=(7, -3),
                                 textcoords="offset points", fontsize=7, color="#444444")
-            if len(keys) == 1 and len(line_x) > 1:
+            if xkeys and len(line_x) > 1:
                 ax.plot(line_x, line_y, color=c, lw=1.3, zorder=3)
         ax.set_xticks(range(len(xs)))
-        if keys:
-            ax.set_xticklabels([_tick(keys, v) for v in xs])
-            ax.set_xlabel(KEY_INFO.get(keys[0], keys[0]) if len(keys) == 1
-                          else " / ".join(keys))
+        if xkeys:
+            ax.set_xticklabels([_tick(xkeys, v) for v in xs])
+            ax.set_xlabel(KEY_INFO.get(xkeys[0], xkeys[0]) if len(xkeys) == 1
+                          else " / ".join(xkeys) + " (varied together)")
         else:
             ax.set_xticklabels([v[0] for v in xs])
             ax.set_xlabel("model (nothing swept but the seed)")
@@ -300,8 +382,14 @@ def plot_metric(s, metric, out, written):
     label, better = ur.METRIC_INFO[metric]
     hint = {True: "   (\u2191 better)", False: "   (\u2193 better)", None: ""}[better]
     axes[0][0].set_ylabel(label + hint)
-    handles = [Line2D([], [], color=s.colour[m], marker="D", markeredgecolor="black", lw=1.3,
-                      label=m) for m in s.models]
+    handles = []
+    for keys, models in panels:
+        skeys = s.layout[keys][1]
+        for m in models:
+            for sv, _ in s.values_of(m, skeys):
+                handles.append(Line2D([], [], color=s.series_colour[(m, sv)], marker="D",
+                                      markeredgecolor="black", lw=1.3,
+                                      label=m + (" " + values_label(skeys, sv) if skeys else "")))
     handles += [
         Line2D([], [], color="grey", marker="D", markeredgecolor="black", lw=0,
                label="median over seeds"),
@@ -311,7 +399,8 @@ def plot_metric(s, metric, out, written):
     ]
     axes[0][-1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0),
                        borderaxespad=0, fontsize=9)
-    against = " / ".join(sorted({k for k, _ in panels for k in k})) or "model"
+    xk = sorted({k for keys, _ in panels for k in s.layout[keys][0]})
+    against = " / ".join(xk) if 0 < len(xk) <= 2 else "the swept parameters" if xk else "model"
     fig.suptitle(f"{metric} against {against}: sweep '{s.name()}', {len(s.ok)} runs, "
                  f"{s.seeds_text()}{s.title_note()}", fontsize=11)
     _save(fig, os.path.join(out, f"metric_{metric}.png"), written)
@@ -326,7 +415,7 @@ def _panel_values(s, keys, models):
         for v, _ in s.values_of(m, keys):
             if v not in vals:
                 vals.append(v)
-    vals.sort(key=lambda v: [ur._sort_key(x) for x in v])
+    vals.sort(key=lambda v: [ur.sort_key(x) for x in v])
     return vals
 
 
@@ -375,7 +464,8 @@ def plot_mig_per_factor(s, out, written):
 
 def _best_label(s, r):
     cfg = ur.config_label(r, s.label_keys[r["model"]])
-    return f"{cfg}, seed {int(r['seed'])} (#{int(r['index'])}, {r['best_by']} {_fmt(r[r['best_by']], 2)})"
+    by = r["best_by"]
+    return f"{cfg}, seed {int(r['seed'])} (#{int(r['index'])}, {by} {_fmt(r[by], 2)})"
 
 
 def plot_mi_best(s, out, written):
@@ -383,7 +473,7 @@ def plot_mi_best(s, out, written):
     best = ur.best_runs(s.ok, "mig")
     dets = []
     for _, r in best.iterrows():
-        d = ur.load_detail(s.path, int(r["index"]), int(r["attempt"]))
+        d = ur.load_detail(s.path, r["run_id"], int(r["attempt"]))
         if d["mi"] is not None:
             dets.append((r, d))
     if not dets:
@@ -401,7 +491,8 @@ def plot_mi_best(s, out, written):
         ax.set_xticklabels(d["factors"], rotation=35, ha="right", fontsize=8)
         ax.set_yticks(range(mi.shape[0]))
         ax.set_yticklabels(_unit_names(d), fontsize=8)
-        ax.set_title(f"{ur.config_label(r, s.label_keys[r['model']])}\nseed {int(r['seed'])} (#{int(r['index'])}), "
+        cfg = ur.config_label(r, s.label_keys[r["model"]])
+        ax.set_title(f"{cfg}\nseed {int(r['seed'])} (#{int(r['index'])}), "
                      f"MIG {_fmt(r['mig'], 2)}", fontsize=9)
     axes[0][0].set_ylabel("latent unit")
     cb = fig.colorbar(im, ax=list(axes[0]))
@@ -421,7 +512,9 @@ def _unit_names(d):
 
 def plot_curves(s, out, written):
     curves = ur.load_curves(s.path)
-    curves = curves.merge(s.ok[["index", "attempt"]], on=["index", "attempt"])
+    key = ur.attempt_key(curves)
+    curves = curves.drop(columns=[c for c in ("index",) if c not in key])
+    curves = curves.merge(s.ok[["index", "run_id", "attempt"]], on=key)
     if curves.empty:
         return
     names = [n for n in CURVE_ORDER if n in set(curves["name"])]
@@ -438,10 +531,10 @@ def plot_curves(s, out, written):
             keys, _ = s.panel_of(m)
             for v, g in s.values_of(m, keys):
                 c = conf_colour[(m, v)]
-                pts = cn[cn["index"].isin(g["index"])]
+                pts = cn[cn["run_id"].isin(g["run_id"])]
                 if pts.empty:
                     continue
-                for _, one in pts.groupby("index"):
+                for _, one in pts.groupby("run_id"):
                     ax.plot(one["step"], one["value"], color=c, lw=0.7, alpha=0.35)
                 med = pts.groupby("step")["value"].median()
                 ax.plot(med.index, med.to_numpy(), color=c, lw=1.8)
@@ -455,10 +548,7 @@ def plot_curves(s, out, written):
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(names):]:
         ax.set_visible(False)
-    for ax in axes[-1]:
-        ax.set_xlabel("optimiser step")
-        ax.xaxis.set_tick_params(labelbottom=True)
-    for ax in axes.flat[len(names) - ncol:len(names)]:
+    for ax in axes.flat[len(names) - ncol:len(names)]:  # the lowest visible panels
         ax.set_xlabel("optimiser step")
         ax.xaxis.set_tick_params(labelbottom=True)
     handles += [Line2D([], [], color="grey", lw=1.8, label="median over seeds"),
@@ -476,18 +566,13 @@ def _curve_unit(name):
 
 
 def _conf_colours(s):
-    """A shade of the model's colour per configuration (light = small value)."""
-    from matplotlib.colors import to_rgb
+    """A shade of the model's colour per configuration (light = first)."""
     out, handles = {}, []
     for m in s.models:
         keys, _ = s.panel_of(m)
         vals = [v for v, _ in s.values_of(m, keys)]
-        base = np.array(to_rgb(s.colour[m]))
         for i, v in enumerate(vals):
-            t = 0.0 if len(vals) == 1 else i / (len(vals) - 1)
-            # from a light tint (t = 0) to a dark shade (t = 1) of the base
-            light, dark = base + (1 - base) * 0.55, base * 0.55
-            c = tuple(light * (1 - t) + dark * t) if len(vals) > 1 else tuple(base)
+            c = _shade(s.colour[m], i, len(vals))
             out[(m, v)] = c
             lab = m + (f" {values_label(keys, v)}" if keys else "")
             handles.append(Line2D([], [], color=c, lw=1.8, label=lab))

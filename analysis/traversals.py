@@ -6,9 +6,10 @@ first), each row labelled with the factors it captures according to the
 run's mutual-information matrix.
 
     analysis/traversals.py RESULTS.h5 --index I [--index J ...] -o DIR
+    analysis/traversals.py RESULTS.h5 --run-id ID -o DIR
     analysis/traversals.py RESULTS.h5 --best mig -o DIR    # best run per model
 
-Writes DIR/traversal_<index>.png, or DIR/traversal_best_<model>.png with
+Writes DIR/traversal_<index or run_id>.png, or DIR/traversal_best_<model>.png with
 --best. When the file stores no per-latent KL, rows are ordered by the MI
 matrix's row maximum, and the title says so.
 """
@@ -53,7 +54,11 @@ def unit_layout(d):
     else:
         s = h // n
     D = d["latent_dim"] if 0 <= d["latent_dim"] <= n else n
-    names = [f"z{j}" for j in range(D)] + [f"c{j}" for j in range(n - D)]
+    cats = ur._parse_list(d["row"]["discrete"]) if "row" in d else []
+    names = [f"z{j}" for j in range(D)]
+    for j in range(n - D):
+        k = f" ({cats[j]} cats)" if j < len(cats) else ""
+        names.append(f"c{j}{k}")
     return n, s, names
 
 
@@ -107,9 +112,15 @@ def draw(path, d, out_png, runs=None, title_extra=""):
     ax.set_xticks([i + 0.5 for i in range(STEPS)])
     vals = np.linspace(-LIMIT, LIMIT, STEPS)
     ax.set_xticklabels([f"{v:+.1f}" for v in vals], fontsize=8)
-    D = d["latent_dim"]
-    ax.set_xlabel(f"value of the traversed latent (others fixed at the code of one image)"
-                  + ("; discrete rows: one category per cell" if n > D else ""))
+    D = min(max(d["latent_dim"], 0), n)
+    ax.set_xlabel("value of the traversed latent (others fixed at the code of one image)")
+    cats = ur._parse_list(d["row"]["discrete"])
+    for i, u in enumerate(order):
+        if u >= D:  # a discrete variable: its cells are its categories, not values
+            k = cats[u - D] if u - D < len(cats) else STEPS
+            for t in range(min(k, STEPS)):
+                ax.text(t + 0.06, i + 0.06, f"cat {t}", color="#ffd54f", fontsize=7,
+                        va="top", ha="left")
     ax.set_xlim(0, STEPS)
     ax.set_ylim(n, 0)
     # what each row captures, as text right of the grid (a twin axis would
@@ -117,27 +128,31 @@ def draw(path, d, out_png, runs=None, title_extra=""):
     for i, u in enumerate(order):
         ax.text(STEPS + 0.15, i + 0.5, captured(d, u), va="center", ha="left", fontsize=8,
                 clip_on=False)
-    ax.text(STEPS + 0.15, -0.15, f"factors captured: I(latent; factor) in nats (\u2265 {MIN_NATS})",
-            va="bottom", ha="left", fontsize=8, style="italic", clip_on=False)
+    ax.text(STEPS + 0.15, n + 0.2, "factors captured:\n"
+            f"I(latent; factor) in nats (\u2265 {MIN_NATS})",
+            va="top", ha="left", fontsize=8, style="italic", clip_on=False)
     row = d["row"]
     keys = ur.label_keys(runs, row["model"]) if runs is not None else []
     cfg = ur.config_label(row, keys)
-    mig = row["mig"]
+    def f(v):
+        return "n/a" if math.isnan(v) else f"{v:.3g}"
     ax.set_title(f"Latent traversals of run #{d['index']}: {cfg}, seed {int(row['seed'])}"
-                 f"{title_extra}\nMIG {'n/a' if math.isnan(mig) else f'{mig:.3g}'}; "
-                 f"{how}", fontsize=10)
+                 f"{title_extra}\nMIG {f(row['mig'])}, MIG (hist) {f(row['mig_hist'])}, "
+                 f"recon {f(row['recon'])} nats; {how}", fontsize=10)
     fig.savefig(out_png, dpi=DPI, bbox_inches="tight")
     plt.close(fig)
     return out_png
 
 
-def draw_index(path, index, out, runs=None):
+def draw_index(path, run, out, runs=None):
+    """The traversal of one run, by index (int) or run_id (str)."""
     runs = ur.load_runs(path) if runs is None else runs
     try:
-        d = ur.load_detail(path, index)
+        d = ur.load_detail(path, run)
     except KeyError:
-        raise TraversalError(f"{path}: no run with index {index} in the file") from None
-    return draw(path, d, os.path.join(out, f"traversal_{index}.png"), runs)
+        what = "run_id" if isinstance(run, str) else "index"
+        raise TraversalError(f"{path}: no run with {what} {run} in the file") from None
+    return draw(path, d, os.path.join(out, f"traversal_{run}.png"), runs)
 
 
 def draw_best(path, metric, out, runs=None, log=print):
@@ -150,7 +165,7 @@ def draw_best(path, metric, out, runs=None, log=print):
         return []
     files = []
     for _, r in best.iterrows():
-        d = ur.load_detail(path, int(r["index"]), int(r["attempt"]))
+        d = ur.load_detail(path, r["run_id"], int(r["attempt"]))
         if d["traversal"] is None:
             log(f"{path}: best {r['model']} run #{int(r['index'])} has no traversal image")
             continue
@@ -169,6 +184,8 @@ def main(argv=None):
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--index", type=int, action="append", metavar="I",
                    help="the run's index (repeat for several)")
+    g.add_argument("--run-id", action="append", metavar="ID",
+                   help="the run's run_id (repeat for several)")
     g.add_argument("--best", choices=BEST_CHOICES, metavar="METRIC",
                    help=f"the best ok run of each model by METRIC ({', '.join(BEST_CHOICES)})")
     p.add_argument("-o", "--out", metavar="DIR", required=True, help="output directory")
@@ -179,7 +196,7 @@ def main(argv=None):
         if a.best:
             files = draw_best(a.results, a.best, a.out, runs)
         else:
-            files = [draw_index(a.results, i, a.out, runs) for i in a.index]
+            files = [draw_index(a.results, i, a.out, runs) for i in a.index or a.run_id]
     except (ur.UntangleFileError, TraversalError) as exc:
         print(f"traversals.py: error: {exc}", file=sys.stderr)
         return 1

@@ -2,7 +2,7 @@
 
     import sys; sys.path.insert(0, "analysis")      # or run from analysis/
     from untangle_results import load_runs, load_curves, load_detail
-    runs = load_runs("results/quick.h5")            # one row per index
+    runs = load_runs("results/quick.h5")            # one row per run
     runs.groupby(["model", "beta"])["mig"].median()
 
 The layout is the contract of DESIGN.md section 7, written by
@@ -15,10 +15,15 @@ src/results/results.c (its top comment documents every column):
             mig_<factor> and swap_acc_<factor>. Fixed-length strings come back
             from h5py as bytes; they are decoded here. A row whose status is
             EMPTY is left behind by a killed writer and is never valid.
-  /curves   long format {index, attempt, step, name, value}.
-  /detail/<index>_<attempt>   mi (units, 5) float32 with attribute factors,
+  /curves   long format {index, run_id, attempt, step, name, value}.
+  /detail/<run_id>_<attempt>   mi (units, 5) float32 with attribute factors,
             mig (5), swap_acc (5), traversal (H, W) uint8; mi and traversal
             absent when the run made none.
+
+A run is identified by its run_id (a hash of its configuration); index is its
+position in the sweep YAML it ran under, which moves when a resumed sweep's
+grid grows. In a file written by one YAML, one run = one index. Files of the
+first layout (curves without run_id, /detail/<index>_<attempt>) are read too.
 
 The file may still be written by a running sweep: readers open it without
 HDF5's file lock, and a read that meets a half-flushed chunk is retried.
@@ -34,15 +39,14 @@ import pandas as pd
 __all__ = [
     "UntangleFileError", "FACTORS", "CONFIG_KEYS", "METRICS", "PLOT_METRICS",
     "METRIC_INFO", "load_meta", "load_attempts", "load_runs", "load_curves",
-    "load_detail", "choose_attempts", "swept_keys", "label_keys", "config_label", "configurations", "best_runs", "summarize",
-    "describe_failures", "writer_pid",
+    "load_detail", "choose_attempts", "swept_keys", "label_keys", "config_label",
+    "configurations", "best_runs", "summarize", "describe_failures", "writer_pid",
+    "format_value", "sort_key", "attempt_key",
 ]
 
 # The data set's factors, in the order of the mi matrix's columns and of the
 # mig_<f> / swap_acc_<f> columns (data_factor_names).
 FACTORS = ("shape", "scale", "orientation", "posX", "posY")
-# Cardinality of each factor: H(v_k) = log |V_k| (DESIGN.md section 3).
-FACTOR_SIZES = {"shape": 3, "scale": 6, "orientation": 40, "posX": 32, "posY": 32}
 
 # Configuration keys (run_keys in src/run/keys.c, table order) except model
 # and seed: the candidates for "what a sweep varies".
@@ -179,53 +183,65 @@ def load_attempts(path):
 
 
 def load_runs(path):
-    """One row per index: the latest attempt with status ok, or the last
-    attempt when none is ok. Columns: those of /runs (strings decoded; integer
-    keys int64 with -1 = not applicable, real keys and metrics float64 with NaN
-    = not applicable / not computed) plus n_attempts (attempts of that index
-    in the file). Sorted by index. An empty DataFrame (with the columns) when
-    the file holds no valid row yet."""
+    """One row per run (run_id; in a file written by one sweep YAML, one per
+    index): its latest attempt with status ok, or its last attempt when none
+    is ok. Columns: those of /runs (strings decoded; integer keys int64 with
+    -1 = not applicable, real keys and metrics float64 with NaN = not
+    applicable / not computed) plus n_attempts (the run's attempts in the
+    file). Sorted by index. An empty DataFrame (with the columns) when the
+    file holds no valid row yet."""
     return choose_attempts(load_attempts(path))
 
 
 def choose_attempts(attempts):
-    """load_runs' choice on a DataFrame of attempts (index, attempt, status,
-    and row = append order, which breaks ties, e.g. in a merged file)."""
+    """load_runs' choice on a DataFrame of attempts (run_id or index, attempt,
+    status, and row = append order, which breaks ties)."""
     df = attempts.copy()
+    key = "run_id" if "run_id" in df else "index"
     if "row" not in df:
         df["row"] = np.arange(len(df), dtype=np.int64)
-    df["n_attempts"] = df.groupby("index")["index"].transform("size").astype(np.int64)
+    df["n_attempts"] = df.groupby(key)[key].transform("size").astype(np.int64)
     df["_ok"] = df["status"] == "ok"
     # Last in (ok first, attempt, append order) wins.
-    df = df.sort_values(["index", "_ok", "attempt", "row"], kind="stable")
-    df = df.groupby("index", sort=True).tail(1)
-    return df.drop(columns=["_ok", "row"]).sort_values("index").reset_index(drop=True)
+    df = df.sort_values([key, "_ok", "attempt", "row"], kind="stable")
+    df = df.groupby(key, sort=False).tail(1)
+    df = df.sort_values(["index", "row"], kind="stable")
+    return df.drop(columns=["_ok", "row"]).reset_index(drop=True)
+
+
+def attempt_key(df):
+    """The columns that identify an attempt in /curves and /runs."""
+    return ["run_id", "attempt"] if "run_id" in df else ["index", "attempt"]
 
 
 def load_curves(path, all_attempts=False):
-    """The training curves as a long DataFrame (index, attempt, step, name,
-    value), names decoded. By default only the attempt load_runs chooses for
-    each index; all_attempts=True returns every point in the file."""
+    """The training curves as a long DataFrame (index, run_id, attempt, step,
+    name, value), names decoded. By default only the attempt load_runs
+    chooses for each run; all_attempts=True returns every point in the
+    file."""
     def read(f):
         return f["curves"][()] if "curves" in f else None
     data = _retry(path, read)
-    cols = ["index", "attempt", "step", "name", "value"]
     if data is None or len(data) == 0:
         return pd.DataFrame({"index": pd.Series(dtype=np.int64),
+                             "run_id": pd.Series(dtype=object),
                              "attempt": pd.Series(dtype=np.int32),
                              "step": pd.Series(dtype=np.int64),
                              "name": pd.Series(dtype=object),
                              "value": pd.Series(dtype=np.float64)})
-    df = _decode(pd.DataFrame.from_records(data))[cols]
+    df = _decode(pd.DataFrame.from_records(data))
+    df = df[[c for c in ("index", "run_id", "attempt", "step", "name", "value") if c in df]]
+    key = attempt_key(df)
     if not all_attempts:
-        chosen = load_runs(path)[["index", "attempt"]]
-        df = df.merge(chosen, on=["index", "attempt"], how="inner")
-    return df.sort_values(["index", "attempt", "name", "step"]).reset_index(drop=True)
+        chosen = load_runs(path)[key]
+        df = df.merge(chosen, on=key, how="inner")
+    return df.sort_values(["index"] + key + ["name", "step"]).reset_index(drop=True)
 
 
-def load_detail(path, index, attempt=None):
-    """The detail of one run as a dict. attempt None: the one load_runs
-    chooses. Keys:
+def load_detail(path, run, attempt=None):
+    """The detail of one run as a dict. run: its index (int; when runs of
+    several sweep YAMLs share an index, the one appended last) or its run_id
+    (str). attempt None: the one load_runs chooses. Keys:
       index, attempt, run_id, model, status, latent_dim, n_discrete
       factors   list of the 5 factor names (columns of mi)
       mi        (units, 5) float array, I(unit; factor) in nats, or None;
@@ -235,27 +251,28 @@ def load_detail(path, index, attempt=None):
       swap_acc  (5,) per-factor swap accuracy
       traversal (H, W) uint8 image grid, one row of 10 cells per unit, or None
       kl        (units,) per-unit KL in nats if the file stores it, else None
-      row       the run's row (a pandas Series)
-    Raises KeyError when the file holds no such index / attempt."""
-    runs = load_attempts(path)
-    sel = runs[runs["index"] == index]
+      row       the run's row of /runs (a pandas Series)
+    Raises KeyError when the file holds no such run / attempt."""
+    by = "run_id" if isinstance(run, str) else "index"
     if attempt is None:
-        chosen = load_runs(path)
-        sel = chosen[chosen["index"] == index]
+        rows = load_runs(path)
     else:
-        sel = sel[sel["attempt"] == attempt]
+        rows = load_attempts(path)
+        rows = rows[rows["attempt"] == attempt]
+    sel = rows[rows[by] == run]
     if len(sel) == 0:
-        raise KeyError(f"{os.fspath(path)}: no run with index {index}"
+        raise KeyError(f"{os.fspath(path)}: no run with {by} {run}"
                        + ("" if attempt is None else f" and attempt {attempt}"))
     row = sel.iloc[-1]
     attempt = int(row["attempt"])
 
     def read(f):
-        name = f"{int(index)}_{attempt}"
         out = {"mi": None, "traversal": None, "kl": None,
                "mig": np.full(len(FACTORS), np.nan), "swap_acc": np.full(len(FACTORS), np.nan),
                "factors": list(FACTORS)}
-        if "detail" not in f or name not in f["detail"]:
+        names = [f"{row['run_id']}_{attempt}", f"{int(row['index'])}_{attempt}"]
+        name = next((n for n in names if "detail" in f and n in f["detail"]), None)
+        if name is None:
             return out
         g = f["detail"][name]
         if "mi" in g:
@@ -270,8 +287,8 @@ def load_detail(path, index, attempt=None):
         return out
     out = _retry(path, read)
     discrete = _parse_list(row.get("discrete", "[]"))
-    out.update(index=int(index), attempt=attempt, run_id=row["run_id"], model=row["model"],
-               status=row["status"], latent_dim=int(row["latent_dim"]),
+    out.update(index=int(row["index"]), attempt=attempt, run_id=row["run_id"],
+               model=row["model"], status=row["status"], latent_dim=int(row["latent_dim"]),
                n_discrete=len(discrete), row=row)
     return out
 
@@ -356,7 +373,8 @@ def config_label(row, keys, with_model=True):
     return ", ".join(parts)
 
 
-def _sort_key(v):
+def sort_key(v):
+    """Order of a key's values: numbers ascending (NaN first), then text."""
     if isinstance(v, str):
         return (1, 0.0, v)
     try:
@@ -381,7 +399,7 @@ def configurations(runs):
             items = [(k if isinstance(k, tuple) else (k,), g) for k, g in groups]
         else:
             items = [((), sub)]
-        items.sort(key=lambda kv: [_sort_key(v) for v in kv[0]])
+        items.sort(key=lambda kv: [sort_key(v) for v in kv[0]])
         for values, g in items:
             out.append({"model": model, "keys": tuple(keys), "values": tuple(values),
                         "label": config_label(g.iloc[0], keys), "rows": list(g.index)})

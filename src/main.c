@@ -262,7 +262,7 @@ static const char usage_sweep[] =
     "  --resume          continue RESULTS.h5: run what has no ok row (starts it when missing)\n"
     "  --restart         move an existing RESULTS.h5 aside (.bak-TIME) and start afresh\n"
     "  --dry-run         print the expanded grid and exit\n"
-    "  --shard I/N       run only the indices i with i %% N == I (job arrays; see merge)\n"
+    "  --shard I/N       run only the indices i with i % N == I (job arrays; see merge)\n"
     "  --retries K       retry failed, diverged and timed-out runs up to K times\n"
     "  --run-timeout SEC a run taking longer is stopped (status timeout)\n"
     "  --deadline SEC    end the sweep SEC seconds after its start: runs that would not\n"

@@ -33,4 +33,6 @@ expect_err "bad.yaml:2:"
 expect 1 "single rank while SLURM has 4 tasks" env SLURM_NTASKS=4 SLURM_STEP_NUM_TASKS=4 SLURM_STEP_ID=0 SLURM_JOB_ID=1 "$UNTANGLE" sweep "$TMP/s.yaml" -o "$TMP/d.h5"
 expect_err "SLURM started 4 tasks"
 [ ! -e "$TMP/d.h5" ] && ok "no file when the launch is wrong" || fail "file written despite the wrong launch"
+expect 1 "mpirun -np 1 while SLURM has 3 tasks" env SLURM_NTASKS=3 mpirun -np 1 "$UNTANGLE" sweep "$TMP/s.yaml" -o "$TMP/d.h5"
+expect_err "mpirun started 1 rank but SLURM allocated 3 tasks"
 finish

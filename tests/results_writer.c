@@ -1,4 +1,4 @@
-/* The writer of tests/results_kill.sh (not a unit test; built by that script).
+/* The writer of tests/it_results_kill.sh (not a unit test; built by that script).
  *
  *   results_writer FILE          open FILE (create it when missing) and append
  *                                attempts forever, printing each index on

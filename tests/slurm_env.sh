@@ -3,16 +3,19 @@
 #
 #   . tests/slurm_env.sh
 #   slurm_start DIR [CPUS]   write DIR/slurm.conf, start slurmctld and slurmd
-#                            (pids in DIR/slurmctld.pid, DIR/slurmd.pid), wait
-#                            until the node is idle, export SLURM_CONF
+#                            (their pids in DIR/slurmctld.pid.test and
+#                            DIR/slurmd.pid.test), wait until the node is
+#                            idle, export SLURM_CONF
 #   slurm_stop               cancel this cluster's jobs, stop both daemons (by pid)
 #   slurm_state JOB          the job's state (PENDING, RUNNING, COMPLETED, ...)
 #   slurm_field JOB NAME     a field of `scontrol show job` (Restarts, ExitCode, ...)
 #   slurm_wait JOB SECONDS   poll until the job has ended; 0 when it did in time
 #
 # No munge (auth/none, cred/none), no accounting, no cgroups. cred_expire=10:
-# a requeued job waits that long (+1 s) before it may start again (default 120). The ports are
-# picked at random so that two test runs on one machine do not meet. By hand:
+# a requeued job waits that long (+1 s) before it may start again (default
+# 120). The ports are picked at random, job ids start at a random number and
+# PMIx keeps its files under DIR, so that two test runs on one machine do not
+# meet. By hand:
 # `. tests/slurm_env.sh; slurm_start /tmp/s 4`, then sbatch/squeue as usual
 # with SLURM_CONF exported, and `slurm_stop` at the end.
 
@@ -31,10 +34,12 @@ slurm_free_port() {
 slurm_start() {
     SLURM_DIR=$1
     cpus=${2:-4}
-    mkdir -p "$SLURM_DIR/state" "$SLURM_DIR/spool" "$SLURM_DIR/log"
+    mkdir -p "$SLURM_DIR/state" "$SLURM_DIR/spool" "$SLURM_DIR/log" "$SLURM_DIR/tmp"
     ctld_port=$(slurm_free_port)
     d_port=$(slurm_free_port)
     while [ "$d_port" = "$ctld_port" ]; do d_port=$(slurm_free_port); done
+    # job ids of their own too: srun's PMIx directories are named by job id
+    first_id=$(( $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') * 10 + 1000 ))
     cat >"$SLURM_DIR/slurm.conf" <<CONF
 ClusterName=untangletest
 SlurmctldHost=localhost
@@ -51,6 +56,7 @@ TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 SchedulerType=sched/backfill
+SchedulerParameters=sched_interval=1,bf_interval=1
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SlurmdParameters=config_overrides
@@ -58,6 +64,8 @@ ReturnToService=2
 MailProg=/bin/true
 KillWait=5
 MinJobAge=300
+FirstJobId=$first_id
+TmpFS=$SLURM_DIR/tmp
 StateSaveLocation=$SLURM_DIR/state
 SlurmdSpoolDir=$SLURM_DIR/spool
 SlurmctldPidFile=$SLURM_DIR/slurmctld.pid

@@ -93,11 +93,17 @@ def script(name, *args, cwd="/"):
 
 
 @pytest.fixture(scope="session")
-def files(tmp_path_factory):
-    """The results files every test reads, made once."""
+def binary():
+    """bin/untangle, or skip."""
     if not UNTANGLE.exists():
         pytest.skip(f"{UNTANGLE} does not exist: build it with `make` to run the analysis "
                     "tests on real results files")
+    return UNTANGLE
+
+
+@pytest.fixture(scope="session")
+def files(binary, tmp_path_factory):
+    """The results files every test reads, made once."""
     d = tmp_path_factory.mktemp("sweeps")
     out = {"dir": d}
     out["tiny"] = sweep(d, "tiny", TINY_GRID)
@@ -130,7 +136,7 @@ def check_png(path):
 def test_load_runs_one_row_per_index_with_dtypes(files):
     runs = ur.load_runs(files["tiny"])
     assert list(runs["index"]) == list(range(6))
-    assert runs["index"].is_unique
+    assert runs["index"].is_unique and runs["run_id"].is_unique
     assert (runs["status"] == "ok").all()
     assert list(runs["model"]) == ["betavae"] * 4 + ["betatcvae"] * 2
     assert list(runs["beta"]) == [1.0, 1.0, 4.0, 4.0, 4.0, 4.0]
@@ -152,7 +158,7 @@ def test_load_runs_one_row_per_index_with_dtypes(files):
 
 def test_load_curves(files):
     c = ur.load_curves(files["tiny"])
-    assert list(c.columns) == ["index", "attempt", "step", "name", "value"]
+    assert list(c.columns) == ["index", "run_id", "attempt", "step", "name", "value"]
     assert c["index"].dtype == np.int64 and c["value"].dtype == np.float64
     assert set(c["index"]) == set(range(6))
     assert {"loss", "recon", "kl"} <= set(c["name"])
@@ -170,6 +176,8 @@ def test_load_detail(files):
     assert d["traversal"].dtype == np.uint8 and d["traversal"].shape == (320, 320)
     row = runs[runs["index"] == 2].iloc[0]
     np.testing.assert_allclose(d["mig"], [row[f"mig_{f}"] for f in ur.FACTORS])
+    same = ur.load_detail(files["tiny"], row["run_id"])
+    np.testing.assert_array_equal(same["traversal"], d["traversal"])
     with pytest.raises(KeyError):
         ur.load_detail(files["tiny"], 99)
 
@@ -199,6 +207,14 @@ def test_choose_attempts():
     # latest ok; the last when none is ok; the later row on a tie (merged file)
     assert list(r["tag"]) == ["a", "d", "f", "h"]
     assert list(r["n_attempts"]) == [2, 2, 2, 2]
+    # with run_id, a run is its run_id: a resumed sweep whose grid grew moved
+    # run "b" from index 1 to index 2, and run "c" took index 1
+    a = pd.DataFrame({"index": [1, 1, 2, 1], "run_id": ["b", "b", "b", "c"],
+                      "attempt": [1, 2, 3, 1],
+                      "status": ["failed", "failed", "ok", "ok"]})
+    r = ur.choose_attempts(a)
+    assert list(zip(r["run_id"], r["index"], r["attempt"])) == [("c", 1, 1), ("b", 2, 3)]
+    assert list(r["n_attempts"]) == [1, 3]
 
 
 def test_zero_rows_are_skipped(files, tmp_path):
@@ -303,6 +319,30 @@ def test_retry_then_ok(files, tmp_path):
     assert set(zip(c["index"], c["attempt"])) == set(zip(runs["index"], runs["attempt"]))
 
 
+def test_resume_with_grown_grid(files, tmp_path):
+    """Resuming with a YAML that adds a beta value moves the indices of the
+    runs after it: runs are matched by run_id, not index."""
+    p = tmp_path / "grown.h5"
+    shutil.copy(files["tiny"], p)
+    shutil.copy(str(files["tiny"]) + ".journal", str(p) + ".journal")
+    grown = TINY_GRID.replace("beta: [1, 4]", "beta: [1, 2, 4]")
+    y = write_yaml(tmp_path, "tiny", grown)
+    untangle(["sweep", y, "-o", p, "--resume"])
+    before, after = ur.load_runs(files["tiny"]), ur.load_runs(p)
+    assert len(after) == 8 and after["run_id"].is_unique and (after["status"] == "ok").all()
+    assert set(before["run_id"]) < set(after["run_id"])
+    assert list(after[after["beta"] == 2]["index"]) == [2, 3]
+    c = ur.load_curves(p)
+    assert set(c["run_id"]) == set(after["run_id"])
+    for _, r in after.iterrows():
+        d = ur.load_detail(p, r["run_id"])
+        assert d["traversal"] is not None and d["run_id"] == r["run_id"]
+    out = tmp_path / "report"
+    r = script("report.py", p, "-o", out)
+    assert r.returncode == 0, r.stderr
+    assert "| betavae beta=2 | 2 / 2 |" in (out / "summary.md").read_text()
+
+
 def test_only_failed_runs(files, tmp_path):
     runs = ur.load_runs(files["allfail"])
     assert len(runs) == 2 and not (runs["status"] == "ok").any()
@@ -358,10 +398,10 @@ def test_merged_job_array(files, tmp_path):
     check_png(out / "tradeoff.png")
 
 
-def test_file_being_written(files, tmp_path):
+def test_file_being_written(binary, tmp_path):
     """Read, plot and summarise while a sweep appends to the file."""
-    grid = "grid:\n  - model: betavae\n    beta: [1, 4, 8]\nseeds: 3\n"
-    y = write_yaml(tmp_path, "running", grid, steps=60)
+    grid = "grid:\n  - model: betavae\n    beta: [1, 4]\nseeds: 3\n"
+    y = write_yaml(tmp_path, "running", grid)
     h5 = tmp_path / "running.h5"
     proc = subprocess.Popen([str(UNTANGLE), "sweep", str(y), "-o", str(h5)], env=env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -375,11 +415,11 @@ def test_file_being_written(files, tmp_path):
             runs = ur.load_runs(h5)
             still = proc.poll() is None
             ur.load_curves(h5)
-            for i in runs["index"]:
-                ur.load_detail(h5, int(i))
+            if len(runs):
+                ur.load_detail(h5, runs["run_id"].iloc[-1])
             if still:
                 seen.add(len(runs))
-            if still and 0 < len(runs) < 9 and not plotted:
+            if still and 0 < len(runs) < 6 and not plotted:
                 out = tmp_path / "partial"
                 p = script("report.py", h5, "-o", out)
                 assert p.returncode == 0, p.stderr
@@ -392,9 +432,9 @@ def test_file_being_written(files, tmp_path):
             proc.kill()
         proc.wait()
     assert proc.returncode == 0
-    assert any(0 < n < 9 for n in seen), f"never read a partial file: row counts {seen}"
+    assert any(0 < n < 6 for n in seen), f"never read a partial file: row counts {seen}"
     assert plotted
-    assert len(ur.load_runs(h5)) == 9
+    assert len(ur.load_runs(h5)) == 6
 
 
 # ---- bad input and --help ------------------------------------------------------------------

@@ -361,6 +361,13 @@ static void test_conv2d_gradcheck(void **state)
     bad += conv_gradcheck(&d, 3, (size_t)-1, 0.1f, 150);
     nn_conv2d_dims(&d, 2, 2, 2, 3, 4, 2, 1);
     bad += conv_gradcheck(&d, 3, (size_t)-1, 0.1f, 151);
+    /* few output channels and many input ones: din goes by the phase
+     * decomposition (a convT from 3 to 16 channels), on non-square and 1x1
+     * column maps */
+    nn_conv2d_dims(&d, 16, 6, 4, 3, 4, 2, 1);
+    bad += conv_gradcheck(&d, 3, (size_t)-1, 0.1f, 152);
+    nn_conv2d_dims(&d, 16, 2, 2, 3, 4, 2, 1);
+    bad += conv_gradcheck(&d, 3, (size_t)-1, 0.1f, 153);
     assert_int_equal(bad, 0);
 }
 
@@ -377,6 +384,11 @@ static void test_convt2d_gradcheck(void **state)
     nn_conv d;
     nn_convt2d_dims(&d, 2, 1, 1, 3, 4, 2, 1); // 1x1 -> 2x2, dedicated path
     bad += conv_gradcheck(&d, 3, (size_t)-1, 0.1f, 250);
+    /* 3 -> 16 channels: the forward goes by the phase decomposition */
+    nn_convt2d_dims(&d, 3, 3, 2, 16, 4, 2, 1); // 3x2 -> 6x4
+    bad += conv_gradcheck(&d, 3, (size_t)-1, 0.1f, 251);
+    nn_convt2d_dims(&d, 3, 1, 1, 16, 4, 2, 1); // 1x1 -> 2x2
+    bad += conv_gradcheck(&d, 3, (size_t)-1, 0.1f, 252);
     assert_int_equal(bad, 0);
 }
 
@@ -398,6 +410,12 @@ static void test_conv_gradcheck_large(void **state)
     bad += conv_gradcheck(&d, 5, 60, 0.5f, 302);
     nn_convt2d_dims(&d, 3, 40, 37, 2, 3, 1, 1); // 40x37 -> 40x37
     bad += conv_gradcheck(&d, 3, 60, 0.5f, 303);
+    /* the phase decomposition over groups of 3 images (120 columns each) and
+     * a last group of one */
+    nn_convt2d_dims(&d, 4, 12, 10, 16, 4, 2, 1); // 12x10 -> 24x20
+    bad += conv_gradcheck(&d, 4, 60, 0.5f, 304);
+    nn_conv2d_dims(&d, 16, 24, 20, 4, 4, 2, 1); // -> 12x10, din by phases
+    bad += conv_gradcheck(&d, 4, 60, 0.5f, 305);
     assert_int_equal(bad, 0);
 }
 
@@ -501,6 +519,7 @@ static void test_conv_adjoint(void **state)
     bad += adjoint_case(2, 7, 5, 3, 3, 2, 0, 3, 803);
     bad += adjoint_case(1, 64, 64, 32, 4, 2, 1, 3, 804);
     bad += adjoint_case(64, 8, 8, 64, 4, 2, 1, 5, 805);
+    bad += adjoint_case(16, 6, 4, 3, 4, 2, 1, 3, 806); // convT 3 -> 16 by phases
     assert_int_equal(bad, 0);
 }
 

@@ -4,7 +4,7 @@
  * torn journal, a damaged or truncated HDF5 file, trailing all-zero rows and
  * missing rows; a file without its journal; an orphan journal; the YAML
  * history; merge (best attempt, missing indices, another sweep refused); and
- * the error messages. The kill test is tests/results_kill.sh. Correctness
+ * the error messages. The kill test is tests/it_results_kill.sh. Correctness
  * only, no timing. */
 #include <stdarg.h>
 #include <stddef.h>

@@ -67,14 +67,19 @@ int results_create(results **out, const char *path, const results_meta *meta, er
  * untangle file, a journal that belongs to another file), ERR_HDF5. */
 int results_open(results **out, const char *path, const results_meta *meta, err *e);
 
-/* Append one finished attempt (status must not be RUN_STATUS_NONE; an
- * (index, attempt) already recorded is ERR_INPUT): journal record (fsync),
- * /runs row, curves, detail, H5Fflush. On return 0 the attempt survives a
- * SIGKILL. When the HDF5 write fails after the journal write (ERR_HDF5), the
+/* Append one finished attempt (status must not be RUN_STATUS_NONE; a
+ * (run_id, attempt) already recorded is ERR_INPUT): journal record (written;
+ * fdatasync at most every second and at close), /runs row, curves, detail
+ * (H5Fflush at most every 50 ms, see results_flush). On return 0 the attempt
+ * survives a SIGKILL. When the HDF5 write fails after the journal write (ERR_HDF5), the
  * attempt is kept in the journal and the file is rebuilt by the next open;
  * further appends are refused. */
 int results_append(results *f, const results_row *row, const run_config *c,
                    const run_result *r, err *e);
+
+/* results_append flushes the HDF5 file at most every 50 ms (the journal has
+ * every row at once); this flushes what is pending. For idle moments. */
+int results_flush(results *f, err *e);
 
 /* The attempts recorded so far (from the journal), in append order, for
  * resume, retries and time estimates. The array belongs to f and is valid

@@ -231,6 +231,13 @@ int run_execute(const run_config *c, const data_source *d, int eval, const run_h
         fail(r, RUN_FAILED, e);
         goto done;
     }
+    if (c->steps == 0 && !eval) {
+        /* nothing to train or measure: a row with its timings (the
+         * scheduler's overhead benchmark runs such sweeps) */
+        r->status = RUN_OK;
+        r->train_s = r->eval_s = 0;
+        goto done;
+    }
     if ((rc = model_create(&m, c, data_count(d), e)) < 0) {
         fail(r, RUN_FAILED, e);
         goto done;

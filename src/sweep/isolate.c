@@ -176,6 +176,13 @@ void sweep_execute(const sweep_task *t, const data_source *d, run_result *r)
     } else if (killed == RUN_INTERRUPTED) {
         r->status = RUN_INTERRUPTED;
         snprintf(r->error, sizeof r->error, "stopped at the sweep's deadline");
+    } else if (WIFSIGNALED(status) &&
+               (WTERMSIG(status) == SIGTERM || WTERMSIG(status) == SIGINT)) {
+        /* the job was stopped (scancel, preemption, time limit): not the
+         * run's fault, so it does not use up a retry */
+        r->status = RUN_INTERRUPTED;
+        snprintf(r->error, sizeof r->error, "stopped by signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
     } else if (WIFSIGNALED(status)) {
         describe_signal(r, WTERMSIG(status));
     } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {

@@ -61,9 +61,13 @@ static void install_signals(void)
     sigaction(SIGINT, &sa, NULL);
 }
 
-static void nap(void)
+/* Sleep between polls: *ns doubles from 20 us up to 2 ms while nothing
+ * happens (a waiting master costs under 1 % of a core) and the caller resets
+ * it to 0 when a message arrives (short runs are not held up). */
+static void nap(long *ns)
 {
-    struct timespec ts = {0, 2000000}; /* 2 ms */
+    *ns = *ns < 20000 ? 20000 : *ns * 2 > 2000000 ? 2000000 : *ns * 2;
+    struct timespec ts = {0, *ns};
     nanosleep(&ts, NULL);
 }
 
@@ -184,7 +188,7 @@ static int next_job(master *m, job *out)
 {
     for (size_t i = m->q_head; i < m->q_len; i++) {
         const run_config *c = &m->s->runs[m->queue[i].index];
-        double exp = expected_time(m, c);
+        double exp = 1.2 * expected_time(m, c); /* run times vary: a margin */
         if (m->deadline_abs > 0 && exp > 0 && sweep_now() + exp > m->deadline_abs)
             continue;
         *out = m->queue[i];
@@ -539,16 +543,26 @@ static int recv_result(int src, result_head *h, run_result *r, err *e)
     return rc;
 }
 
+/* Give worker v its next run; 1 when it got one. */
+static int dispatch(master *m, int v)
+{
+    job j;
+    if (m->draining || pending(m) == 0 || next_job(m, &j) < 0)
+        return 0;
+    sweep_task t;
+    fill_task(m, &j, &t);
+    MPI_Send(&t, (int)sizeof t, MPI_BYTE, v, TAG_TASK, MPI_COMM_WORLD);
+    m->running++;
+    return 1;
+}
+
 static int run_master(master *m, int size, err *e)
 {
     int *idle = calloc((size_t)size, sizeof *idle); /* parked workers */
-    int *busy = calloc((size_t)size, sizeof *busy);
-    if (!idle || !busy) {
-        free(idle);
-        free(busy);
+    if (!idle)
         return err_set(e, ERR_NOMEM, "out of memory");
-    }
     int stopped = 0, rc = 0;
+    long wait_ns = 0;
     while (stopped < size - 1) {
         if (drain_signal && !m->draining) {
             m->draining = 1;
@@ -558,43 +572,38 @@ static int run_master(master *m, int size, err *e)
         int flag = 0;
         MPI_Status st;
         MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
-        int w = -1;
         if (flag) {
-            w = st.MPI_SOURCE;
+            int w = st.MPI_SOURCE;
+            wait_ns = 0;
             if (st.MPI_TAG == TAG_READY) {
                 MPI_Recv(NULL, 0, MPI_BYTE, w, TAG_READY, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+                idle[w] = 1;
             } else if (st.MPI_TAG == TAG_RESULT) {
                 result_head h;
                 run_result r;
                 run_result_init(&r);
-                if (recv_result(w, &h, &r, e) == 0 && rc == 0) {
+                int got = recv_result(w, &h, &r, e);
+                m->running--;
+                /* the worker's next run first, so that it trains while the
+                 * master writes this row */
+                idle[w] = rc < 0 || !dispatch(m, w);
+                if (got == 0 && rc == 0) {
                     h.rank = w;
                     rc = master_record(m, &h, &r, e);
                 }
                 run_result_free(&r);
-                busy[w] = 0;
-                m->running--;
             } else {
                 /* no other message goes to the master: drop it */
                 MPI_Recv(NULL, 0, MPI_BYTE, w, st.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-                continue;
             }
-            idle[w] = 1;
         }
-        /* Hand out work to idle workers; stop them when nothing is left. */
-        int any = 0;
+        /* Parked workers: work when there is some (a retry), STOP when
+         * nothing is left to run or to come back. */
         for (int v = 1; v < size; v++) {
             if (!idle[v])
                 continue;
-            job j;
-            if (rc == 0 && !m->draining && pending(m) > 0 && next_job(m, &j) == 0) {
-                sweep_task t;
-                fill_task(m, &j, &t);
-                MPI_Send(&t, (int)sizeof t, MPI_BYTE, v, TAG_TASK, MPI_COMM_WORLD);
+            if (rc == 0 && dispatch(m, v)) {
                 idle[v] = 0;
-                busy[v] = 1;
-                m->running++;
-                any = 1;
             } else if (rc < 0 || m->draining || m->running == 0) {
                 MPI_Send(NULL, 0, MPI_BYTE, v, TAG_STOP, MPI_COMM_WORLD);
                 idle[v] = 0;
@@ -602,11 +611,13 @@ static int run_master(master *m, int size, err *e)
             }
         }
         print_summary(m, 0);
-        if (!flag && !any)
-            nap();
+        if (!flag) {
+            if (rc == 0)
+                rc = results_flush(m->f, e);
+            nap(&wait_ns);
+        }
     }
     free(idle);
-    free(busy);
     return rc;
 }
 
@@ -616,14 +627,16 @@ static void run_worker(int rank)
     result_head h = {.rank = rank};
     gethostname(h.host, sizeof h.host - 1);
     MPI_Send(NULL, 0, MPI_BYTE, 0, TAG_READY, MPI_COMM_WORLD);
+    long wait_ns = 0;
     for (;;) {
         int flag = 0;
         MPI_Status st;
         MPI_Iprobe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
         if (!flag) {
-            nap();
+            nap(&wait_ns);
             continue;
         }
+        wait_ns = 0;
         if (st.MPI_TAG == TAG_STOP) {
             MPI_Recv(NULL, 0, MPI_BYTE, 0, TAG_STOP, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
             break;
@@ -689,6 +702,11 @@ static int check_single_rank(int size, err *e)
     if (!nt)
         nt = getenv("SLURM_NTASKS");
     long n = nt ? atol(nt) : 0;
+    if (size == 1 && n > 1 && getenv("OMPI_COMM_WORLD_SIZE"))
+        return err_set(e, ERR_INPUT,
+                       "mpirun started 1 rank but SLURM allocated %ld tasks: give mpirun no "
+                       "-np (it takes the allocation) or -np %ld",
+                       n, n);
     if (size == 1 && n > 1)
         return err_set(e, ERR_INPUT,
                        "this is a single process but SLURM started %ld tasks: the MPI library "

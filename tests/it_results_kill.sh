@@ -9,7 +9,7 @@
 # present exactly once, in the journal and in the HDF5 file, with no invalid
 # row. Prints what recovery had to do. Correctness only: no timing checked.
 #
-#   sh tests/results_kill.sh [KILLS]        (from the repository root)
+#   sh tests/it_results_kill.sh [KILLS]        (from the repository root)
 set -u
 KILLS=${1:-30}
 cd "$(dirname "$0")/.." || exit 1
@@ -17,12 +17,10 @@ W=$(mktemp -d /tmp/untangle_kill.XXXXXX) || exit 1
 trap 'rm -rf "$W"' EXIT
 export OPENBLAS_NUM_THREADS=1
 
-SRC="tests/results_writer.c src/results/*.c src/run/*.c src/model/*.c src/metrics/*.c
-     src/nn/*.c src/data/*.c src/err.c src/rng.c"
-# shellcheck disable=SC2086
+# shellcheck disable=SC2046
 if ! ${CC:-cc} -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -Iinclude \
-    $(pkg-config --cflags hdf5-serial openblas) $SRC -o "$W/writer" \
-    $(pkg-config --libs hdf5-serial openblas) -lm; then
+    $(pkg-config --cflags hdf5-serial openblas) tests/results_writer.c build/libuntangle.a \
+    -o "$W/writer" $(pkg-config --libs hdf5-serial yaml-0.1 openblas ompi-c) -lm; then
     echo "results_kill: cannot build the writer" >&2
     exit 1
 fi
