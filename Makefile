@@ -74,8 +74,9 @@ deps:
 	@sh tests/deps.sh $(DEB_PKGS)
 
 # Sanitized runs: MPI and HDF5 keep some allocations for the process
-# lifetime; tests/lsan.supp names them.
-SAN_ENV = ASAN_OPTIONS=abort_on_error=0:detect_leaks=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+# lifetime (tests/lsan.supp names them); handle_segv=0 lets a crashing run
+# die of its signal, so the isolation tests see the crash they inject.
+SAN_ENV = ASAN_OPTIONS=abort_on_error=0:detect_leaks=1:handle_segv=0 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 check: deps

@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define UNTANGLE_VERSION "0.1.0"
-
 /* OpenBLAS's own control of its thread pool (not in cblas.h of every build) */
 void openblas_set_num_threads(int n);
 

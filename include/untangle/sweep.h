@@ -9,6 +9,8 @@
 
 #include "untangle/err.h"
 
+#define UNTANGLE_VERSION "0.1.0"
+
 typedef struct sweep_options {
     const char *yaml_path;  /* the sweep file */
     const char *out_path;   /* the results file */

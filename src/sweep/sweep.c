@@ -39,8 +39,6 @@
 #include <yaml.h>
 #include <hdf5.h>
 
-#define UNTANGLE_VERSION_STR "0.1.0"
-
 void openblas_set_num_threads(int n);
 char *openblas_get_config(void);
 
@@ -333,7 +331,7 @@ static int open_results(master *m, err *e)
         .sweep_name = m->s->name,
         .sweep_yaml = m->s->text,
         .sweep_hash = m->s->hash,
-        .untangle_version = UNTANGLE_VERSION_STR,
+        .untangle_version = UNTANGLE_VERSION,
         .library_versions = vers,
     };
     struct stat st;
@@ -425,7 +423,8 @@ static int build_queue(master *m, err *e)
     for (size_t j = 0; j < na; j++)
         if (a[j].status == RUN_OK)
             note_time(m, a[j].model, a[j].arch, a[j].wall_s);
-    qsort(m->queue, m->q_len, sizeof *m->queue, by_cost);
+    if (m->q_len) /* an empty queue has no array: qsort(NULL) is undefined */
+        qsort(m->queue, m->q_len, sizeof *m->queue, by_cost);
     if (m->n_ok || m->n_bad)
         fprintf(stderr, "untangle: %s holds %zu ok and %zu given-up runs of this sweep; %zu to run\n",
                 m->o->out_path, m->n_ok, m->n_bad, pending(m));
