@@ -92,6 +92,7 @@ valgrind: deps
 
 FUZZ_SECONDS ?= 600
 fuzz: deps
+	@sh tests/deps.sh clang
 	@mkdir -p build/fuzz_corpus
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude \
 	  $(PKG_CFLAGS) tests/fuzz/fuzz_config.c $(LIB_SRC) -o build/fuzz_config $(LIBS)
