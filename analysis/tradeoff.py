@@ -160,13 +160,7 @@ class Sweep:
         of the panel), so the trade-off plot can say which value a point is."""
         self.marker = {}
         for keys, models in self.panels:
-            vals = []
-            for m in models:
-                for v, _ in self.values_of(m, keys):
-                    if v not in vals:
-                        vals.append(v)
-            vals.sort(key=lambda v: [ur.sort_key(x) for x in v])
-            for i, v in enumerate(vals):
+            for i, v in enumerate(_distinct_values(self, keys, models)):
                 self.marker[(keys, v)] = MARKERS[i % len(MARKERS)]
 
     def panel_of(self, model):
@@ -407,9 +401,8 @@ def plot_metric(s, metric, out, written):
     return True
 
 
-def _panel_values(s, keys, models):
-    if not keys:
-        return [(m,) for m in models]
+def _distinct_values(s, keys, models):
+    """The value tuples of keys that the models take, sorted."""
     vals = []
     for m in models:
         for v, _ in s.values_of(m, keys):
@@ -417,6 +410,12 @@ def _panel_values(s, keys, models):
                 vals.append(v)
     vals.sort(key=lambda v: [ur.sort_key(x) for x in v])
     return vals
+
+
+def _panel_values(s, keys, models):
+    if not keys:
+        return [(m,) for m in models]
+    return _distinct_values(s, keys, models)
 
 
 def _tick(keys, v):

@@ -496,6 +496,9 @@ static int run_serial(master *m, err *e)
         job j;
         if (pending(m) == 0 || next_job(m, &j) < 0)
             break;
+        /* the rows so far reach the HDF5 file before the next run starts */
+        if ((rc = results_flush(m->f, e)) < 0)
+            break;
         sweep_task t;
         fill_task(m, &j, &t);
         if (t.deadline > 0)
