@@ -2,6 +2,7 @@
 #include "untangle/config.h"
 #include "untangle/data.h"
 #include "untangle/err.h"
+#include "untangle/model.h"
 #include "untangle/results.h"
 #include "untangle/run.h"
 #include "untangle/sweep.h"
@@ -217,7 +218,7 @@ static int cmd_train(int argc, char **argv)
             return usage_error("train", "unknown argument '%s'", a);
         }
     }
-    if (run_config_resolve(&c, &e) < 0) {
+    if (model_resolve(&c, &e) < 0) {
         fprintf(stderr, "untangle train: %s\n", e.msg);
         return 1;
     }

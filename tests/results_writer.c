@@ -12,6 +12,8 @@
  *
  * Rows vary in size (curves, detail) so that kills land in every phase of an
  * append: the journal write, its fsync, the HDF5 writes and the flush. */
+#include "untangle/data.h"
+#include "untangle/model.h"
 #include "untangle/results.h"
 
 #include <math.h>
@@ -92,7 +94,7 @@ int main(int argc, char **argv)
             next = a[i].index + 1;
     run_config c;
     run_config_defaults(&c);
-    if (run_config_set(&c, "model", "betavae", &e) < 0 || run_config_resolve(&c, &e) < 0)
+    if (run_config_set(&c, "model", "betavae", &e) < 0 || model_resolve(&c, &e) < 0)
         return fail("config", &e);
     for (long idx = next; idx < next + 1000000; idx++) {
         results_row row = {.index = idx, .attempt = 1, .rank = 1};

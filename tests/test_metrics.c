@@ -814,7 +814,7 @@ static void evaluate_twice(const char *method, int stochastic, int n_units)
     assert_int_equal(run_config_set(&c, "images", "600", &e), 0);
     assert_int_equal(run_config_set(&c, "samples", "300", &e), 0);
     assert_int_equal(run_config_set(&c, "pairs", "20", &e), 0);
-    if (run_config_resolve(&c, &e) < 0) {
+    if (model_resolve(&c, &e) < 0) {
         fprintf(stderr, "%s: %s\n", method, e.msg);
         fail();
     }

@@ -60,9 +60,9 @@ static void make_config(run_config *c, const char *const *kv)
             fprintf(stderr, "run_config_set %s=%s: %s\n", p[0], p[1], e.msg);
         assert_int_equal(rc, 0);
     }
-    int rc = run_config_resolve(c, &e);
+    int rc = model_resolve(c, &e);
     if (rc)
-        fprintf(stderr, "run_config_resolve: %s\n", e.msg);
+        fprintf(stderr, "model_resolve: %s\n", e.msg);
     assert_int_equal(rc, 0);
 }
 

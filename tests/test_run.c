@@ -68,7 +68,7 @@ static void test_resolve_rejects_foreign_params(void **state)
     set(&c, "model", "betavae");
     set(&c, "lambda", "0.5");
     err_clear(&e);
-    assert_int_equal(run_config_resolve(&c, &e), ERR_INPUT);
+    assert_int_equal(model_resolve(&c, &e), ERR_INPUT);
     assert_non_null(strstr(e.msg, "lambda: model betavae does not take"));
 
     run_config_defaults(&c);
@@ -76,12 +76,12 @@ static void test_resolve_rejects_foreign_params(void **state)
     set(&c, "chunks", "[2,2,2,2,2]");
     set(&c, "latent_dim", "8");
     err_clear(&e);
-    assert_int_equal(run_config_resolve(&c, &e), ERR_INPUT);
+    assert_int_equal(model_resolve(&c, &e), ERR_INPUT);
     assert_non_null(strstr(e.msg, "chunks"));
 
     run_config_defaults(&c);
     set(&c, "model", "betavae");
-    assert_int_equal(run_config_resolve(&c, &e), 0);
+    assert_int_equal(model_resolve(&c, &e), 0);
     assert_true(c.beta == 4.0); /* the default */
     assert_true(isnan(c.c_max));
 }
@@ -98,8 +98,8 @@ static void test_run_id_ignores_order_and_log_every(void **state)
     set(&b, "model", "betavae");
     set(&b, "log_every", "7");
     err e;
-    assert_int_equal(run_config_resolve(&a, &e), 0);
-    assert_int_equal(run_config_resolve(&b, &e), 0);
+    assert_int_equal(model_resolve(&a, &e), 0);
+    assert_int_equal(model_resolve(&b, &e), 0);
     char ia[17], ib[17];
     run_config_id(&a, ia);
     run_config_id(&b, ib);
@@ -119,7 +119,7 @@ static run_config small(const char *model)
     set(&c, "log_every", "20");
     set(&c, "images", "300");
     err e;
-    if (run_config_resolve(&c, &e) < 0)
+    if (model_resolve(&c, &e) < 0)
         fail_msg("%s", e.msg);
     return c;
 }

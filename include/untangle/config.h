@@ -17,7 +17,7 @@
 #include <stdio.h>
 
 #include "untangle/err.h"
-#include "untangle/run.h"
+#include "untangle/spec.h"
 
 enum {
     CONFIG_MAX_BYTES = 1 << 20,        /* largest YAML document accepted */

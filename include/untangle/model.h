@@ -15,7 +15,7 @@
 #include "untangle/data.h"
 #include "untangle/err.h"
 #include "untangle/rng.h"
-#include "untangle/run.h"
+#include "untangle/spec.h"
 
 enum { MODEL_MAX_TERMS = 12 };
 
@@ -36,13 +36,20 @@ typedef struct model_info {
     const char *const *terms; /* their names; terms[0] is "loss" */
 } model_info;
 
-/* Names of the model keys a method takes (NULL-terminated), or NULL when the
- * method does not exist. Used by config validation. */
+/* The parameter schema: names of the model keys a method takes
+ * (NULL-terminated), or NULL when the method does not exist. Used by config
+ * validation before a configuration is resolved. */
 const char *const *model_params(const char *method);
 /* Nonzero when method names a model. */
 int model_exists(const char *method);
-/* Fill the method's defaults into c for its keys that are not set, and check
- * consistency (ERR_INPUT naming the key). Called by run_config_resolve. */
+/* Fill c->takes from the schema of c->model (nothing else changes), for a
+ * configuration read back from a results file. ERR_INPUT for an unknown model. */
+int model_takes(run_config *c, err *e);
+/* Resolve c for its method: fill c->takes (model_takes), refuse a
+ * model key set that the method does not take, fill the method's defaults for
+ * its keys that are not set, and check consistency (unknown model or arch,
+ * chunks not summing to latent_dim, ...). ERR_INPUT naming the key. Every
+ * configuration is resolved once, before its run id is taken or it runs. */
 int model_resolve(run_config *c, err *e);
 
 /* Build the networks and buffers for c (resolved) and initialise the

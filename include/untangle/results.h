@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #include "untangle/err.h"
-#include "untangle/run.h"
+#include "untangle/spec.h"
 
 enum { RESULTS_FORMAT_VERSION = 1 };
 

@@ -9,8 +9,6 @@
 
 #include "untangle/err.h"
 
-#define UNTANGLE_VERSION "0.1.0"
-
 typedef struct sweep_options {
     const char *yaml_path;  /* the sweep file */
     const char *out_path;   /* the results file */

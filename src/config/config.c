@@ -17,7 +17,7 @@
  *     expanding anything.
  *  3. expand: the same plans again (rebuilding a plan is cheaper than keeping
  *     thousands), an odometer over the axes with the last varying fastest,
- *     seeds innermost, then run_config_resolve and run_config_id per run.
+ *     seeds innermost, then model_resolve and run_config_id per run.
  *
  * Messages read `file:line:col: key: problem` followed by the source line and
  * a caret under the column (netplan / libcyaml style). */
@@ -235,7 +235,7 @@ static int fail_at(const ctx *x, size_t line, size_t col, const char *fmt, ...)
 
 #define FAIL(x, nd, ...) fail_at((x), (nd)->line, (nd)->col, __VA_ARGS__)
 
-/* Re-report the message run_config_set / run_config_resolve left in x->e at nd. */
+/* Re-report the message run_config_set / model_resolve left in x->e at nd. */
 static int relocate(const ctx *x, const node *nd)
 {
     char old[sizeof x->e->msg];
@@ -1031,7 +1031,7 @@ static int expand_plan(const chk *c, const plan *pl, size_t *k, const node **blo
                 if (run_config_set(&r, "seed", text, c->x.e) < 0)
                     return relocate(&c->x, c->grid_key);
             }
-            if (run_config_resolve(&r, c->x.e) < 0) {
+            if (model_resolve(&r, c->x.e) < 0) {
                 char msg[sizeof c->x.e->msg];
                 memcpy(msg, c->x.e->msg, sizeof msg);
                 return FAIL(&c->x, resolve_node(pl, msg), "%s (run %zu)", msg, *k);
@@ -1089,7 +1089,7 @@ static int check_unique(const chk *c, const node *const *block_of)
                 later, earlier, s->run_ids[later]);
 }
 
-/* Whether key k applies to c's model (run_config_resolve refuses the others). */
+/* Whether key k applies to c's model (model_resolve refuses the others). */
 static int key_applies(const run_config *c, const run_key *k)
 {
     if (strcmp(k->section, "model") != 0 || strcmp(k->name, "model") == 0)

@@ -3,6 +3,7 @@
  * encode/decode interface the metrics use. */
 #include "model_impl.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,11 +36,30 @@ int model_key_set(const run_config *c, const char *name)
     return k && (c->set >> (size_t)(k - run_keys) & 1);
 }
 
-int model_resolve(run_config *c, err *e)
+int model_takes(run_config *c, err *e)
 {
     const model_method *mm = find(c->model);
     if (!mm)
         return err_set(e, ERR_INPUT, "model: unknown model '%s'", c->model);
+    c->takes = 0;
+    for (const char *const *p = mm->params; *p; p++) {
+        const run_key *k = run_key_find(*p);
+        assert(k && "a method's schema names a key of the key table");
+        c->takes |= 1ull << (size_t)(k - run_keys);
+    }
+    return 0;
+}
+
+int model_resolve(run_config *c, err *e)
+{
+    int rc = model_takes(c, e);
+    if (rc < 0)
+        return rc;
+    const model_method *mm = find(c->model);
+    for (size_t i = 0; i < run_n_keys; i++)
+        if ((c->set >> i & 1) && !run_key_applies(c, &run_keys[i]))
+            return err_set(e, ERR_INPUT, "%s: model %s does not take this parameter",
+                           run_keys[i].name, c->model);
     return mm->resolve(c, e);
 }
 

@@ -88,6 +88,7 @@
  * HDF5 file without HDF5's own lock, so readers (h5py in a notebook) can read
  * the flushed rows while a sweep runs, and do not block a resume. The file is
  * written in HDF5's default (oldest compatible) format. */
+#include "untangle/data.h"
 #include "untangle/results.h"
 
 #include <errno.h>

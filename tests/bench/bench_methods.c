@@ -44,7 +44,7 @@ static int build(conf *c, err *e)
     for (const char *const *p = c->kv; *p; p += 2)
         if (run_config_set(&rc, p[0], p[1], e) < 0)
             return e->code;
-    if (run_config_resolve(&rc, e) < 0 || model_create(&c->m, &rc, DATA_N, e) < 0)
+    if (model_resolve(&rc, e) < 0 || model_create(&c->m, &rc, DATA_N, e) < 0)
         return e->code;
     rng_seed(&c->dr, 1, RNG_DATA);
     rng_seed(&c->nr, 1, RNG_NOISE);

@@ -244,7 +244,7 @@ int main(void)
     run_config_defaults(&c);
     err e;
     if (run_config_set(&c, "model", "betatcvae", &e) < 0 ||
-        run_config_set(&c, "image_size", "32", &e) < 0 || run_config_resolve(&c, &e) < 0)
+        run_config_set(&c, "image_size", "32", &e) < 0 || model_resolve(&c, &e) < 0)
         die("config", &e);
     data_source *d = NULL;
     if (data_open_builtin(&d, 32, &e) < 0)

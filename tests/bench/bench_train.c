@@ -75,7 +75,7 @@ static int bench(const char *arch, int B, int threads, const data_source *d)
     char bs[16];
     snprintf(bs, sizeof bs, "%d", B);
     if (run_config_set(&rc, "model", "betavae", &e) < 0 || run_config_set(&rc, "arch", arch, &e) < 0 ||
-        run_config_set(&rc, "batch_size", bs, &e) < 0 || run_config_resolve(&rc, &e) < 0) {
+        run_config_set(&rc, "batch_size", bs, &e) < 0 || model_resolve(&rc, &e) < 0) {
         fprintf(stderr, "bench_train: %s\n", e.msg);
         return -1;
     }

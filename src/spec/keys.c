@@ -1,7 +1,8 @@
 /* The key table: one row per configuration key of DESIGN.md section 6, and
  * the parsing, formatting and hashing that go through it. */
-#include "untangle/model.h"
-#include "untangle/run.h"
+#include "untangle/spec.h"
+
+#include "../util/hash.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -22,8 +23,8 @@ const run_key run_keys[] = {
     {"batch_size", "train", RUN_KEY_INT, F(batch_size), 2, 65536, 0, NULL, "images per step"},
     {"lr", "train", RUN_KEY_REAL, F(lr), 0, 1, 1, NULL, "Adam learning rate"},
     {"log_every", "train", RUN_KEY_INT, F(log_every), 1, BIG, 0, NULL, "steps between progress lines and curve points"},
-    {"images", "eval", RUN_KEY_INT, F(images), 0, DATA_N, 0, NULL, "images encoded for tc/mi/mig"},
-    {"samples", "eval", RUN_KEY_INT, F(samples), 0, DATA_N, 0, NULL, "samples for the entropy estimates"},
+    {"images", "eval", RUN_KEY_INT, F(images), 0, RUN_MAX_IMAGES, 0, NULL, "images encoded for tc/mi/mig"},
+    {"samples", "eval", RUN_KEY_INT, F(samples), 0, RUN_MAX_IMAGES, 0, NULL, "samples for the entropy estimates"},
     {"pairs", "eval", RUN_KEY_INT, F(pairs), 0, 1e7, 0, NULL, "pairs per factor for swap accuracy"},
     {"model", "model", RUN_KEY_STR, F(model), 0, 0, 0, "vae|betavae|betatcvae|jointvae|dsd", "method"},
     {"latent_dim", "model", RUN_KEY_INT, F(latent_dim), 1, 1024, 0, NULL, "continuous latents D"},
@@ -44,13 +45,6 @@ const run_key run_keys[] = {
 };
 const size_t run_n_keys = sizeof run_keys / sizeof run_keys[0];
 _Static_assert(sizeof run_keys / sizeof run_keys[0] <= 64, "run_config.set is a 64-bit mask");
-
-const char *const run_metric_names[RUN_N_METRICS] = {
-    [RUN_M_RECON] = "recon", [RUN_M_KL] = "kl", [RUN_M_ELBO] = "elbo",
-    [RUN_M_TC] = "tc", [RUN_M_MI] = "mi", [RUN_M_DWKL] = "dwkl", [RUN_M_MIG] = "mig",
-    [RUN_M_MIG_HIST] = "mig_hist", [RUN_M_GAUSSIAN_TC] = "gaussian_tc",
-    [RUN_M_SWAP_ACC] = "swap_acc", [RUN_M_LOSS] = "loss",
-};
 
 const run_key *run_key_find(const char *name)
 {
@@ -290,35 +284,7 @@ int run_key_applies(const run_config *c, const run_key *k)
 {
     if (strcmp(k->section, "model") != 0 || strcmp(k->name, "model") == 0)
         return 1;
-    const char *const *p = model_params(c->model);
-    for (; p && *p; p++)
-        if (strcmp(*p, k->name) == 0)
-            return 1;
-    return 0;
-}
-
-int run_config_resolve(run_config *c, err *e)
-{
-    if (!model_exists(c->model))
-        return err_set(e, ERR_INPUT, "model: unknown model '%s'", c->model);
-    for (size_t i = 0; i < run_n_keys; i++) {
-        const run_key *k = &run_keys[i];
-        if ((c->set >> i & 1) && !run_key_applies(c, k))
-            return err_set(e, ERR_INPUT, "%s: model %s does not take this parameter", k->name,
-                           c->model);
-    }
-    return model_resolve(c, e);
-}
-
-/* FNV-1a, 64 bit: stable across hosts and versions, which is all a run id
- * needs (it is not a security boundary). */
-static uint64_t fnv1a(uint64_t h, const char *s)
-{
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 0x100000001b3ULL;
-    }
-    return h;
+    return (int)(c->takes >> (size_t)(k - run_keys) & 1);
 }
 
 void run_config_id(const run_config *c, char id[17])
@@ -336,21 +302,14 @@ void run_config_id(const run_config *c, char id[17])
             order[j] = order[j - 1];
             order[j - 1] = t;
         }
-    uint64_t h = 0xcbf29ce484222325ULL;
+    uint64_t h = HASH_FNV1A_INIT;
     char buf[1200];
     for (size_t i = 0; i < n; i++) {
         run_config_format(c, order[i], buf, sizeof buf);
-        h = fnv1a(h, order[i]->name);
-        h = fnv1a(h, "=");
-        h = fnv1a(h, buf);
-        h = fnv1a(h, "\n");
+        h = hash_fnv1a_str(h, order[i]->name);
+        h = hash_fnv1a_str(h, "=");
+        h = hash_fnv1a_str(h, buf);
+        h = hash_fnv1a_str(h, "\n");
     }
     snprintf(id, 17, "%016llx", (unsigned long long)h);
-}
-
-const char *run_status_name(int status)
-{
-    static const char *const names[] = {"none", "ok", "failed", "diverged", "timeout",
-                                        "interrupted"};
-    return status >= 0 && status <= RUN_INTERRUPTED ? names[status] : "none";
 }
