@@ -137,6 +137,15 @@ enum {
     RUN_N_METRICS
 };
 extern const char *const run_metric_names[RUN_N_METRICS];
+/* Their units ("nats / image", "nats", "" for scores in [0, 1]), for tables
+ * and plot axes (the results file stores them as an attribute). */
+extern const char *const run_metric_units[RUN_N_METRICS];
+
+/* The traversal grid of a run_result: each code unit in turn is moved over
+ * RUN_TRAV_STEPS values, linspace(-RUN_TRAV_LIMIT, RUN_TRAV_LIMIT), around a
+ * fixed code (a discrete variable steps through its categories). */
+enum { RUN_TRAV_STEPS = 10 };
+#define RUN_TRAV_LIMIT 2.5
 
 typedef struct run_result {
     int status;       /* run_status */

@@ -17,6 +17,13 @@ const char *const run_metric_names[RUN_N_METRICS] = {
     [RUN_M_SWAP_ACC] = "swap_acc", [RUN_M_LOSS] = "loss",
 };
 
+const char *const run_metric_units[RUN_N_METRICS] = {
+    [RUN_M_RECON] = "nats / image", [RUN_M_KL] = "nats / image", [RUN_M_ELBO] = "nats / image",
+    [RUN_M_TC] = "nats", [RUN_M_MI] = "nats", [RUN_M_DWKL] = "nats", [RUN_M_MIG] = "",
+    [RUN_M_MIG_HIST] = "", [RUN_M_GAUSSIAN_TC] = "nats", [RUN_M_SWAP_ACC] = "",
+    [RUN_M_LOSS] = "nats / image",
+};
+
 const char *run_status_name(int status)
 {
     static const char *const names[] = {"none", "ok", "failed", "diverged", "timeout",
