@@ -3,18 +3,16 @@
 #include "untangle/data.h"
 #include "untangle/err.h"
 #include "untangle/model.h"
+#include "untangle/nn.h"
 #include "untangle/results.h"
 #include "untangle/run.h"
 #include "untangle/sweep.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* OpenBLAS's own control of its thread pool (not in cblas.h of every build) */
-void openblas_set_num_threads(int n);
 
 static const char usage_main[] =
     "usage: untangle COMMAND [ARGS]\n"
@@ -202,7 +200,7 @@ static int cmd_train(int argc, char **argv)
             int n = atoi(argv[++i]);
             if (n < 1)
                 return usage_error("train", "--threads: '%s' is not a positive integer", argv[i]);
-            openblas_set_num_threads(n);
+            nn_set_threads(n);
         } else if (strcmp(a, "--set") == 0 && i + 1 < argc) {
             const char *kv = argv[++i];
             const char *eq = strchr(kv, '=');

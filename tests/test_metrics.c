@@ -1,7 +1,7 @@
 /* test_metrics: every estimator of the metrics module on synthetic tables with
  * known answers (no training), the swap-accuracy candidate set checked by
  * rendering, a numpy cross-check of disentanglement_lib's MIG
- * (tests/metrics_ref.py), and metrics_evaluate's reproducibility on an
+ * (tests/metrics_ref.py), and run_evaluate's reproducibility on an
  * untrained model. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -761,7 +761,7 @@ static void test_traversal_grid(void **state)
     uint8_t *img = NULL;
     int h = 0, w = 0;
     err e;
-    assert_int_equal(metrics_traversal(&cd, code0, 10, 0, NULL, &img, &h, &w, &e), 0);
+    assert_int_equal(metrics_traversal(&cd, code0, 10, 0, NULL, RUN_TRAV_STEPS, RUN_TRAV_LIMIT, &img, &h, &w, &e), 0);
     assert_int_equal(h, 10 * 32);
     assert_int_equal(w, 10 * 32);
     /* rows 5..9 traverse ignored dims: every cell equals the code0 render */
@@ -802,7 +802,7 @@ static void test_estimators_reproducible(void **state)
     assert_memory_equal(acc1, acc2, sizeof acc1);
 }
 
-/* metrics_evaluate on an untrained model, twice: the same numbers, bit for
+/* run_evaluate on an untrained model, twice: the same numbers, bit for
  * bit; every column filled for a VAE, NaN where it must be for dsd. */
 static void evaluate_twice(const char *method, int stochastic, int n_units)
 {
@@ -831,7 +831,7 @@ static void evaluate_twice(const char *method, int stochastic, int n_units)
             skip();
         }
         run_result_init(&r[t]);
-        if (metrics_evaluate(m, d, &c, &r[t], &e) < 0) {
+        if (run_evaluate(m, d, &c, &r[t], &e) < 0) {
             fprintf(stderr, "%s: %s\n", method, e.msg);
             fail();
         }

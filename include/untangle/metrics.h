@@ -1,10 +1,8 @@
-/* metrics: what a run measures after training (DESIGN.md section 5), on
- * images drawn with the run's eval seed.
- *
- * metrics_evaluate is the entry point for a trained model. Below it, every
- * estimator is a public function on plain arrays (codes, posteriors, factor
- * classes, a codec of callbacks), so that tests can feed synthetic tables with
- * known answers without a model. Shapes: n items, D continuous latents,
+/* metrics: the estimators a run's evaluation uses (docs/architecture.md), each
+ * a public function on plain arrays (codes, posteriors, factor classes, a codec
+ * of callbacks), so that tests can feed synthetic tables with known answers
+ * without a model. run_evaluate (run.h) drives them for a trained model; this
+ * module includes no model, run or nn header. Shapes: n items, D continuous latents,
  * K factors, U = D + n_discrete code units (one per continuous latent, one
  * per discrete variable), W = code_dim = D + sum(K_i) decoder inputs.
  * Entropies and mutual informations are in nats.
@@ -19,44 +17,11 @@
 
 #include "untangle/data.h"
 #include "untangle/err.h"
-#include "untangle/model.h"
 #include "untangle/rng.h"
-#include "untangle/run.h"
-
-/* Evaluate the trained model m on d with the eval sizes of c: fills
- * r->metric[] (NaN where a metric does not apply), r->mi, r->mig_factor,
- * r->swap_factor and the traversal grid. Deterministic given c->seed.
- *
- * What it computes (each item below names the estimator that does it):
- * - eval.images images drawn with rng_seed(seed, RNG_EVAL) are encoded; one
- *   z ~ q(z|x) (and one category c ~ alpha per discrete variable) is drawn
- *   per image from a sub-stream of the eval seed.
- * - recon (decoding the eval code) and elbo (decoding the sample) on the
- *   first min(images, METRICS_RECON_MAX) of them; kl (continuous + discrete,
- *   analytic) on all. kl and elbo NaN for dsd.
- * - tc, mi, dwkl: metrics_tc_decompose with eval.samples samples (NaN for
- *   dsd).
- * - r->mi (U x DATA_K): metrics_mi_chen for stochastic models,
- *   metrics_mi_hist (on the mig_hist set) for deterministic ones (dsd) or
- *   when eval.samples is 0. mig, r->mig_factor: metrics_mig on Chen's
- *   matrix with H(v_k) = log |V_k|; without it mig is NaN and
- *   r->mig_factor holds the histogram estimator's gaps.
- * - mig_hist: metrics_mig_hist on the first min(images, 10000) eval codes.
- * - gaussian_tc: metrics_gaussian_tc on the continuous means (dsd: codes).
- * - swap_acc, r->swap_factor: metrics_swap_accuracy with eval.pairs pairs
- *   per factor drawn from rng_seed(seed, RNG_PAIRS); the swapped dims of
- *   factor k are chunk k (dsd), else the unit with the highest r->mi[., k]
- *   (a discrete variable's whole one-hot block).
- * - traversal: metrics_traversal around the eval code of the first image. */
-int metrics_evaluate(model *m, const data_source *d, const run_config *c, run_result *r,
-                     err *e);
 
 enum {
-    METRICS_RECON_MAX = 2000,     /* images for recon and elbo */
-    METRICS_HIST_MAX = 10000,     /* means for mig_hist (disentanglement_lib) */
     METRICS_HIST_BINS = 20,       /* bins per latent for mig_hist */
-    METRICS_N_CANDIDATES = 113,   /* swap accuracy candidates: 3+6+40+32+32 */
-    METRICS_TRAV_STEPS = 10       /* traversal values per latent, -2.5 .. 2.5 */
+    METRICS_N_CANDIDATES = 113    /* swap accuracy candidates: 3+6+40+32+32 */
 };
 
 /* ---- the aggregate posterior and Chen et al.'s estimators ---------------- */
@@ -184,8 +149,8 @@ int metrics_gaussian_tc(const float *x, size_t n, int D, double *tc, err *e);
 
 /* ---- swap accuracy and traversals ---------------------------------------- */
 
-/* A representation seen through callbacks: the model in metrics_evaluate, an
- * oracle in the tests. */
+/* A representation seen through callbacks: the trained model in run_evaluate,
+ * an oracle in the tests. */
 typedef struct metrics_codec {
     void *ctx;
     int W;  /* code width */
@@ -218,13 +183,15 @@ int metrics_swap_candidates(const int t[DATA_K], int cand[][DATA_K]);
 int metrics_swap_accuracy(const metrics_codec *cd, const unsigned char *mask, long pairs,
                           rng *r, double *acc, double *mean, err *e);
 
-/* Latent traversals around code0 (W): one row of METRICS_TRAV_STEPS decoded
+/* Latent traversals around code0 (W): one row of `steps` (>= 2) decoded
  * sigmoid images per code unit: continuous unit j (< D) set to
- * linspace(-2.5, 2.5, 10); discrete variable i (category counts discrete[i],
- * its block after the D continuous dims): row shows each category set one-hot
- * in its first min(K_i, 10) cells, the rest black. *img (malloc'd,
- * (*h, *w) = ((D + n_discrete)*S, 10*S), 0..255) is the caller's to free. */
+ * linspace(-limit, limit, steps); discrete variable i (category counts
+ * discrete[i], its block after the D continuous dims): row shows each
+ * category set one-hot in its first min(K_i, steps) cells, the rest black.
+ * *img (malloc'd, (*h, *w) = ((D + n_discrete)*S, steps*S), 0..255) is the
+ * caller's to free. */
 int metrics_traversal(const metrics_codec *cd, const float *code0, int D, int n_discrete,
-                      const int *discrete, uint8_t **img, int *h, int *w, err *e);
+                      const int *discrete, int steps, double limit, uint8_t **img, int *h,
+                      int *w, err *e);
 
 #endif

@@ -21,6 +21,13 @@
 #include "untangle/err.h"
 #include "untangle/rng.h"
 
+/* ---- the BLAS library ---------------------------------------------------- */
+
+/* Threads of OpenBLAS's pool for this process (n >= 1). */
+void nn_set_threads(int n);
+/* "OpenBLAS <version> <build options> <kernel>" into buf (n bytes). */
+void nn_library_version(char *buf, size_t n);
+
 /* ---- parameter arena ---------------------------------------------------- */
 
 typedef struct nn_slot {

@@ -141,9 +141,10 @@ done:
 }
 
 int metrics_traversal(const metrics_codec *cd, const float *code0, int D, int n_discrete,
-                      const int *discrete, uint8_t **img, int *h, int *w, err *e)
+                      const int *discrete, int steps, double limit, uint8_t **img, int *h,
+                      int *w, err *e)
 {
-    enum { T = METRICS_TRAV_STEPS };
+    const int T = steps;
     const int S = cd->S, P = S * S, W = cd->W, U = D + n_discrete;
     const int H = U * S, Wd = T * S;
     uint8_t *out = calloc((size_t)H * (size_t)Wd, 1);
@@ -160,9 +161,9 @@ int metrics_traversal(const metrics_codec *cd, const float *code0, int D, int n_
         for (int t = 0; t < T; t++)
             memcpy(codes + (size_t)t * W, code0, sizeof(float) * (size_t)W);
         if (u < D) {
-            /* linspace(-2.5, 2.5, T) */
+            /* linspace(-limit, limit, T) */
             for (int t = 0; t < T; t++)
-                codes[(size_t)t * W + u] = (float)(-2.5 + 5.0 * t / (T - 1));
+                codes[(size_t)t * W + u] = (float)(-limit + 2.0 * limit * t / (T - 1));
         } else {
             int Kc = discrete[u - D];
             cells = Kc < T ? Kc : T;

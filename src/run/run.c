@@ -136,7 +136,7 @@ int run_execute(const run_config *c, const data_source *d, int eval, const run_h
     r->train_s = t_eval - t_train;
     r->imgs_per_s = r->train_s > 0 ? (double)r->steps * c->batch_size / r->train_s : NAN;
     if (r->status == RUN_OK && eval) {
-        if ((rc = metrics_evaluate(m, d, c, r, e)) < 0)
+        if ((rc = run_evaluate(m, d, c, r, e)) < 0)
             fail(r, RUN_FAILED, e);
     }
     r->eval_s = now_s() - t_eval;

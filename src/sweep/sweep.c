@@ -24,6 +24,7 @@
  * written, and the sweep exits 3 (resumable). */
 #include "sweep_impl.h"
 #include "untangle/config.h"
+#include "untangle/nn.h"
 #include "untangle/results.h"
 
 #include <errno.h>
@@ -38,9 +39,6 @@
 #include <unistd.h>
 #include <yaml.h>
 #include <hdf5.h>
-
-void openblas_set_num_threads(int n);
-char *openblas_get_config(void);
 
 enum { TAG_READY = 1, TAG_TASK = 2, TAG_RESULT = 3, TAG_STOP = 4 };
 
@@ -318,15 +316,16 @@ static int move_aside(const char *path, err *e)
 static int open_results(master *m, err *e)
 {
     const sweep_options *o = m->o;
-    char vers[512];
+    char vers[1024], blas[256];
+    nn_library_version(blas, sizeof blas);
     unsigned maj, min, rel;
     H5get_libversion(&maj, &min, &rel);
     int mpi_len = 0;
     char mpi_ver[MPI_MAX_LIBRARY_VERSION_STRING];
     MPI_Get_library_version(mpi_ver, &mpi_len);
     mpi_ver[strcspn(mpi_ver, ",\n")] = '\0';
-    snprintf(vers, sizeof vers, "HDF5 %u.%u.%u; OpenBLAS %s; %s; libyaml %s", maj, min, rel,
-             openblas_get_config(), mpi_ver, yaml_get_version_string());
+    snprintf(vers, sizeof vers, "HDF5 %u.%u.%u; %s; %s; libyaml %s", maj, min, rel, blas,
+             mpi_ver, yaml_get_version_string());
     results_meta meta = {
         .sweep_name = m->s->name,
         .sweep_yaml = m->s->text,
@@ -730,7 +729,7 @@ int sweep_main(const sweep_options *o, err *e)
         MPI_Comm_size(MPI_COMM_WORLD, &size);
     }
     install_signals();
-    openblas_set_num_threads(o->threads > 0 ? o->threads : default_threads());
+    nn_set_threads(o->threads > 0 ? o->threads : default_threads());
     if (rank > 0) {
         run_worker(rank);
         MPI_Finalize();

@@ -6,7 +6,7 @@
  *    released code (10,000 samples for each entropy; MIG over all five
  *    factors) and to this project's default eval.samples.
  * 2. A quick-sweep run (betatcvae, mlp, 32x32, batch 64, D = 10): the time of
- *    a training step, then metrics_evaluate at the eval sizes of
+ *    a training step, then run_evaluate at the eval sizes of
  *    sweeps/quick.yaml and at run_config_defaults', each as a fraction of
  *    the training time of its sweep, with the parts (encode + recon, the
  *    decomposition, Chen's MI matrix, histogram MIG, swap accuracy,
@@ -122,7 +122,7 @@ static void dec_cb(void *ctx, const float *code, size_t n, float *logits)
     model_decode(mc->m, code, n, logits);
 }
 
-/* The parts of metrics_evaluate, timed one by one (same work, same order). */
+/* The parts of run_evaluate, timed one by one (same work, same order). */
 static void time_parts(model *m, const data_source *d, const run_config *c, parts *p)
 {
     const size_t n = (size_t)c->images, P = 32 * 32, D = 10;
@@ -139,7 +139,7 @@ static void time_parts(model *m, const data_source *d, const run_config *c, part
         size_t b = n - i0 < 256 ? n - i0 : 256;
         data_sample(d, &r, (int)b, x, f + i0 * DATA_K, NULL);
         model_encode(m, x, b, mu + i0 * D, lv + i0 * D, NULL);
-        if (i0 < METRICS_RECON_MAX) { /* recon: eval code and one sample */
+        if (i0 < RUN_RECON_MAX) { /* recon: eval code and one sample */
             model_decode(m, mu + i0 * D, b, lg);
             model_decode(m, mu + i0 * D, b, lg);
         }
@@ -176,7 +176,7 @@ static void time_parts(model *m, const data_source *d, const run_config *c, part
     double t5 = now();
     uint8_t *img;
     int h, w;
-    if (metrics_traversal(&cd, mu, 10, 0, NULL, &img, &h, &w, &e) < 0)
+    if (metrics_traversal(&cd, mu, 10, 0, NULL, RUN_TRAV_STEPS, RUN_TRAV_LIMIT, &img, &h, &w, &e) < 0)
         die("traversal", &e);
     double t6 = now();
     p->encode = t1 - t0;
@@ -205,8 +205,8 @@ static void eval_case(model *m, const data_source *d, run_config c, const char *
     run_result_init(&r);
     err e;
     double t0 = now();
-    if (metrics_evaluate(m, d, &c, &r, &e) < 0)
-        die("metrics_evaluate", &e);
+    if (run_evaluate(m, d, &c, &r, &e) < 0)
+        die("run_evaluate", &e);
     double ev = now() - t0;
     double train = (double)steps * step_s;
     printf("%s: eval {images %ld, samples %ld, pairs %ld}: %.2f s = %.1f %% of training "

@@ -1,4 +1,4 @@
-/* metrics/evaluate.c: the evaluation of a trained run (DESIGN.md section 5).
+/* The evaluation driver: a trained model's metrics (docs/architecture.md).
  *
  * Streams: the eval images come from rng_seed(seed, RNG_EVAL) (as before);
  * the posterior samples z ~ q(z|x), c ~ alpha from the sub-stream
@@ -10,6 +10,7 @@
  * O(images * D), never O(images * S * S). */
 #include "untangle/metrics.h"
 #include "untangle/nn.h"
+#include "untangle/run.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -68,8 +69,7 @@ static double item_kl(const float *mu, const float *lv, const float *alpha, int 
     return kl;
 }
 
-int metrics_evaluate(model *m, const data_source *d, const run_config *c, run_result *r,
-                     err *e)
+int run_evaluate(model *m, const data_source *d, const run_config *c, run_result *r, err *e)
 {
     model_info info;
     model_get_info(m, &info);
@@ -80,8 +80,8 @@ int metrics_evaluate(model *m, const data_source *d, const run_config *c, run_re
     for (int i = 0; i < nd; i++)
         Ks += info.discrete[i];
     const size_t nn = n ? n : 1;
-    const size_t n_rec = n < METRICS_RECON_MAX ? n : METRICS_RECON_MAX;
-    const size_t n_hist = n < METRICS_HIST_MAX ? n : METRICS_HIST_MAX;
+    const size_t n_rec = n < RUN_RECON_MAX ? n : RUN_RECON_MAX;
+    const size_t n_hist = n < RUN_HIST_MAX ? n : RUN_HIST_MAX;
 
     float *x = malloc(sizeof(float) * EVAL_BLOCK * (size_t)P);       /* (BLOCK, P) */
     float *logits = malloc(sizeof(float) * EVAL_BLOCK * (size_t)P);  /* (BLOCK, P) */
@@ -246,7 +246,8 @@ int metrics_evaluate(model *m, const data_source *d, const run_config *c, run_re
 
     /* ---- traversals around the first eval image's code ---- */
     int th = 0, tw = 0;
-    if (n > 0 && (rc = metrics_traversal(&cd, code0, D, nd, info.discrete, &trav, &th, &tw, e)) < 0)
+    if (n > 0 && (rc = metrics_traversal(&cd, code0, D, nd, info.discrete, RUN_TRAV_STEPS,
+                                         RUN_TRAV_LIMIT, &trav, &th, &tw, e)) < 0)
         goto done;
 
     /* ---- commit ---- */
