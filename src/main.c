@@ -1,4 +1,4 @@
-/* untangle: the command line (DESIGN.md section 2). */
+/* untangle: the command line (docs/architecture.md section 2). */
 #include "untangle/config.h"
 #include "untangle/data.h"
 #include "untangle/err.h"

@@ -63,7 +63,7 @@ int metrics_entropies(const metrics_posterior *q, const float *z, const int *c, 
  *   dwkl = sum_u log q(z_su) - log p(z_s)
  * with log q(z_s), log q(z_su) from metrics_entropies (so H(z), H(z_u) are
  * its estimates) and p = N(0, I) x uniform categories. Per sample the three
- * add up to log q(z_s|x_s) - log p(z_s) (DESIGN.md 4's identity), so
+ * add up to log q(z_s|x_s) - log p(z_s) (docs/architecture.md section 4's identity), so
  * mi + tc + dwkl == kl_mc exactly, a Monte Carlo estimate of the analytic kl.
  * Why per-sample terms rather than the released code's analytic E_x H(q(z|x))
  * and cross-entropy: the terms share the samples' noise, which cancels (on a
@@ -173,7 +173,7 @@ typedef struct metrics_codec {
  * as the target. */
 int metrics_swap_candidates(const int t[DATA_K], int cand[][DATA_K]);
 
-/* Swap accuracy (DESIGN.md 5). For each factor k, `pairs` pairs (a, b) are
+/* Swap accuracy (docs/architecture.md section 5). For each factor k, `pairs` pairs (a, b) are
  * drawn from r: a uniform over the factor grid, b uniform with b[k] != a[k].
  * The code of a gets the dims mask[k*W + w] != 0 from b's code, is decoded,
  * and succeeds when its Bernoulli NLL to the target (a with factor k = b[k])

@@ -85,7 +85,7 @@ extern const size_t run_n_keys;
 const run_key *run_key_find(const char *name);
 
 /* Defaults: dsprites 64, mlp, 3000 steps, batch 64, lr 1e-3, vae, D 10, seed 0,
- * the eval sizes of DESIGN.md; every model key NaN / unset. */
+ * the eval sizes of docs/architecture.md; every model key NaN / unset. */
 void run_config_defaults(run_config *c);
 
 /* Parse text as the value of key (a list is "[3]" or "3,3" or "[2, 2]") and
@@ -129,7 +129,7 @@ typedef struct run_curve_point {
     double value;
 } run_curve_point;
 
-/* Names of the metric columns (DESIGN.md section 5), in the results file's
+/* Names of the metric columns (docs/architecture.md section 5), in the results file's
  * order; run_result.metric[i] is metric run_metric_names[i]. */
 enum {
     RUN_M_RECON, RUN_M_KL, RUN_M_ELBO, RUN_M_TC, RUN_M_MI, RUN_M_DWKL, RUN_M_MIG,

@@ -25,7 +25,7 @@ typedef struct sweep_options {
     int isolate;            /* run each run in a child process (default 1) */
 } sweep_options;
 
-/* Exit codes of `untangle sweep` (DESIGN.md section 2). */
+/* Exit codes of `untangle sweep` (docs/architecture.md section 2). */
 enum { SWEEP_OK = 0, SWEEP_USAGE = 1, SWEEP_FAILED_RUNS = 2, SWEEP_INTERRUPTED = 3 };
 
 void sweep_options_defaults(sweep_options *o);

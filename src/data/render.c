@@ -1,4 +1,4 @@
-/* data/render.c: the dSprites factors and the sprite renderer (DESIGN.md 3).
+/* data/render.c: the dSprites factors and the sprite renderer (docs/architecture.md section 3).
  *
  * Geometry. All shape equations are written in "sprite units" (u, w): pixels
  * of the 64x64 image divided by the scale s, centred on the sprite, y down.

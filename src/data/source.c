@@ -1,7 +1,7 @@
 /* data/source.c: where images come from. The built-in source renders on
  * demand; a file source holds the official DeepMind HDF5 images bit-packed.
  *
- * File layout read here (the official dsprites_ndarray_*.hdf5; DESIGN.md 3):
+ * File layout read here (the official dsprites_ndarray_*.hdf5; docs/architecture.md section 3):
  *   /imgs             (N, S, S) integer, 0/1          N = 737,280, S = 64 or 32
  *   /latents/classes  (N, 6) integer: colour class (0), then the five factor
  *                     classes; rows must be in canonical order

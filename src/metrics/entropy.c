@@ -353,7 +353,7 @@ int metrics_tc_decompose(const metrics_posterior *q, const float *z, const int *
     }
     lqx /= (double)m;
     lp /= (double)m;
-    /* the analytic mean KL over all n items (DESIGN.md 4) */
+    /* the analytic mean KL over all n items (docs/architecture.md section 4) */
     double kl = 0.0;
     for (size_t n = 0; n < q->n; n++) {
         for (int j = 0; j < D; j++) {

@@ -1,4 +1,4 @@
-/* metrics/swap.c: swap accuracy (DESIGN.md 5) and latent traversals.
+/* metrics/swap.c: swap accuracy (docs/architecture.md section 5) and latent traversals.
  *
  * Swap accuracy asks whether the dims that carry factor k can be transplanted
  * between two codes: decode(code_a with factor k's dims from code_b) must be

@@ -8,7 +8,7 @@
  *     decode the hybrids, encode them again, swap chunk k back, decode; the
  *     outputs must reconstruct the original inputs.
  * loss = recon(x, G(E(x))) + w_swap*(primary + dual), every term a Bernoulli
- * NLL with logits (DESIGN.md section 4), each stage a mean over its images.
+ * NLL with logits (docs/architecture.md section 4), each stage a mean over its images.
  *
  * One encoder and one decoder run several times per step, each run on its own
  * net_cache, and the backward visits every path (gradients accumulate):

@@ -116,7 +116,7 @@ double vae_capacity(double c_max, long anneal_steps, long t);
 extern const model_method model_vae, model_betavae, model_betatcvae, model_jointvae, model_dsd;
 
 /* ---- beta-TCVAE minibatch estimators (tc.c) --------------------------------
- * Chen et al. 2018, section 4 and appendix C (DESIGN.md section 4). For a
+ * Chen et al. 2018, section 4 and appendix C (docs/architecture.md section 4). For a
  * batch of B posteriors q(z|x_k) = N(mu_k, diag(exp(lv_k))) and one sample z_i
  * of each, L[i,k,j] = log q(z_ij | x_k) and, per sample i:
  *   lqzx[i] = log q(z_i|x_i)  = sum_j L[i,i,j]

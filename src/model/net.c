@@ -1,4 +1,4 @@
-/* The encoder and decoder networks of DESIGN.md section 4 as layer stacks. */
+/* The encoder and decoder networks of docs/architecture.md section 4 as layer stacks. */
 #include "model_impl.h"
 
 #include <math.h>

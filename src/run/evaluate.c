@@ -49,7 +49,7 @@ static void codec_decode(void *ctx, const float *code, size_t n, float *logits)
     model_decode(mc->m, code, n, logits);
 }
 
-/* Analytic KL(q(z|x) || p(z)) of item i: Gaussian dims (DESIGN.md 4) plus
+/* Analytic KL(q(z|x) || p(z)) of item i: Gaussian dims (docs/architecture.md section 4) plus
  * each categorical variable's log K + sum_c a_c log a_c (JointVAE). */
 static double item_kl(const float *mu, const float *lv, const float *alpha, int D,
                       const model_info *info, int Ks, size_t i)

@@ -4,13 +4,14 @@
 #include "untangle/model.h"
 #include "untangle/run.h"
 
-_Static_assert((int)DATA_K == (int)RUN_N_FACTORS, "spec.h sizes run_result by the data's factor count");
-
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+_Static_assert((int)DATA_K == (int)RUN_N_FACTORS,
+               "spec.h sizes run_result by the data's factor count");
 
 static double now_s(void)
 {

@@ -1,4 +1,4 @@
-/* The key table: one row per configuration key of DESIGN.md section 6, and
+/* The key table: one row per configuration key of docs/architecture.md section 6, and
  * the parsing, formatting and hashing that go through it. */
 #include "untangle/spec.h"
 
