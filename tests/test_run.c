@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "untangle/model.h"
 #include "untangle/run.h"
@@ -261,6 +262,195 @@ static void test_result_pack_round_trip(void **state)
     run_result_free(&back);
 }
 
+/* ---- checkpoints ------------------------------------------------------------- */
+
+/* Stops the run after `after` polls (steps). */
+typedef struct stopper {
+    long polls, after;
+    int notes;
+    char last_note[1400];
+} stopper;
+
+static int stop_after(void *ctx)
+{
+    stopper *s = ctx;
+    return ++s->polls > s->after;
+}
+
+static void keep_note(void *ctx, const char *msg)
+{
+    stopper *s = ctx;
+    s->notes++;
+    snprintf(s->last_note, sizeof s->last_note, "%s", msg);
+}
+
+/* Every number of two results equal bit for bit (timings aside). */
+static void assert_same_result(const run_result *a, const run_result *b)
+{
+    assert_int_equal(a->status, b->status);
+    assert_int_equal(a->steps, b->steps);
+    assert_memory_equal(a->metric, b->metric, sizeof a->metric);
+    assert_memory_equal(a->mig_factor, b->mig_factor, sizeof a->mig_factor);
+    assert_memory_equal(a->swap_factor, b->swap_factor, sizeof a->swap_factor);
+    assert_int_equal(a->n_units, b->n_units);
+    assert_memory_equal(a->mi, b->mi, sizeof(float) * (size_t)a->n_units * DATA_K);
+    assert_int_equal(a->n_curve, b->n_curve);
+    for (size_t i = 0; i < a->n_curve; i++) {
+        assert_int_equal(a->curve[i].step, b->curve[i].step);
+        assert_string_equal(a->curve[i].name, b->curve[i].name);
+        assert_memory_equal(&a->curve[i].value, &b->curve[i].value, sizeof(double));
+    }
+    assert_int_equal(a->trav_h, b->trav_h);
+    assert_memory_equal(a->traversal, b->traversal, (size_t)a->trav_h * a->trav_w);
+}
+
+static char tmpdir[64];
+
+static void ckpt_path(char *out, size_t n, const char *name)
+{
+    if (!tmpdir[0]) {
+        snprintf(tmpdir, sizeof tmpdir, "/tmp/untangle_test_run_XXXXXX");
+        assert_non_null(mkdtemp(tmpdir));
+    }
+    snprintf(out, n, "%s/%s", tmpdir, name);
+}
+
+/* A run stopped (and checkpointed) twice and continued ends bit-identical to
+ * the same run done in one go, for a method with each kind of state. */
+static void test_checkpoint_continue_is_bit_identical(void **state)
+{
+    (void)state;
+    static const char *const models[] = {"betatcvae", "jointvae", "dsd"};
+    for (size_t k = 0; k < sizeof models / sizeof models[0]; k++) {
+        run_config c = small(models[k]);
+        c.log_every = 7; /* stops fall inside a log window */
+        err e;
+        err_clear(&e);
+        run_result whole, part;
+        run_result_init(&whole);
+        run_result_init(&part);
+        assert_int_equal(run_execute(&c, NULL, 1, NULL, &whole, &e), 0);
+        assert_int_equal(whole.status, RUN_OK);
+
+        char path[128], model_path[128];
+        ckpt_path(path, sizeof path, "a.ckpt");
+        ckpt_path(model_path, sizeof model_path, "a.model");
+        stopper s = {0, 17, 0, ""};
+        run_hooks h = {.ctx = &s, .should_stop = stop_after, .note = keep_note,
+                       .ckpt_path = path, .model_path = model_path};
+        assert_int_equal(run_execute(&c, NULL, 1, &h, &part, &e), 0);
+        assert_int_equal(part.status, RUN_INTERRUPTED);
+        assert_int_equal(part.steps, 17);
+        run_result_free(&part);
+        s.polls = 0;
+        s.after = 23; /* continues at 17, stops at 40 */
+        assert_int_equal(run_execute(&c, NULL, 1, &h, &part, &e), 0);
+        assert_int_equal(part.status, RUN_INTERRUPTED);
+        assert_int_equal(part.steps, 40);
+        run_result_free(&part);
+        s.after = 1000;
+        assert_int_equal(run_execute(&c, NULL, 1, &h, &part, &e), 0);
+        assert_int_equal(s.notes, 0);
+        assert_same_result(&whole, &part);
+        /* an ok run leaves its model, not its checkpoint */
+        assert_int_equal(access(path, F_OK), -1);
+        uint8_t *p = NULL;
+        size_t len = 0;
+        char id[17];
+        run_config_id(&c, id);
+        assert_int_equal(run_file_read(model_path, RUN_FILE_MODEL, id, &p, &len, &e), 1);
+        assert_true(len > 0);
+        free(p);
+        run_file_remove(model_path);
+        run_result_free(&whole);
+        run_result_free(&part);
+    }
+}
+
+/* Damaged or foreign checkpoints are noted on one line and the run starts
+ * from zero (or from PATH.prev), never fails; a link planted at the
+ * temporary name is replaced, not followed. */
+static void test_damaged_checkpoints(void **state)
+{
+    (void)state;
+    run_config c = small("betavae"), other = small("betavae");
+    other.seed = 5;
+    err e;
+    err_clear(&e);
+    run_result whole, r;
+    run_result_init(&whole);
+    run_result_init(&r);
+    assert_int_equal(run_execute(&c, NULL, 0, NULL, &whole, &e), 0);
+    char path[128], prev[160], tmp[160], victim[128];
+    ckpt_path(path, sizeof path, "d.ckpt");
+    ckpt_path(victim, sizeof victim, "victim");
+    snprintf(prev, sizeof prev, "%s.prev", path);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    static const char *const cases[] = {"truncated", "flipped", "foreign", "garbage", "prev"};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        /* a checkpoint at step 20 (of the foreign run for "foreign") */
+        stopper s = {0, 20, 0, ""};
+        run_hooks h = {.ctx = &s, .should_stop = stop_after, .note = keep_note,
+                       .ckpt_path = path};
+        run_file_remove(path);
+        run_result_free(&r);
+        assert_int_equal(run_execute(strcmp(cases[k], "foreign") ? &c : &other, NULL, 0, &h, &r,
+                                     &e), 0);
+        assert_int_equal(r.status, RUN_INTERRUPTED);
+        FILE *f = fopen(path, "r+b");
+        assert_non_null(f);
+        fseek(f, 0, SEEK_END);
+        long size = ftell(f);
+        if (!strcmp(cases[k], "truncated")) {
+            assert_int_equal(ftruncate(fileno(f), size / 2), 0);
+        } else if (!strcmp(cases[k], "flipped") || !strcmp(cases[k], "prev")) {
+            fseek(f, size / 3, SEEK_SET);
+            int ch = fgetc(f);
+            fseek(f, size / 3, SEEK_SET);
+            fputc(ch ^ 0x10, f);
+        } else if (!strcmp(cases[k], "garbage")) {
+            fseek(f, 0, SEEK_SET);
+            fputs("not a checkpoint at all", f);
+        }
+        fclose(f);
+        if (!strcmp(cases[k], "prev")) {
+            /* a good older checkpoint (step 10) beside the damaged newest */
+            stopper s2 = {0, 10, 0, ""};
+            run_hooks h2 = {.ctx = &s2, .should_stop = stop_after, .ckpt_path = prev};
+            run_file_remove(prev);
+            run_result_free(&r);
+            assert_int_equal(run_execute(&c, NULL, 0, &h2, &r, &e), 0);
+            assert_int_equal(r.steps, 10);
+        }
+        /* a link planted at the temporary name must not be followed */
+        FILE *v = fopen(victim, "w");
+        fputs("precious", v);
+        fclose(v);
+        unlink(tmp);
+        assert_int_equal(symlink(victim, tmp), 0);
+        s.polls = 0;
+        s.after = 1000;
+        h.ckpt_every = 1e-9; /* a checkpoint after every step */
+        run_result_free(&r);
+        assert_int_equal(run_execute(&c, NULL, 0, &h, &r, &e), 0);
+        printf("%s: %s\n", cases[k], s.last_note);
+        assert_int_equal(s.notes, 1);
+        assert_non_null(strstr(s.last_note, !strcmp(cases[k], "prev") ? "continuing from"
+                                                                    : "starting from step 0"));
+        assert_same_result(&whole, &r);
+        v = fopen(victim, "r");
+        char buf[16] = "";
+        assert_non_null(fgets(buf, sizeof buf, v));
+        fclose(v);
+        assert_string_equal(buf, "precious");
+    }
+    run_file_remove(path);
+    unlink(victim);
+    run_result_free(&whole);
+    run_result_free(&r);
+    rmdir(tmpdir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -272,6 +462,8 @@ int main(void)
         cmocka_unit_test(test_bad_data_file),
         cmocka_unit_test(test_training_is_reproducible),
         cmocka_unit_test(test_overfit_fixed_batch),
+        cmocka_unit_test(test_checkpoint_continue_is_bit_identical),
+        cmocka_unit_test(test_damaged_checkpoints),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

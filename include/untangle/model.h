@@ -60,6 +60,16 @@ int model_create(model **out, const run_config *c, size_t n_data, err *e);
 void model_destroy(model *m);
 void model_get_info(const model *m, model_info *info);
 
+/* The model's state as one flat block of model_state_size(m, optimizer)
+ * bytes: the parameters, then with optimizer also Adam's moments and step
+ * count (a checkpoint); without, the parameters alone (a saved model). The
+ * layout is fixed by the configuration, so a block fits every model created
+ * from the same configuration. model_state_set refuses a block of another
+ * size (ERR_INPUT). */
+size_t model_state_size(const model *m, int optimizer);
+void model_state_get(const model *m, int optimizer, void *out);
+int model_state_set(model *m, int optimizer, const void *in, size_t n, err *e);
+
 /* One optimisation step t (1-based): the method samples its batch from d with
  * data_rng, draws its noise from noise_rng, and writes its loss terms into
  * terms[info.n_terms]. Returns 0, or ERR_NUMERIC (e filled) when the loss or a

@@ -9,14 +9,26 @@
 #include "untangle/model.h"
 #include "untangle/spec.h"
 
-/* Progress and control hooks; any may be NULL. */
+/* Progress, control and checkpoint hooks; any may be NULL / 0. */
 typedef struct run_hooks {
     void *ctx;
     /* called every log_every steps and at the end of training */
     void (*progress)(void *ctx, long step, long steps, int n_terms,
                      const char *const *names, const double *terms, double imgs_per_s);
-    /* polled between steps: nonzero asks the run to stop (status interrupted) */
+    /* polled between steps: nonzero asks the run to stop (status interrupted;
+     * the run writes its checkpoint first when it has a ckpt_path) */
     int (*should_stop)(void *ctx);
+    /* one-line notices the caller should show (a damaged checkpoint) */
+    void (*note)(void *ctx, const char *msg);
+    /* The run's checkpoint file (RUN_FILE_CKPT): a valid one for this run is
+     * continued from; it is written every ckpt_every seconds of training (0:
+     * only when stopped) and when the run is stopped, and removed when the
+     * run ends ok, diverged or failed. A continued run ends bit-identical to
+     * the same run done in one go (same thread count). */
+    const char *ckpt_path;
+    double ckpt_every;
+    /* where an ok run's final parameters go (RUN_FILE_MODEL), NULL: not kept */
+    const char *model_path;
 } run_hooks;
 
 /* Train and evaluate one run of the resolved configuration c with the data d
@@ -27,6 +39,35 @@ typedef struct run_hooks {
  * When eval is 0 the metrics are skipped. */
 int run_execute(const run_config *c, const data_source *d, int eval, const run_hooks *h,
                 run_result *r, err *e);
+
+/* ---- a run's files: checkpoints and saved models (src/run/ckpt.c) ---------- */
+
+enum {
+    RUN_FILE_FORMAT = 1,
+    RUN_FILE_CKPT = 1,  /* the whole training state of a run in progress */
+    RUN_FILE_MODEL = 2  /* the final parameters of an ok run and its configuration */
+};
+
+/* The path of run_id's file with extension ext ("ckpt", "model") beside the
+ * results file: RESULTS.runs/<run_id>.<ext>, where RESULTS is results_path. */
+void run_file_paths(const char *results_path, const char *run_id, const char *ext, char *out,
+                    size_t n);
+/* Create RESULTS.runs/ if missing (ERR_IO when it cannot be, or is not a
+ * directory). */
+int run_file_mkdir(const char *results_path, err *e);
+/* Write payload as the file of kind for run_id at path, atomically (a
+ * temporary file created exclusively, never through a link, fsync'ed, then
+ * renamed; the previous file stays as PATH.prev). 0 or ERR_IO. */
+int run_file_write(const char *path, uint32_t kind, const char *run_id, const void *payload,
+                   size_t len, err *e);
+/* Read the payload (malloc'd, the caller frees) of path, or of PATH.prev when
+ * path is damaged. 1: read (e holds a notice when PATH.prev was used); 0: no
+ * file; < 0: no usable file (wrong run, format or kind, bad checksum,
+ * truncated, not a regular file), e says which. */
+int run_file_read(const char *path, uint32_t kind, const char *run_id, uint8_t **out,
+                  size_t *len, err *e);
+/* Remove path and its .prev and .tmp companions. */
+void run_file_remove(const char *path);
 
 enum {
     RUN_RECON_MAX = 2000, /* eval images for recon and elbo */

@@ -63,6 +63,47 @@ int model_resolve(run_config *c, err *e)
     return mm->resolve(c, e);
 }
 
+size_t model_state_size(const model *m, int optimizer)
+{
+    size_t floats = m->arena.n * (optimizer ? 3 : 1);
+    return sizeof(float) * floats + (optimizer ? sizeof m->arena.t : 0);
+}
+
+/* Block layout: param (n floats) [, m (n), v (n), t (long)]. */
+void model_state_get(const model *m, int optimizer, void *out)
+{
+    const nn_arena *a = &m->arena;
+    char *p = out;
+    memcpy(p, a->param, sizeof(float) * a->n);
+    if (!optimizer)
+        return;
+    p += sizeof(float) * a->n;
+    memcpy(p, a->m, sizeof(float) * a->n);
+    p += sizeof(float) * a->n;
+    memcpy(p, a->v, sizeof(float) * a->n);
+    p += sizeof(float) * a->n;
+    memcpy(p, &a->t, sizeof a->t);
+}
+
+int model_state_set(model *m, int optimizer, const void *in, size_t n, err *e)
+{
+    if (n != model_state_size(m, optimizer))
+        return err_set(e, ERR_INPUT, "model state of %zu bytes, expected %zu for this configuration",
+                       n, model_state_size(m, optimizer));
+    nn_arena *a = &m->arena;
+    const char *p = in;
+    memcpy(a->param, p, sizeof(float) * a->n);
+    if (!optimizer)
+        return 0;
+    p += sizeof(float) * a->n;
+    memcpy(a->m, p, sizeof(float) * a->n);
+    p += sizeof(float) * a->n;
+    memcpy(a->v, p, sizeof(float) * a->n);
+    p += sizeof(float) * a->n;
+    memcpy(&a->t, p, sizeof a->t);
+    return 0;
+}
+
 static float *alloc_floats(size_t n, int *fail)
 {
     float *p = calloc(n ? n : 1, sizeof(float));

@@ -4,6 +4,8 @@
 #include "untangle/model.h"
 #include "untangle/run.h"
 
+#include "../util/bytes.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +20,157 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- the training loop's state and its checkpoint ---------------------------- */
+
+/* Everything a checkpoint holds besides the model and the curves so far. */
+typedef struct train_state {
+    long step;                      /* steps done */
+    double train_s;                 /* seconds of training before this process */
+    rng data_rng, noise_rng;
+    int n_terms;
+    double sum[MODEL_MAX_TERMS];    /* the open log window: sums and counts of */
+    long cnt[MODEL_MAX_TERMS];      /* the finite values of each loss term */
+    double last_ckpt;               /* now_s() of the last checkpoint (not saved) */
+} train_state;
+
+#define CKPT_MAGIC 0x53544e55u /* "UNTS": the training-state payload */
+
+/* Payload: u32 magic, u32 n_terms, i64 step, f64 train_s, the two rngs,
+ * f64 sum[n_terms], i64 cnt[n_terms], f64 loss, u64 n_curve + the points,
+ * u64 state bytes + model_state_get(optimizer = 1). */
+static int ckpt_save(const run_hooks *h, const run_config *c, const train_state *ts,
+                     double train_s, const run_result *r, const model *m)
+{
+    bytes b = {0};
+    bytes_u32(&b, CKPT_MAGIC);
+    bytes_u32(&b, (uint32_t)ts->n_terms);
+    bytes_put(&b, &ts->step, sizeof ts->step);
+    bytes_put(&b, &train_s, sizeof train_s);
+    bytes_put(&b, &ts->data_rng, sizeof ts->data_rng);
+    bytes_put(&b, &ts->noise_rng, sizeof ts->noise_rng);
+    bytes_put(&b, ts->sum, sizeof(double) * (size_t)ts->n_terms);
+    bytes_put(&b, ts->cnt, sizeof(long) * (size_t)ts->n_terms);
+    bytes_put(&b, &r->metric[RUN_M_LOSS], sizeof(double));
+    bytes_u64(&b, r->n_curve);
+    bytes_put(&b, r->curve, sizeof *r->curve * r->n_curve);
+    size_t n = model_state_size(m, 1);
+    bytes_u64(&b, n);
+    uint8_t *state = malloc(n ? n : 1);
+    if (state) {
+        model_state_get(m, 1, state);
+        bytes_put(&b, state, n);
+        free(state);
+    }
+    err e;
+    err_clear(&e);
+    char id[17];
+    run_config_id(c, id);
+    int rc = b.fail || !state
+                 ? err_set(&e, ERR_NOMEM, "out of memory for a checkpoint")
+                 : run_file_write(h->ckpt_path, RUN_FILE_CKPT, id, b.p, b.len, &e);
+    bytes_free(&b);
+    if (rc < 0 && h->note) {
+        char msg[1200];
+        snprintf(msg, sizeof msg, "checkpoint not written (training goes on): %s", e.msg);
+        h->note(h->ctx, msg);
+    }
+    return rc;
+}
+
+/* Continue from the run's checkpoint when there is a valid one: 1 continued,
+ * 0 starting from zero (no checkpoint, or a damaged one: noted). */
+static int ckpt_load(const run_hooks *h, const run_config *c, train_state *ts, run_result *r,
+                     model *m)
+{
+    char id[17], msg[1400];
+    run_config_id(c, id);
+    uint8_t *p = NULL;
+    size_t len = 0;
+    err e;
+    err_clear(&e);
+    int rc = run_file_read(h->ckpt_path, RUN_FILE_CKPT, id, &p, &len, &e);
+    if (rc != 0 && e.code && h->note) {
+        snprintf(msg, sizeof msg, "%s%s", e.msg, rc < 0 ? "; starting from step 0" : "");
+        h->note(h->ctx, msg);
+    }
+    if (rc <= 0)
+        return 0;
+    cursor in = {p, len, 0, 0};
+    train_state t = *ts;
+    uint32_t magic = cursor_u32(&in), n_terms = cursor_u32(&in);
+    int ok = !in.fail && magic == CKPT_MAGIC && (int)n_terms == ts->n_terms;
+    cursor_get(&in, &t.step, sizeof t.step);
+    cursor_get(&in, &t.train_s, sizeof t.train_s);
+    cursor_get(&in, &t.data_rng, sizeof t.data_rng);
+    cursor_get(&in, &t.noise_rng, sizeof t.noise_rng);
+    if (ok) {
+        cursor_get(&in, t.sum, sizeof(double) * n_terms);
+        cursor_get(&in, t.cnt, sizeof(long) * n_terms);
+    }
+    double loss = NAN;
+    cursor_get(&in, &loss, sizeof loss);
+    uint64_t n_curve = cursor_u64(&in);
+    ok = ok && !in.fail && t.step >= 0 && t.step <= c->steps &&
+         n_curve <= (len - in.at) / sizeof *r->curve;
+    for (uint64_t i = 0; ok && i < n_curve; i++) {
+        run_curve_point pt;
+        cursor_get(&in, &pt, sizeof pt);
+        pt.name[sizeof pt.name - 1] = '\0';
+        ok = !in.fail && run_result_add_curve(r, pt.step, pt.name, pt.value, NULL) == 0;
+    }
+    uint64_t n = cursor_u64(&in);
+    ok = ok && !in.fail && n == len - in.at &&
+         model_state_set(m, 1, p + in.at, (size_t)n, &e) == 0;
+    free(p);
+    if (!ok) {
+        free(r->curve);
+        r->curve = NULL;
+        r->n_curve = r->cap_curve = 0;
+        if (h->note) {
+            snprintf(msg, sizeof msg, "%s: malformed checkpoint; starting from step 0",
+                     h->ckpt_path);
+            h->note(h->ctx, msg);
+        }
+        return 0;
+    }
+    r->metric[RUN_M_LOSS] = loss;
+    *ts = t;
+    return 1;
+}
+
+/* The final parameters and the configuration (the canonical "key=value"
+ * lines of the keys that apply) of an ok run. Payload: u64 text bytes +
+ * text, u64 state bytes + model_state_get(optimizer = 0). */
+static int model_save(const run_hooks *h, const run_config *c, const model *m, err *e)
+{
+    char id[17], line[1300], val[1200];
+    run_config_id(c, id);
+    bytes text = {0};
+    for (size_t i = 0; i < run_n_keys; i++)
+        if (run_key_applies(c, &run_keys[i])) {
+            run_config_format(c, &run_keys[i], val, sizeof val);
+            snprintf(line, sizeof line, "%s=%s\n", run_keys[i].name, val);
+            bytes_put(&text, line, strlen(line));
+        }
+    size_t n = model_state_size(m, 0);
+    uint8_t *state = malloc(n ? n : 1);
+    bytes b = {0};
+    if (state) {
+        model_state_get(m, 0, state);
+        bytes_u64(&b, text.len);
+        bytes_put(&b, text.p, text.len);
+        bytes_u64(&b, n);
+        bytes_put(&b, state, n);
+    }
+    int rc = !state || b.fail || text.fail
+                 ? err_set(e, ERR_NOMEM, "out of memory saving the model")
+                 : run_file_write(h->model_path, RUN_FILE_MODEL, id, b.p, b.len, e);
+    free(state);
+    bytes_free(&b);
+    bytes_free(&text);
+    return rc;
 }
 
 /* ---- the run ------------------------------------------------------------------ */
@@ -37,13 +190,87 @@ static void fail(run_result *r, int status, const err *e)
     set_error(r, e->msg);
 }
 
+/* Close the log window at step: its means become curve points, the loss
+ * metric and a progress line. 0 or ERR_NOMEM. */
+static int close_window(const run_config *c, const model_info *info, train_state *ts,
+                        const run_hooks *h, double ips, run_result *r, err *e)
+{
+    double terms[MODEL_MAX_TERMS];
+    for (int i = 0; i < info->n_terms; i++) {
+        terms[i] = ts->cnt[i] ? ts->sum[i] / (double)ts->cnt[i] : NAN;
+        if (ts->cnt[i] && run_result_add_curve(r, ts->step, info->terms[i], terms[i], e) < 0)
+            return e->code;
+        ts->sum[i] = 0;
+        ts->cnt[i] = 0;
+    }
+    r->metric[RUN_M_LOSS] = terms[0];
+    if (h && h->progress)
+        h->progress(h->ctx, ts->step, c->steps, info->n_terms, info->terms, terms, ips);
+    return 0;
+}
+
+/* Train from ts->step to c->steps: r->status OK, DIVERGED, FAILED or
+ * INTERRUPTED (a stop asked through h, after a checkpoint). 0 or ERR_NOMEM. */
+static int train(const run_config *c, const data_source *d, model *m, const run_hooks *h,
+                 train_state *ts, run_result *r, err *e)
+{
+    model_info info;
+    model_get_info(m, &info);
+    const int ckpt = h && h->ckpt_path;
+    double terms[MODEL_MAX_TERMS];
+    double t_start = now_s(), t_window = t_start;
+    long window = 0;
+    r->status = RUN_OK;
+    while (ts->step < c->steps) {
+        if (h && h->should_stop && h->should_stop(h->ctx)) {
+            if (ckpt)
+                ckpt_save(h, c, ts, ts->train_s + now_s() - t_start, r, m);
+            r->status = RUN_INTERRUPTED;
+            snprintf(r->error, sizeof r->error, "interrupted after step %ld of %ld%s", ts->step,
+                     c->steps, ckpt ? " (checkpointed)" : "");
+            break;
+        }
+        err se;
+        err_clear(&se);
+        if (model_step(m, d, &ts->data_rng, &ts->noise_rng, ts->step + 1, terms, &se) < 0) {
+            r->status = se.code == ERR_NUMERIC ? RUN_DIVERGED : RUN_FAILED;
+            set_error(r, se.msg);
+            break;
+        }
+        ts->step++;
+        for (int i = 0; i < info.n_terms; i++)
+            if (isfinite(terms[i])) {
+                ts->sum[i] += terms[i];
+                ts->cnt[i]++;
+            }
+        window++;
+        if (ts->step % c->log_every == 0 || ts->step == c->steps) {
+            double t = now_s();
+            int rc = close_window(c, &info, ts, h, (double)window * c->batch_size / (t - t_window),
+                                  r, e);
+            if (rc < 0) {
+                fail(r, RUN_FAILED, e);
+                return rc;
+            }
+            window = 0;
+            t_window = t;
+        }
+        if (ckpt && h->ckpt_every > 0 && ts->step < c->steps &&
+            now_s() - ts->last_ckpt >= h->ckpt_every) {
+            ckpt_save(h, c, ts, ts->train_s + now_s() - t_start, r, m);
+            ts->last_ckpt = now_s();
+        }
+    }
+    ts->train_s += now_s() - t_start;
+    return 0;
+}
+
 int run_execute(const run_config *c, const data_source *d, int eval, const run_hooks *h,
                 run_result *r, err *e)
 {
     double t0 = now_s();
     data_source *own = NULL;
     model *m = NULL;
-    double *sum = NULL;
     int rc = 0;
     r->status = RUN_FAILED;
     if (!d) {
@@ -73,78 +300,36 @@ int run_execute(const run_config *c, const data_source *d, int eval, const run_h
     }
     model_info info;
     model_get_info(m, &info);
-    rng data_rng, noise_rng;
-    rng_seed(&data_rng, (uint64_t)c->seed, RNG_DATA);
-    rng_seed(&noise_rng, (uint64_t)c->seed, RNG_NOISE);
-
-    /* terms averaged over each log window, for progress and the curves */
-    double terms[MODEL_MAX_TERMS];
-    sum = calloc((size_t)info.n_terms, sizeof *sum);
-    long *cnt = calloc((size_t)info.n_terms, sizeof *cnt);
-    if (!sum || !cnt) {
-        free(cnt);
-        rc = err_set(e, ERR_NOMEM, "out of memory");
-        fail(r, RUN_FAILED, e);
+    train_state ts;
+    memset(&ts, 0, sizeof ts);
+    ts.n_terms = info.n_terms;
+    rng_seed(&ts.data_rng, (uint64_t)c->seed, RNG_DATA);
+    rng_seed(&ts.noise_rng, (uint64_t)c->seed, RNG_NOISE);
+    ts.last_ckpt = now_s();
+    if (h && h->ckpt_path)
+        ckpt_load(h, c, &ts, r, m);
+    const long first = ts.step;
+    const double before = ts.train_s;
+    if ((rc = train(c, d, m, h, &ts, r, e)) < 0)
         goto done;
-    }
-    double t_train = now_s(), t_window = t_train;
-    long step = 0, window = 0;
-    r->status = RUN_OK;
-    for (step = 1; step <= c->steps; step++) {
-        if (h && h->should_stop && h->should_stop(h->ctx)) {
-            r->status = RUN_INTERRUPTED;
-            snprintf(r->error, sizeof r->error, "interrupted at step %ld", step);
-            break;
-        }
-        err se;
-        err_clear(&se);
-        if (model_step(m, d, &data_rng, &noise_rng, step, terms, &se) < 0) {
-            r->status = se.code == ERR_NUMERIC ? RUN_DIVERGED : RUN_FAILED;
-            set_error(r, se.msg);
-            break;
-        }
-        for (int i = 0; i < info.n_terms; i++)
-            if (isfinite(terms[i])) {
-                sum[i] += terms[i];
-                cnt[i]++;
-            }
-        window++;
-        if (step % c->log_every == 0 || step == c->steps) {
-            double t = now_s();
-            double ips = (double)window * c->batch_size / (t - t_window);
-            for (int i = 0; i < info.n_terms; i++) {
-                terms[i] = cnt[i] ? sum[i] / (double)cnt[i] : NAN;
-                if (cnt[i] && run_result_add_curve(r, step, info.terms[i], terms[i], e) < 0) {
-                    rc = e->code;
-                    fail(r, RUN_FAILED, e);
-                    break;
-                }
-                sum[i] = 0;
-                cnt[i] = 0;
-            }
-            if (rc < 0)
-                break;
-            r->metric[RUN_M_LOSS] = terms[0];
-            if (h && h->progress)
-                h->progress(h->ctx, step, c->steps, info.n_terms, info.terms, terms, ips);
-            window = 0;
-            t_window = t;
-        }
-    }
-    free(cnt);
-    r->steps = step - 1;
+    r->steps = ts.step;
+    r->train_s = ts.train_s; /* of every process the run was continued in */
+    r->imgs_per_s = ts.train_s > before
+                        ? (double)(ts.step - first) * c->batch_size / (ts.train_s - before)
+                        : NAN;
     double t_eval = now_s();
-    r->train_s = t_eval - t_train;
-    r->imgs_per_s = r->train_s > 0 ? (double)r->steps * c->batch_size / r->train_s : NAN;
     if (r->status == RUN_OK && eval) {
         if ((rc = run_evaluate(m, d, c, r, e)) < 0)
             fail(r, RUN_FAILED, e);
     }
+    if (r->status == RUN_OK && h && h->model_path && (rc = model_save(h, c, m, e)) < 0)
+        fail(r, RUN_FAILED, e);
+    if (h && h->ckpt_path && r->status != RUN_INTERRUPTED)
+        run_file_remove(h->ckpt_path);
     r->eval_s = now_s() - t_eval;
     rc = rc < 0 ? rc : 0;
 done:
     r->wall_s = now_s() - t0;
-    free(sum);
     model_destroy(m);
     data_close(own);
     return rc;
