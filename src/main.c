@@ -8,6 +8,7 @@
 #include "untangle/run.h"
 #include "untangle/sweep.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,61 @@ static int usage_error(const char *cmd, const char *fmt, const char *arg)
 }
 
 /* ---- train --------------------------------------------------------------------- */
+
+/* A numeric option's value: a finite number in [min, max], an integer when
+ * integer is set (1e3 is one, 2.7 is not). Prints the error (with the range)
+ * and returns -1 otherwise. */
+static int parse_number(const char *cmd, const char *opt, const char *text, double min,
+                        double max, int integer, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    int ok = end != text && !*end && errno == 0 && isfinite(v) && v >= min && v <= max &&
+             (!integer || v == floor(v));
+    if (!ok) {
+        fprintf(stderr, "untangle %s: %s: '%s' is not %s in %g..%g\n", cmd, opt, text,
+                integer ? "an integer" : "a number", min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* The numeric options of `untangle sweep` and their ranges. */
+typedef struct number_option {
+    const char *name;
+    double min, max;
+    int integer;
+} number_option;
+
+static const number_option sweep_numbers[] = {
+    {"--retries", 0, 1000, 1},     {"--threads", 1, 4096, 1},
+    {"--max-runs", 1, 1e9, 1},     {"--run-timeout", 0, 1e9, 0},
+    {"--deadline", 0, 1e9, 0},     {"--checkpoint-every", 0, 1e9, 0},
+    {"--min-start", 0, 1e9, 0},    {"--stop-grace", 0, 1e6, 0},
+};
+
+/* Store v into the sweep option called name. */
+static void set_sweep_number(sweep_options *o, const char *name, double v)
+{
+    if (strcmp(name, "--retries") == 0)
+        o->retries = (int)v;
+    else if (strcmp(name, "--threads") == 0)
+        o->threads = (int)v;
+    else if (strcmp(name, "--max-runs") == 0)
+        o->max_runs = (size_t)v;
+    else if (strcmp(name, "--run-timeout") == 0)
+        o->run_timeout = v;
+    else if (strcmp(name, "--deadline") == 0)
+        o->deadline = v;
+    else if (strcmp(name, "--checkpoint-every") == 0)
+        o->checkpoint_every = v;
+    else if (strcmp(name, "--min-start") == 0)
+        o->min_start = v;
+    else
+        o->stop_grace = v;
+}
 
 static void train_progress(void *ctx, long step, long steps, int n, const char *const *names,
                            const double *terms, double ips)
@@ -197,10 +253,10 @@ static int cmd_train(int argc, char **argv)
         } else if (strcmp(a, "--no-eval") == 0) {
             eval = 0;
         } else if (strcmp(a, "--threads") == 0 && i + 1 < argc) {
-            int n = atoi(argv[++i]);
-            if (n < 1)
-                return usage_error("train", "--threads: '%s' is not a positive integer", argv[i]);
-            nn_set_threads(n);
+            double n;
+            if (parse_number("train", a, argv[++i], 1, 4096, 1, &n) < 0)
+                return 1;
+            nn_set_threads((int)n);
         } else if (strcmp(a, "--set") == 0 && i + 1 < argc) {
             const char *kv = argv[++i];
             const char *eq = strchr(kv, '=');
@@ -249,7 +305,8 @@ static int cmd_train(int argc, char **argv)
 static const char usage_sweep[] =
     "usage: untangle sweep SWEEP.yaml -o RESULTS.h5 [--resume | --restart] [--dry-run]\n"
     "                      [--shard I/N] [--retries K] [--run-timeout SEC] [--deadline SEC]\n"
-    "                      [--threads N] [--max-runs N] [--no-eval]\n"
+    "                      [--threads N] [--max-runs N] [--no-eval] [--checkpoint-every SEC]\n"
+    "                      [--min-start SEC] [--stop-grace SEC] [--no-save-models]\n"
     "\n"
     "Run every run of the sweep file and write one results file. Under\n"
     "`mpirun -np P` rank 0 schedules and writes, ranks 1..P-1 train; as a single\n"
@@ -262,28 +319,26 @@ static const char usage_sweep[] =
     "  --shard I/N       run only the indices i with i % N == I (job arrays; see merge)\n"
     "  --retries K       retry failed, diverged and timed-out runs up to K times\n"
     "  --run-timeout SEC a run taking longer is stopped (status timeout)\n"
-    "  --deadline SEC    end the sweep SEC seconds after its start: runs that would not\n"
-    "                    finish in time are not started, running ones are stopped then\n"
+    "  --deadline SEC    end the sweep SEC seconds after its start: running runs are\n"
+    "                    checkpointed and stopped then (status interrupted, no retry used)\n"
+    "  --min-start SEC   start no run with less than SEC left before --deadline (default 120)\n"
+    "  --checkpoint-every SEC  save each running run's whole training state every SEC\n"
+    "                    seconds of training (default 600; 0: no checkpoints) and when it\n"
+    "                    is stopped; a stopped, crashed or requeued run continues from it,\n"
+    "                    with the same numbers as a run done in one go\n"
+    "  --stop-grace SEC  a run asked to stop has SEC seconds to checkpoint (default 30)\n"
+    "  --no-save-models  do not keep the final parameters of ok runs\n"
     "  --threads N       OpenBLAS threads per run (default: cores / ranks on the node)\n"
     "  --max-runs N      refuse grids larger than N runs (default 100000)\n"
     "  --no-eval         skip the metrics (scheduler benchmarks)\n"
     "\n"
-    "SIGUSR1, SIGTERM or SIGINT drain the sweep: no new runs, running ones finish\n"
-    "(until --deadline), rows written, exit 3; --resume continues.\n"
+    "Checkpoints and saved models live in RESULTS.h5.runs/ (<run_id>.ckpt while a run\n"
+    "trains, <run_id>.model for an ok run, read by `untangle eval`).\n"
+    "SIGUSR1 or SIGINT drain the sweep: no new runs, running ones finish (until\n"
+    "--deadline); SIGTERM or a second SIGINT also checkpoint and stop the running\n"
+    "runs. Rows are written, exit 3; --resume continues.\n"
     "Exit codes: 0 all runs ok, 1 usage or input error (nothing written), 2 some runs\n"
     "failed, 3 interrupted (resumable).\n";
-
-static int parse_count(const char *cmd, const char *opt, const char *text, double *out)
-{
-    char *end;
-    double v = strtod(text, &end);
-    if (end == text || *end || !(v >= 0) || !isfinite(v)) {
-        fprintf(stderr, "untangle %s: %s: '%s' is not a non-negative number\n", cmd, opt, text);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
 
 static int cmd_sweep(int argc, char **argv)
 {
@@ -293,6 +348,10 @@ static int cmd_sweep(int argc, char **argv)
         const char *a = argv[i];
         int more = i + 1 < argc;
         double v = 0;
+        const number_option *number = NULL;
+        for (size_t k = 0; k < sizeof sweep_numbers / sizeof sweep_numbers[0]; k++)
+            if (strcmp(a, sweep_numbers[k].name) == 0)
+                number = &sweep_numbers[k];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             fputs(usage_sweep, stdout);
             return 0;
@@ -314,21 +373,13 @@ static int cmd_sweep(int argc, char **argv)
                 return usage_error("sweep", "--shard: '%s' is not I/N with 0 <= I < N", t);
             o.shard_i = si;
             o.shard_n = sn;
-        } else if ((strcmp(a, "--retries") == 0 || strcmp(a, "--threads") == 0 ||
-                    strcmp(a, "--max-runs") == 0 || strcmp(a, "--run-timeout") == 0 ||
-                    strcmp(a, "--deadline") == 0) && more) {
-            if (parse_count("sweep", a, argv[++i], &v) < 0)
+        } else if (strcmp(a, "--no-save-models") == 0) {
+            o.save_models = 0;
+        } else if (number && more) {
+            if (parse_number("sweep", a, argv[++i], number->min, number->max, number->integer,
+                             &v) < 0)
                 return 1;
-            if (strcmp(a, "--retries") == 0)
-                o.retries = (int)v;
-            else if (strcmp(a, "--threads") == 0)
-                o.threads = (int)v;
-            else if (strcmp(a, "--max-runs") == 0)
-                o.max_runs = (size_t)v;
-            else if (strcmp(a, "--run-timeout") == 0)
-                o.run_timeout = v;
-            else
-                o.deadline = v;
+            set_sweep_number(&o, a, v);
         } else if (a[0] != '-' && !o.yaml_path) {
             o.yaml_path = a;
         } else {
@@ -360,7 +411,7 @@ static int cmd_list(int argc, char **argv)
                  "exactly the runs `untangle sweep` runs.");
             return 0;
         } else if (strcmp(argv[i], "--max-runs") == 0 && i + 1 < argc) {
-            if (parse_count("list", "--max-runs", argv[++i], &max_runs) < 0)
+            if (parse_number("list", "--max-runs", argv[++i], 1, 1e9, 1, &max_runs) < 0)
                 return 1;
         } else if (argv[i][0] != '-' && !yaml) {
             yaml = argv[i];
@@ -397,7 +448,7 @@ static int cmd_merge(int argc, char **argv)
     double expect = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--expect") == 0 && i + 1 < argc) {
-            if (parse_count("merge", "--expect", argv[++i], &expect) < 0) {
+            if (parse_number("merge", "--expect", argv[++i], 1, 1e9, 1, &expect) < 0) {
                 free(in);
                 return 1;
             }

@@ -23,6 +23,13 @@ typedef struct sweep_options {
     size_t max_runs;        /* refuse larger grids */
     int no_eval;            /* skip the metrics (benchmarks of the scheduler) */
     int isolate;            /* run each run in a child process (default 1) */
+    double checkpoint_every;/* seconds of training between checkpoints (default 600);
+                               0: no checkpoints at all */
+    double min_start;       /* start no run with less than this left before the
+                               deadline (default 120 s) */
+    int save_models;        /* keep the final parameters of ok runs (default 1) */
+    double stop_grace;      /* seconds a run asked to stop (deadline, timeout, SIGTERM)
+                               has to checkpoint before it is killed (default 30) */
 } sweep_options;
 
 /* Exit codes of `untangle sweep` (docs/architecture.md section 2). */

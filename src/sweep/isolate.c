@@ -65,13 +65,29 @@ static void write_all(int fd, const uint8_t *p, size_t n)
     }
 }
 
-static void child(int fd, const sweep_task *t, const data_source *d)
+/* The child's stop request: SIGTERM from the parent (deadline, timeout, a
+ * stop signal) or from the job; the run checkpoints and stops. */
+static volatile sig_atomic_t child_stop;
+static void on_term(int sig) { child_stop = sig; }
+static int should_stop(void *ctx) { (void)ctx; return child_stop != 0; }
+
+static void note(void *ctx, const char *msg)
+{
+    const sweep_task *t = ctx;
+    fprintf(stderr, "untangle: run #%ld: %s\n", t->index, msg);
+}
+
+static void child(int fd, const sweep_task *t, const data_source *d, const char *out_path)
 {
     /* Die with the parent: a SIGKILLed worker must not leave runs behind. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     signal(SIGUSR1, SIG_IGN);
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGINT, SIG_IGN);
+    signal(SIGINT, SIG_IGN); /* a terminal's Ctrl-C: the parent decides */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_term;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
     run_config c = t->config;
     switch (injected_fault(t->index)) {
     case 'c':
@@ -84,11 +100,19 @@ static void child(int fd, const sweep_task *t, const data_source *d)
         c.lr = 1e30;
         break;
     }
+    char id[17], ckpt[4200], model[4200];
+    run_config_id(&c, id);
+    run_file_paths(out_path, id, "ckpt", ckpt, sizeof ckpt);
+    run_file_paths(out_path, id, "model", model, sizeof model);
+    run_hooks h = {.ctx = (void *)t, .should_stop = should_stop, .note = note,
+                   .ckpt_path = t->ckpt_every >= 0 ? ckpt : NULL,
+                   .ckpt_every = t->ckpt_every > 0 ? t->ckpt_every : 0,
+                   .model_path = t->save_model ? model : NULL};
     run_result r;
     run_result_init(&r);
     err e;
     err_clear(&e);
-    run_execute(&c, d, t->eval, NULL, &r, &e);
+    run_execute(&c, d, t->eval, &h, &r, &e);
     uint8_t *buf;
     size_t len;
     if (run_result_pack(&r, &buf, &len, &e) < 0)
@@ -104,7 +128,8 @@ static void describe_signal(run_result *r, int sig)
     snprintf(r->error, sizeof r->error, "the run crashed: signal %d (%s)", sig, strsignal(sig));
 }
 
-void sweep_execute(const sweep_task *t, const data_source *d, run_result *r)
+void sweep_execute(const sweep_task *t, const data_source *d, const char *out_path,
+                   run_result *r)
 {
     run_result_init(r);
     r->status = RUN_FAILED;
@@ -124,23 +149,42 @@ void sweep_execute(const sweep_task *t, const data_source *d, run_result *r)
     }
     if (pid == 0) {
         close(fds[0]);
-        child(fds[1], t, d);
+        child(fds[1], t, d, out_path);
     }
     close(fds[1]);
 
-    /* Read "length, packed result" until EOF, watching the clock. */
+    /* Read "length, packed result" until EOF, watching the clock: past the
+     * timeout or the deadline, or on a stop request, the run is asked to
+     * checkpoint and stop (SIGTERM), and killed if it has not within the
+     * grace time. */
     uint8_t *buf = NULL;
     size_t len = 0, cap = 0;
-    int killed = 0; /* RUN_TIMEOUT or RUN_INTERRUPTED when we killed it */
+    int stopped = 0;    /* RUN_TIMEOUT or RUN_INTERRUPTED when we stopped it */
+    double kill_at = 0; /* SIGKILL time once SIGTERM was sent */
+    int drain_seen = 0;
     for (;;) {
         struct pollfd p = {.fd = fds[0], .events = POLLIN};
         int pr = poll(&p, 1, 200);
         double now = sweep_now();
-        if (!killed && t->timeout > 0 && now - t0 > t->timeout)
-            killed = RUN_TIMEOUT;
-        else if (!killed && t->deadline > 0 && now > t->deadline)
-            killed = RUN_INTERRUPTED;
-        if (killed) {
+        if (!drain_seen && sweep_drain_signal()) {
+            drain_seen = 1;
+            fprintf(stderr, "untangle: run #%ld is finishing%s\n", t->index,
+                    sweep_drain_signal() == SIGINT
+                        ? " (Ctrl-C again to checkpoint it and stop now)" : "");
+        }
+        if (!stopped && t->timeout > 0 && now - t0 > t->timeout)
+            stopped = RUN_TIMEOUT;
+        else if (!stopped && t->deadline > 0 && now > t->deadline)
+            stopped = RUN_INTERRUPTED;
+        else if (!stopped && sweep_stop_requested())
+            stopped = RUN_INTERRUPTED;
+        if (stopped && kill_at == 0) {
+            if (sweep_stop_requested())
+                fprintf(stderr, "untangle: run #%ld: checkpointing and stopping\n", t->index);
+            kill(pid, SIGTERM);
+            kill_at = now + t->stop_grace;
+        }
+        if (kill_at > 0 && now >= kill_at) {
             kill(pid, SIGKILL);
             break;
         }
@@ -170,12 +214,29 @@ void sweep_execute(const sweep_task *t, const data_source *d, run_result *r)
         ;
     err e;
     err_clear(&e);
-    if (killed == RUN_TIMEOUT) {
-        r->status = RUN_TIMEOUT;
-        snprintf(r->error, sizeof r->error, "exceeded the run timeout of %.0f s", t->timeout);
-    } else if (killed == RUN_INTERRUPTED) {
-        r->status = RUN_INTERRUPTED;
-        snprintf(r->error, sizeof r->error, "stopped at the sweep's deadline");
+    uint64_t n = 0;
+    if (len >= sizeof n)
+        memcpy(&n, buf, sizeof n);
+    int have = WIFEXITED(status) && WEXITSTATUS(status) == 0 && len >= sizeof n &&
+               n == len - sizeof n && run_result_unpack(r, buf + sizeof n, (size_t)n, &e) == 0;
+    if (stopped) {
+        /* the run's own row when it checkpointed in time (how far it got),
+         * with the reason we stopped it */
+        if (!have) {
+            run_result_free(r);
+            r->status = RUN_FAILED;
+        }
+        if (!have || r->status == RUN_INTERRUPTED) {
+            const char *how = have && strstr(r->error, "(checkpointed)") ? "; checkpointed" : "";
+            r->status = stopped;
+            if (stopped == RUN_TIMEOUT)
+                snprintf(r->error, sizeof r->error, "exceeded the run timeout of %.0f s%s",
+                         t->timeout, how);
+            else if (sweep_stop_requested())
+                snprintf(r->error, sizeof r->error, "stopped by a signal%s", how);
+            else
+                snprintf(r->error, sizeof r->error, "stopped at the sweep's deadline%s", how);
+        }
     } else if (WIFSIGNALED(status) &&
                (WTERMSIG(status) == SIGTERM || WTERMSIG(status) == SIGINT)) {
         /* the job was stopped (scancel, preemption, time limit): not the
@@ -188,16 +249,10 @@ void sweep_execute(const sweep_task *t, const data_source *d, run_result *r)
     } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         snprintf(r->error, sizeof r->error, "the run's process exited with status %d",
                  WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-    } else {
-        uint64_t n = 0;
-        if (len >= sizeof n)
-            memcpy(&n, buf, sizeof n);
-        if (len < sizeof n || n != len - sizeof n ||
-            run_result_unpack(r, buf + sizeof n, (size_t)n, &e) < 0) {
-            r->status = RUN_FAILED;
-            snprintf(r->error, sizeof r->error, "the run's result could not be read (%zu bytes)",
-                     len);
-        }
+    } else if (!have) {
+        r->status = RUN_FAILED;
+        snprintf(r->error, sizeof r->error, "the run's result could not be read (%zu bytes)",
+                 len);
     }
     free(buf);
     if (!isfinite(r->wall_s))

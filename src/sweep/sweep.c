@@ -42,9 +42,22 @@
 
 enum { TAG_READY = 1, TAG_TASK = 2, TAG_RESULT = 3, TAG_STOP = 4 };
 
-static volatile sig_atomic_t drain_signal; /* set by on_signal */
+static volatile sig_atomic_t drain_signal; /* the first drain signal, set by on_signal */
+static volatile sig_atomic_t n_interrupts;  /* SIGINTs so far */
+static volatile sig_atomic_t stop_now;      /* SIGTERM or a second SIGINT */
 
-static void on_signal(int sig) { drain_signal = sig; }
+static void on_signal(int sig)
+{
+    if (!drain_signal)
+        drain_signal = sig;
+    if (sig == SIGINT)
+        n_interrupts++;
+    if (sig == SIGTERM || (sig == SIGINT && n_interrupts >= 2))
+        stop_now = 1;
+}
+
+int sweep_drain_signal(void) { return drain_signal; }
+int sweep_stop_requested(void) { return stop_now; }
 
 static void install_signals(void)
 {
@@ -72,6 +85,10 @@ void sweep_options_defaults(sweep_options *o)
     memset(o, 0, sizeof *o);
     o->shard_n = 1;
     o->max_runs = CONFIG_DEFAULT_MAX_RUNS;
+    o->checkpoint_every = 600;
+    o->min_start = 120;
+    o->save_models = 1;
+    o->stop_grace = 30;
 }
 
 typedef struct result_head {
@@ -179,13 +196,19 @@ static int by_cost(const void *a, const void *b)
     return x->index < y->index ? -1 : x->index > y->index;
 }
 
-/* Next job that fits the deadline, or -1 (the queue keeps the others). */
+/* Next job that fits the deadline, or -1 (the queue keeps the others). No
+ * run starts with less than --min-start left. With checkpoints a run that
+ * cannot finish in time still starts and is continued by the next job;
+ * without, only runs that finished runs say can end in time start. */
 static int next_job(master *m, job *out)
 {
+    double left = m->deadline_abs - sweep_now();
+    if (m->deadline_abs > 0 && left < m->o->min_start)
+        return -1;
     for (size_t i = m->q_head; i < m->q_len; i++) {
         const run_config *c = &m->s->runs[m->queue[i].index];
         double exp = 1.2 * expected_time(m, c); /* run times vary: a margin */
-        if (m->deadline_abs > 0 && exp > 0 && sweep_now() + exp > m->deadline_abs)
+        if (m->deadline_abs > 0 && m->o->checkpoint_every <= 0 && exp > left)
             continue;
         *out = m->queue[i];
         memmove(&m->queue[i], &m->queue[i + 1], (m->q_len - i - 1) * sizeof *m->queue);
@@ -207,6 +230,9 @@ static void fill_task(const master *m, const job *j, sweep_task *t)
     t->deadline = m->deadline_abs > 0 ? m->deadline_abs - sweep_now() : 0;
     if (m->deadline_abs > 0 && t->deadline <= 0)
         t->deadline = 1e-3;
+    t->ckpt_every = m->o->checkpoint_every > 0 ? m->o->checkpoint_every : -1;
+    t->save_model = m->o->save_models;
+    t->stop_grace = m->o->stop_grace;
     t->config = m->s->runs[j->index];
 }
 
@@ -504,7 +530,7 @@ static int run_serial(master *m, err *e)
             t.deadline += sweep_now();
         m->running = 1;
         run_result r;
-        sweep_execute(&t, cached_data(&dc, &t.config), &r);
+        sweep_execute(&t, cached_data(&dc, &t.config), m->o->out_path, &r);
         m->running = 0;
         result_head h = {.index = j.index, .attempt = j.attempt, .rank = 0};
         memcpy(h.host, host, sizeof h.host);
@@ -622,7 +648,7 @@ static int run_master(master *m, int size, err *e)
     return rc;
 }
 
-static void run_worker(int rank)
+static void run_worker(int rank, const char *out_path)
 {
     data_cache dc = {0};
     result_head h = {.rank = rank};
@@ -647,7 +673,7 @@ static void run_worker(int rank)
         if (t.deadline > 0)
             t.deadline += sweep_now();
         run_result r;
-        sweep_execute(&t, cached_data(&dc, &t.config), &r);
+        sweep_execute(&t, cached_data(&dc, &t.config), out_path, &r);
         h.index = t.index;
         h.attempt = t.attempt;
         uint8_t *buf = NULL;
@@ -731,7 +757,7 @@ int sweep_main(const sweep_options *o, err *e)
     install_signals();
     nn_set_threads(o->threads > 0 ? o->threads : default_threads());
     if (rank > 0) {
-        run_worker(rank);
+        run_worker(rank, o->out_path);
         MPI_Finalize();
         return SWEEP_OK;
     }
@@ -750,6 +776,8 @@ int sweep_main(const sweep_options *o, err *e)
     }
     if ((rc = open_results(&m, e)) < 0 || (rc = check_same_sweep(&m, e)) < 0 ||
         (rc = build_queue(&m, e)) < 0)
+        goto stop;
+    if ((o->checkpoint_every > 0 || o->save_models) && (rc = run_file_mkdir(o->out_path, e)) < 0)
         goto stop;
     fprintf(stderr, "untangle: sweep %s: %zu runs (%zu to run) on %d %s -> %s\n", s->name,
             m.n_target, pending(&m), size > 1 ? size - 1 : 1,
