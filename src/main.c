@@ -304,7 +304,8 @@ static int cmd_train(int argc, char **argv)
 
 static const char usage_sweep[] =
     "usage: untangle sweep SWEEP.yaml -o RESULTS.h5 [--resume | --restart] [--dry-run]\n"
-    "                      [--shard I/N] [--retries K] [--run-timeout SEC] [--deadline SEC]\n"
+    "                      [--shard I/N] [--retries K] [--retry-diverged] [--run-timeout SEC]\n"
+    "                      [--deadline SEC]\n"
     "                      [--threads N] [--max-runs N] [--no-eval] [--checkpoint-every SEC]\n"
     "                      [--min-start SEC] [--stop-grace SEC] [--no-save-models]\n"
     "\n"
@@ -317,7 +318,11 @@ static const char usage_sweep[] =
     "  --restart         move an existing RESULTS.h5 aside (.bak-TIME) and start afresh\n"
     "  --dry-run         print the expanded grid and exit\n"
     "  --shard I/N       run only the indices i with i % N == I (job arrays; see merge)\n"
-    "  --retries K       retry failed, diverged and timed-out runs up to K times\n"
+    "  --retries K       retry failed (crashed) and timed-out runs up to K times; a retry\n"
+    "                    reruns the same configuration and seed, from its checkpoint\n"
+    "  --retry-diverged  retry diverged runs too: a run's numbers depend only on its\n"
+    "                    configuration, so a diverged run diverges again unless the\n"
+    "                    binary or the thread count changed\n"
     "  --run-timeout SEC a run taking longer is stopped (status timeout)\n"
     "  --deadline SEC    end the sweep SEC seconds after its start: running runs are\n"
     "                    checkpointed and stopped then (status interrupted, no retry used)\n"
@@ -373,6 +378,8 @@ static int cmd_sweep(int argc, char **argv)
                 return usage_error("sweep", "--shard: '%s' is not I/N with 0 <= I < N", t);
             o.shard_i = si;
             o.shard_n = sn;
+        } else if (strcmp(a, "--retry-diverged") == 0) {
+            o.retry_diverged = 1;
         } else if (strcmp(a, "--no-save-models") == 0) {
             o.save_models = 0;
         } else if (number && more) {

@@ -16,7 +16,8 @@ typedef struct sweep_options {
     int restart;            /* move an existing file aside and start afresh */
     int dry_run;            /* print the expanded grid and exit */
     int shard_i, shard_n;   /* run only indices with index % shard_n == shard_i */
-    int retries;            /* extra attempts for failed/diverged/timed-out runs */
+    int retries;            /* extra attempts for failed and timed-out runs */
+    int retry_diverged;     /* retry diverged runs too (deterministic: off by default) */
     double run_timeout;     /* seconds per run, 0 = none */
     double deadline;        /* seconds from start by which the sweep ends, 0 = none */
     int threads;            /* OpenBLAS threads per worker, 0 = cores / ranks on the node */

@@ -114,25 +114,26 @@ static int in_range(const run_key *k, double v)
 
 static int range_error(const run_key *k, const char *text, err *e)
 {
-    if (k->max >= BIG)
-        return err_set(e, ERR_INPUT, "%s: %s is out of range (must be %s %g)", k->name, text,
-                       k->min_open ? ">" : ">=", k->min);
     if (k->min_open)
-        return err_set(e, ERR_INPUT, "%s: %s is out of range (must be > %g and <= %g)", k->name,
+        return err_set(e, ERR_INPUT, "%s: %s is out of range (must be > %.17g and <= %.17g)", k->name,
                        text, k->min, k->max);
-    return err_set(e, ERR_INPUT, "%s: %s is out of range (must be %g..%g)", k->name, text,
+    return err_set(e, ERR_INPUT, "%s: %s is out of range (must be %.17g..%.17g)", k->name, text,
                    k->min, k->max);
 }
 
+/* An integer written as a number: 3000, 1e4 and 3000.0 are integers. 0, or -1
+ * when text is not a whole number, or -2 when it is one beyond a long. */
 static int parse_long(const char *s, long *out)
 {
     char *end;
     errno = 0;
-    double d = strtod(s, &end); /* accept 1e4 and 3000.0 for integers */
+    double d = strtod(s, &end);
     while (isspace((unsigned char)*end))
         end++;
-    if (end == s || *end || errno || !isfinite(d) || d != floor(d) || fabs(d) > 9.2e18)
+    if (end == s || *end || !isfinite(d) || d != floor(d))
         return -1;
+    if (errno || fabs(d) > 9.2e18)
+        return -2;
     *out = (long)d;
     return 0;
 }
@@ -197,7 +198,10 @@ int run_config_set(run_config *c, const char *key, const char *text, err *e)
     switch (k->type) {
     case RUN_KEY_INT: {
         long v;
-        if (parse_long(text, &v) < 0)
+        int pr = parse_long(text, &v);
+        if (pr == -2)
+            return range_error(k, text, e);
+        if (pr < 0)
             return err_set(e, ERR_INPUT, "%s: expected an integer, got '%s'", k->name, text);
         if (!in_range(k, (double)v))
             return range_error(k, text, e);

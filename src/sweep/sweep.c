@@ -303,8 +303,11 @@ static int master_record(master *m, const result_head *h, const run_result *r, e
         m->fails[h->index]++;
     }
     print_run_line(m, h, r);
-    if (r->status != RUN_OK && r->status != RUN_INTERRUPTED &&
-        m->fails[h->index] <= m->o->retries && !m->draining) {
+    /* A retry reruns the same configuration and seed: a run that diverged
+     * diverges again, bit for bit, so it is retried only when asked. */
+    int retry = r->status == RUN_FAILED || r->status == RUN_TIMEOUT ||
+                (r->status == RUN_DIVERGED && m->o->retry_diverged);
+    if (retry && m->fails[h->index] <= m->o->retries && !m->draining) {
         m->n_bad--; /* it is pending again */
         if (push(m, h->index, ++m->attempts[h->index]) < 0)
             return err_set(e, ERR_NOMEM, "out of memory for the run queue");
@@ -428,6 +431,7 @@ static int build_queue(master *m, err *e)
         if ((long)(i % (size_t)m->o->shard_n) != m->o->shard_i)
             continue;
         m->n_target++;
+        int last = 0, diverged = 0; /* the latest attempt that was not interrupted */
         for (size_t j = 0; j < na; j++) {
             if (strcmp(a[j].run_id, s->run_ids[i]) != 0)
                 continue;
@@ -437,10 +441,14 @@ static int build_queue(master *m, err *e)
                 m->done[i] = 1;
             else if (a[j].status != RUN_INTERRUPTED)
                 m->fails[i]++;
+            if (a[j].status != RUN_INTERRUPTED && a[j].attempt > last) {
+                last = a[j].attempt;
+                diverged = a[j].status == RUN_DIVERGED;
+            }
         }
         if (m->done[i])
             m->n_ok++;
-        else if (m->fails[i] > m->o->retries)
+        else if (m->fails[i] > m->o->retries || (diverged && !m->o->retry_diverged))
             m->n_bad++;
         else if (push(m, (long)i, ++m->attempts[i]) < 0)
             return err_set(e, ERR_NOMEM, "out of memory for the run queue");
