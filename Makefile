@@ -34,6 +34,9 @@ BIN     := $(if $(filter build,$(BUILD)),bin/untangle,$(BUILD)/untangle)
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude $(PKG_CFLAGS) $(CFLAGS) $(SANFLAGS)
+# Header dependencies: every compile writes a .d file next to its output
+# (-MP: a deleted header is not an error), included at the end.
+DEPFLAGS   = -MMD -MP
 LIBS       = $(PKG_LIBS) -lm
 
 # Debian packages: the build and test set, SLURM and shellcheck for the job
@@ -50,9 +53,9 @@ BENCHES := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(wildcard tests/bench/*.
 .PHONY: all deps run report check valgrind fuzz bench install clean
 all: $(BIN)
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard include/untangle/*.h) $(wildcard src/*/*.h)
+$(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(VECFLAGS) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) $(VECFLAGS) -c $< -o $@
 
 # gcc 12 at -O2 leaves loops that need a scalar tail unvectorised; nn's
 # elementwise loops (activations, losses) are a tenth of a conv step. The
@@ -70,11 +73,11 @@ $(BIN): $(BUILD)/obj/main.o $(BUILD)/libuntangle.a
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libuntangle.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libuntangle.a $(LIBS) -lcmocka
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -MF $@.d -MT $@ -o $@ $< $(BUILD)/libuntangle.a $(LIBS) -lcmocka
 
 $(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libuntangle.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libuntangle.a $(LIBS)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -MF $@.d -MT $@ -o $@ $< $(BUILD)/libuntangle.a $(LIBS)
 
 deps:
 	@sh tests/deps.sh $(DEB_PKGS)
@@ -135,3 +138,6 @@ install: all
 
 clean:
 	rm -rf build build-san build-vg bin
+
+# The header dependencies of whatever has been built (none on a clean tree).
+-include $(LIB_OBJ:.o=.d) $(BUILD)/obj/main.d $(addsuffix .d,$(TESTS) $(BENCHES))
