@@ -1,7 +1,7 @@
 /* test_metrics: every estimator of the metrics module on synthetic tables with
  * known answers (no training), the swap-accuracy candidate set checked by
  * rendering, a numpy cross-check of disentanglement_lib's MIG
- * (tests/metrics_ref.py), and metrics_evaluate's reproducibility on an
+ * (tests/unit/metrics_ref.py), and metrics_evaluate's reproducibility on an
  * untrained model. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -211,7 +211,7 @@ static void test_discrete_units_in_hist(void **state)
     free(z);
 }
 
-/* The same table through tests/metrics_ref.py (numpy). */
+/* The same table through tests/unit/metrics_ref.py (numpy). */
 static void test_mig_hist_matches_numpy(void **state)
 {
     (void)state;
@@ -221,7 +221,7 @@ static void test_mig_hist_matches_numpy(void **state)
                         "is not available (apt-get install python3-numpy)\n");
         skip();
     }
-    const char *script = "tests/metrics_ref.py";
+    const char *script = "tests/unit/metrics_ref.py";
     if (access(script, R_OK) != 0) {
         fprintf(stderr, "test_mig_hist_matches_numpy: %s not found (run from the repo root)\n",
                 script);

@@ -1,10 +1,10 @@
 /* Tests of the results module: create, append (NaN metrics, curves, detail),
  * close, reopen and the attempts list; the C reader gives back identical
- * values; h5py + pandas read /runs (tests/read_results.py); recovery from a
+ * values; h5py + pandas read /runs (tests/py/read_results.py); recovery from a
  * torn journal, a damaged or truncated HDF5 file, trailing all-zero rows and
  * missing rows; a file without its journal; an orphan journal; the YAML
  * history; merge (best attempt, missing indices, another sweep refused); and
- * the error messages. The kill test is tests/it_results_kill.sh. Correctness
+ * the error messages. The kill test is tests/it/it_results_kill.sh. Correctness
  * only, no timing. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -455,7 +455,8 @@ static void test_python_reader(void **state)
     }
     fprintf(j, "]}\n");
     assert_int_equal(fclose(j), 0);
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/read_results.py %s --expect %s", path, exp);
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/py/read_results.py %s --expect %s", path,
+             exp);
     int rc = system(cmd);
     assert_int_equal(rc, 0);
     free_atts(a, 5);

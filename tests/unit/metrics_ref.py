@@ -5,7 +5,7 @@ utils.discrete_mutual_info, utils.discrete_entropy) in numpy, with
 sklearn.metrics.mutual_info_score rewritten from its contingency-table
 formula (sklearn is not installed here).
 
-Input file (written by tests/test_metrics.c):
+Input file (written by tests/unit/test_metrics.c):
     n D K
     |V_1| ... |V_K|
     n rows: D codes (float32 text) then K factor classes

@@ -1,7 +1,10 @@
-# Shared by the integration scripts (tests/it_*.sh): sourced, not run.
+# Shared by the integration scripts (tests/it/it_*.sh, run from the
+# repository root): sourced, not run.
 set -u
 UNTANGLE=${UNTANGLE:-$PWD/bin/untangle}
 PY=/usr/bin/python3
+# The Python tools the scripts use (tests/py).
+TOOLS=$PWD/tests/py
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_rmaps_base_oversubscribe=1 OPENBLAS_NUM_THREADS=1
 # Under `make check SANITIZE=1`: Open MPI's components are dlopen'ed and
@@ -46,7 +49,7 @@ seeds: 2
 YAML
 }
 # rows FILE: "index attempt status error" per valid row
-rows() { $PY tests/rows.py "$1"; }
+rows() { $PY "$TOOLS/rows.py" "$1"; }
 # the number of ok rows of FILE and the number of distinct indices among them
 count_ok() { rows "$1" | awk '$3 == "ok"' | wc -l; }
 count_ok_indices() { rows "$1" | awk '$3 == "ok" {print $1}' | sort -u | wc -l; }

@@ -3,7 +3,7 @@
 # YAMLs; a YAML whose fixed sections changed is refused, naming the key;
 # --restart keeps the old file under a backup name; --resume on a missing
 # file starts it.
-. tests/lib.sh
+. tests/it/lib.sh
 cat >"$TMP/a.yaml" <<YAML
 name: growtest
 data:  {name: dsprites, image_size: 32}

@@ -1,4 +1,4 @@
-/* test_data: the dSprites module (DESIGN.md section 3).
+/* test_data: the dSprites module (docs/architecture.md section 3).
  *
  * - factor tables and the index <-> factors mapping (all 737,280 indices);
  * - the fast renderer against an independent per-pixel reference (pixels whose
@@ -100,7 +100,7 @@ static int ref_inside(int shape, const ref_heart *h, double u, double w)
     return 1;
 }
 
-/* The spec's sampling of pixel (row, col): DESIGN.md section 3, with the
+/* The spec's sampling of pixel (row, col): docs/architecture.md section 3, with the
  * centre and lengths scaled by S/64. (dx, dy) nudges the sample point. */
 static int ref_pixel(const int f[DATA_K], int S, const ref_heart *h, int row, int col,
                      double dx, double dy)

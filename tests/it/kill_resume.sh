@@ -4,8 +4,8 @@
 # mpirun; SIGKILL to mpirun at random moments, then --resume, KILLS times
 # (default 6), then to completion: exactly one ok row per index, and every
 # metric equal bit for bit to an uninterrupted run of the same sweep.
-# tests/it_kill.sh runs it in `make check`; `sh tests/kill_resume.sh 50 40` is the soak.
-. tests/lib.sh
+# tests/it/it_kill.sh runs it in `make check`; `sh tests/it/kill_resume.sh 50 40` is the soak.
+. tests/it/lib.sh
 kills=${1:-6}
 seeds=${2:-4}
 n=$((4 * seeds))
@@ -40,6 +40,6 @@ expect 0 "resume to completion" mpirun -np 3 "$UNTANGLE" sweep "$TMP/k.yaml" -o 
 grep -h "rebuilt\|recover\|dropped" "$TMP/kill.log" "$TMP/err" | sort | uniq -c | sed 's/^/   | /'
 [ "$(count_ok "$TMP/k.h5")" -eq $n ] && [ "$(count_ok_indices "$TMP/k.h5")" -eq $n ] &&
     ok "exactly one ok row per index" || fail "ok rows: $(rows "$TMP/k.h5" | awk '$3 == "ok"' | wc -l)"
-expect 0 "every metric equals the uninterrupted run" $PY tests/compare_runs.py "$TMP/ref.h5" "$TMP/k.h5"
+expect 0 "every metric equals the uninterrupted run" $PY "$TOOLS/compare_runs.py" "$TMP/ref.h5" "$TMP/k.h5"
 cat "$TMP/out"
 finish

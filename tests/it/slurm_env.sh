@@ -1,7 +1,7 @@
 # shellcheck shell=sh
-# A private SLURM cluster on localhost, for tests/it_slurm.sh: sourced, not run.
+# A private SLURM cluster on localhost, for tests/it/it_slurm.sh: sourced, not run.
 #
-#   . tests/slurm_env.sh
+#   . tests/it/slurm_env.sh
 #   slurm_start DIR [CPUS]   write DIR/slurm.conf, start slurmctld and slurmd
 #                            (their pids in DIR/slurmctld.pid.test and
 #                            DIR/slurmd.pid.test), wait until the node is
@@ -16,7 +16,7 @@
 # 120). The ports are picked at random, job ids start at a random number and
 # PMIx keeps its files under DIR, so that two test runs on one machine do not
 # meet. By hand:
-# `. tests/slurm_env.sh; slurm_start /tmp/s 4`, then sbatch/squeue as usual
+# `. tests/it/slurm_env.sh; slurm_start /tmp/s 4`, then sbatch/squeue as usual
 # with SLURM_CONF exported, and `slurm_stop` at the end.
 
 SLURMCTLD=${SLURMCTLD:-/usr/sbin/slurmctld}

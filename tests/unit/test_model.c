@@ -3,7 +3,7 @@
  * swap stages. Gradient checks are central differences in double with an
  * absolute and a relative tolerance, restoring every perturbed value; a
  * failing element is printed with its name. Known answers come from
- * DESIGN.md section 4. Correctness only: nothing here measures time. */
+ * docs/architecture.md section 4. Correctness only: nothing here measures time. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -156,7 +156,7 @@ static void test_tc_identity(void **state)
     }
 }
 
-/* The estimator against a brute-force double evaluation of DESIGN.md's
+/* The estimator against a brute-force double evaluation of docs/architecture.md's
  * formulas (naive log of a sum of exps). */
 static void test_tc_reference(void **state)
 {
@@ -260,7 +260,7 @@ static void test_tc_grad_mws(void **state)
 /* Independent posteriors: D = 5, mu ~ N(0,1), sigma = 0.1, B = 64,
  * N = 737,280. The aggregate posterior factorises, so the true TC is ~0.
  * MSS stays close; MWS, whose every weight is 1/(N*B), is biased upwards by
- * tens of nats (Chen et al. 2018, appendix C; DESIGN.md section 4). */
+ * tens of nats (Chen et al. 2018, appendix C; docs/architecture.md section 4). */
 static void test_tc_bias(void **state)
 {
     (void)state;

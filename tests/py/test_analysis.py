@@ -1,7 +1,7 @@
 """Tests of analysis/ (the Python reader, plots and report) on results files
 made by tiny sweeps of the real binary.
 
-    /usr/bin/python3 -m pytest tests/test_analysis.py
+    /usr/bin/python3 -m pytest tests/py/test_analysis.py
 
 Needs h5py, numpy, pandas, matplotlib (Debian's python3-* packages). The tests
 that need results files run bin/untangle (or $UNTANGLE) and are skipped with a
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ANALYSIS = ROOT / "analysis"
 sys.path.insert(0, str(ANALYSIS))
 import untangle_results as ur  # noqa: E402

@@ -1,6 +1,7 @@
 #!/bin/sh
-# The crash contract of the results file (DESIGN.md section 7), tested the hard
-# way: a writer (tests/results_writer.c) appends attempts in a loop and prints
+# The crash contract of the results file (docs/architecture.md section 7),
+# tested the hard way: a writer (tests/it/results_writer.c, built by the
+# Makefile into $BUILD/it/results_writer) appends attempts in a loop and prints
 # each index once results_append has returned; it is SIGKILLed at a random
 # moment, KILLS rounds (default 30), each time resuming the same file; every
 # third round a second writer is killed early, during its reopen (while it
@@ -9,21 +10,24 @@
 # present exactly once, in the journal and in the HDF5 file, with no invalid
 # row. Prints what recovery had to do. Correctness only: no timing checked.
 #
-#   sh tests/it_results_kill.sh [KILLS]        (from the repository root)
+#   sh tests/it/it_results_kill.sh [KILLS]      (from the repository root)
+#
+# RESULTS_WRITER names the writer (`make check` passes the one of its build,
+# sanitized under SANITIZE=1); default build/it/results_writer.
 set -u
 KILLS=${1:-30}
-cd "$(dirname "$0")/.." || exit 1
+cd "$(dirname "$0")/../.." || exit 1
+WRITER=${RESULTS_WRITER:-build/it/results_writer}
+if [ ! -x "$WRITER" ]; then
+    echo "results_kill: no writer at $WRITER (make $WRITER builds it)" >&2
+    exit 1
+fi
 W=$(mktemp -d /tmp/untangle_kill.XXXXXX) || exit 1
 trap 'rm -rf "$W"' EXIT
 export OPENBLAS_NUM_THREADS=1
-
-# shellcheck disable=SC2046
-if ! ${CC:-cc} -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror -Iinclude \
-    $(pkg-config --cflags hdf5-serial openblas) tests/results_writer.c build/libuntangle.a \
-    -o "$W/writer" $(pkg-config --libs hdf5-serial yaml-0.1 openblas ompi-c) -lm; then
-    echo "results_kill: cannot build the writer" >&2
-    exit 1
-fi
+# Under `make check SANITIZE=1`: the writer links Open MPI (libuntangle.a
+# needs it); leak checking stays with the unit tests, as in tests/it/lib.sh.
+[ -n "${ASAN_OPTIONS:-}" ] && export ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0"
 
 F=$W/results.h5
 : >"$W/printed"
@@ -39,7 +43,7 @@ fail() {
 
 torn=0 rebuilt=0 clean=0 kills=0
 for i in $(seq 1 "$KILLS"); do
-    "$W/writer" "$F" >>"$W/printed" 2>>"$W/writer.err" &
+    "$WRITER" "$F" >>"$W/printed" 2>>"$W/writer.err" &
     pid=$!
     ms=$(rand_ms 30 700)
     sleep "$(awk -v m="$ms" 'BEGIN { printf "%.3f", m / 1000 }')"
@@ -48,7 +52,7 @@ for i in $(seq 1 "$KILLS"); do
     if [ $((i % 3)) -eq 0 ]; then
         # a second kill soon after the restart: it lands in the reopen, where
         # the previous kill's damage is being repaired (a rebuild in progress)
-        "$W/writer" "$F" >>"$W/printed" 2>>"$W/writer.err" &
+        "$WRITER" "$F" >>"$W/printed" 2>>"$W/writer.err" &
         pid=$!
         early=$(rand_ms 5 250)
         sleep "$(awk -v m="$early" 'BEGIN { printf "%.3f", m / 1000 }')"
@@ -61,7 +65,7 @@ for i in $(seq 1 "$KILLS"); do
     if grep -q . "$W/writer.err"; then
         fail "the writer reported an error: $(cat "$W/writer.err")"
     fi
-    "$W/writer" "$F" --check >"$W/check" 2>"$W/check.err" ||
+    "$WRITER" "$F" --check >"$W/check" 2>"$W/check.err" ||
         fail "reopening failed: $(cat "$W/check.err")"
     note=$(sed -n 's/^recovery: //p' "$W/check")
     case $note in
@@ -89,7 +93,7 @@ echo "results_kill: $kills kills in $KILLS rounds, $printed appends reported, $r
 echo "results_kill: recovery: $clean clean reopens, $torn torn journal records dropped," \
     "$rebuilt rebuilds from the journal ($damaged damaged files kept)"
 if /usr/bin/python3 -c 'import h5py, pandas' 2>/dev/null; then
-    /usr/bin/python3 tests/read_results.py "$F" >"$W/py" || fail "read_results.py failed"
+    /usr/bin/python3 tests/py/read_results.py "$F" >"$W/py" || fail "read_results.py failed"
     head -n 1 "$W/py" | sed "s#$W/##"
 fi
 echo "results_kill: ok"

@@ -4,7 +4,7 @@
 # and status, and every other run of the sweep ends ok. Then --resume with
 # --retries 1 reruns exactly those three.
 # UNTANGLE_INJECT_FAULT is the test-only fault injection (README.md, Testing).
-. tests/lib.sh
+. tests/it/lib.sh
 tiny_sweep "$TMP/s.yaml"
 expect 2 "sweep with a crash, a NaN and a hang" env UNTANGLE_INJECT_FAULT="crash@1,nan@2,hang@3" \
     mpirun -np 3 "$UNTANGLE" sweep "$TMP/s.yaml" -o "$TMP/r.h5" --threads 1 --run-timeout 15

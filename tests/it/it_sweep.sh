@@ -2,7 +2,7 @@
 # The sweep engine end to end: the same sweep with no mpirun, with 2 ranks and
 # with 4 ranks gives the same numbers; list and --dry-run; clear refusals that
 # leave files untouched.
-. tests/lib.sh
+. tests/it/lib.sh
 tiny_sweep "$TMP/s.yaml"
 
 expect 0 "list" "$UNTANGLE" list "$TMP/s.yaml"
@@ -13,8 +13,8 @@ expect 0 "sweep --dry-run" "$UNTANGLE" sweep "$TMP/s.yaml" --dry-run
 expect 0 "serial sweep" "$UNTANGLE" sweep "$TMP/s.yaml" -o "$TMP/a.h5" --threads 1
 expect 0 "sweep under mpirun -np 2" mpirun -np 2 "$UNTANGLE" sweep "$TMP/s.yaml" -o "$TMP/b.h5" --threads 1
 expect 0 "sweep under mpirun -np 4" mpirun --oversubscribe -np 4 "$UNTANGLE" sweep "$TMP/s.yaml" -o "$TMP/c.h5" --threads 1
-expect 0 "serial == 2 ranks" $PY tests/compare_runs.py "$TMP/a.h5" "$TMP/b.h5"
-expect 0 "serial == 4 ranks" $PY tests/compare_runs.py "$TMP/a.h5" "$TMP/c.h5"
+expect 0 "serial == 2 ranks" $PY "$TOOLS/compare_runs.py" "$TMP/a.h5" "$TMP/b.h5"
+expect 0 "serial == 4 ranks" $PY "$TOOLS/compare_runs.py" "$TMP/a.h5" "$TMP/c.h5"
 
 # refusals: exit 1, nothing created or changed
 sum() { md5sum "$1" | cut -d' ' -f1; }

@@ -1,6 +1,6 @@
 #!/bin/sh
 # The SLURM job scripts (jobs/) against a real SLURM: a private slurmctld and
-# slurmd on localhost (tests/slurm_env.sh), stopped on exit.
+# slurmd on localhost (tests/it/slurm_env.sh), stopped on exit.
 # - jobs/sweep.sbatch (mpirun) runs a shortened sweeps/quick.yaml: COMPLETED,
 #   one ok row per index;
 # - jobs/sweep.sbatch (srun --mpi=pmix) gets SIGUSR1 mid-run: it drains,
@@ -18,8 +18,8 @@ for c in /usr/sbin/slurmctld /usr/sbin/slurmd sbatch srun squeue scontrol; do
         exit 0
     fi
 done
-. tests/lib.sh
-. tests/slurm_env.sh
+. tests/it/lib.sh
+. tests/it/slurm_env.sh
 trap 'slurm_stop; rm -rf "$TMP"' EXIT
 trap 'exit 129' HUP
 trap 'exit 130' INT
@@ -35,7 +35,7 @@ export UNTANGLE
 # --- static checks ------------------------------------------------------------------
 if command -v shellcheck >/dev/null 2>&1; then
     expect 0 "shellcheck jobs/ and the SLURM test scripts" shellcheck "$JOBS"/*.sbatch \
-        "$JOBS"/*.sh tests/slurm_env.sh tests/it_slurm.sh
+        "$JOBS"/*.sh tests/it/slurm_env.sh tests/it/it_slurm.sh
     sed 's/^/   | /' "$TMP/out" | head -n 40
 else
     echo "skipped: shellcheck not installed (apt-get install shellcheck runs that check)"
@@ -74,19 +74,18 @@ log_has() {
 }
 # ok_once FILE N WHAT: /runs holds exactly one ok row for each index 0..N-1
 ok_once() {
-    if msg=$($PY - "$1" "$2" 2>&1 <<'PY'
-import sys
-import h5py
-with h5py.File(sys.argv[1], "r") as f:
-    runs = f["runs"][()]
-n = int(sys.argv[2])
-ok = sorted(int(r["index"]) for r in runs if r["status"].decode() == "ok")
-if ok != list(range(n)):
-    sys.exit(f"ok rows per index: {ok} (want each of 0..{n - 1} once)")
-other = [r["status"].decode() for r in runs if r["status"].decode() not in ("ok", "")]
-print(f"{len(ok)} ok rows, one per index" + (f"; other rows: {other}" if other else ""))
-PY
-    ); then ok "$3: $msg"; else fail "$3: $msg"; fi
+    if ! rows "$1" >"$TMP/ok_once" 2>&1; then
+        fail "$3: cannot read $1: $(tail -n 1 "$TMP/ok_once")"
+        return
+    fi
+    got=$(awk '$3 == "ok" { print $1 }' "$TMP/ok_once" | sort -n | tr '\n' ' ')
+    want=$(seq 0 $(($2 - 1)) | tr '\n' ' ')
+    other=$(awk '$3 != "ok" { printf "%s%s", sep, $3; sep = ", " }' "$TMP/ok_once")
+    if [ "$got" = "$want" ]; then
+        ok "$3: $2 ok rows, one per index${other:+; other rows: $other}"
+    else
+        fail "$3: ok rows per index: ${got}(want each of 0..$(($2 - 1)) once)"
+    fi
 }
 # runs_of YAML: the sweep's size (the last line of `untangle list`: "N runs (...)")
 runs_of() { "$UNTANGLE" list "$1" | tail -n 1 | awk '{print $1}'; }
@@ -212,7 +211,7 @@ if IDS=$(UNTANGLE_MERGE_OPTS="-o merge.log" "$JOBS/submit_array.sh" long.yaml me
         done
         ok_once merged.h5 "$NL" "merged results"
         expect 0 "merged array == single drained job, every column" \
-            "$PY" "$ROOT/tests/compare_runs.py" drain.h5 merged.h5
+            "$PY" "$TOOLS/compare_runs.py" drain.h5 merged.h5
     fi
 else
     fail "submit_array.sh failed"

@@ -3,7 +3,7 @@
 # writes, and exits 3 within --deadline plus a few seconds; --resume then
 # completes the sweep with every index exactly once. A deadline too short for
 # the runs interrupts them (status interrupted, not failed).
-. tests/lib.sh
+. tests/it/lib.sh
 cat >"$TMP/d.yaml" <<YAML
 name: draintest
 data:  {name: dsprites, image_size: 32}

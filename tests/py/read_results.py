@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Read an untangle results file with h5py into pandas, and check it.
 
-    /usr/bin/python3 tests/read_results.py RESULTS.h5                 # summary
-    /usr/bin/python3 tests/read_results.py RESULTS.h5 --expect X.json # + checks
+    /usr/bin/python3 tests/py/read_results.py RESULTS.h5                 # summary
+    /usr/bin/python3 tests/py/read_results.py RESULTS.h5 --expect X.json # + checks
 
 Exit status: 0 ok, 1 a check failed, 77 h5py/pandas/numpy missing (skip).
 
