@@ -21,6 +21,7 @@ export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 for t in "$@"; do run "$t" "$t"; done
 for s in tests/it/it_*.sh; do [ -e "$s" ] && run "$s" sh "$s"; done
 # the analysis package, with the interpreter that has Debian's h5py
+# (pytest.ini at the root puts analysis/ on the path)
 for p in tests/py/test_*.py; do
     [ -e "$p" ] && run "$p" /usr/bin/python3 -m pytest -q -p no:cacheprovider "$p"
 done

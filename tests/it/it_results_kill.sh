@@ -28,6 +28,7 @@ export OPENBLAS_NUM_THREADS=1
 # Under `make check SANITIZE=1`: the writer links Open MPI (libuntangle.a
 # needs it); leak checking stays with the unit tests, as in tests/it/lib.sh.
 [ -n "${ASAN_OPTIONS:-}" ] && export ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0"
+export PYTHONPATH="$PWD/analysis${PYTHONPATH:+:$PYTHONPATH}"
 
 F=$W/results.h5
 : >"$W/printed"

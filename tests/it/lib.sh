@@ -3,8 +3,9 @@
 set -u
 UNTANGLE=${UNTANGLE:-$PWD/bin/untangle}
 PY=/usr/bin/python3
-# The Python tools the scripts use (tests/py).
+# The Python tools (tests/py) read results files through the analysis package.
 TOOLS=$PWD/tests/py
+export PYTHONPATH="$PWD/analysis${PYTHONPATH:+:$PYTHONPATH}"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_rmaps_base_oversubscribe=1 OPENBLAS_NUM_THREADS=1
 # Under `make check SANITIZE=1`: Open MPI's components are dlopen'ed and

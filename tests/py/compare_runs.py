@@ -1,20 +1,20 @@
 #!/usr/bin/python3
 """compare_runs.py A.h5 B.h5: the /runs tables of two results files hold
 exactly one ok row per index, the same indices, and every metric and
-configuration column equal bit for bit (rank, host and timings aside)."""
+configuration column equal bit for bit (rank, host and timings aside).
+Reads through untangle.io (analysis/ on PYTHONPATH)."""
 import sys
 
-import h5py
 import numpy as np
+
+from untangle import io
 
 SKIP = {"rank", "host", "wall_s", "train_s", "eval_s", "imgs_per_s", "attempt"}
 
 
 def ok_rows(path):
-    with h5py.File(path, "r") as f:
-        runs = f["runs"][()]
-    status = np.array([s.decode() for s in runs["status"]])
-    rows = runs[status == "ok"]
+    runs = io.runs_table(path)
+    rows = runs[runs["status"] == b"ok"]
     idx = rows["index"]
     if len(set(idx.tolist())) != len(idx):
         sys.exit(f"{path}: more than one ok row for an index")

@@ -1,7 +1,8 @@
-"""Tests of analysis/ (the Python reader, plots and report) on results files
-made by tiny sweeps of the real binary.
+"""Tests of analysis/ (the untangle package: reader, plots and report, and
+its command-line scripts) on results files made by tiny sweeps of the real
+binary.
 
-    /usr/bin/python3 -m pytest tests/py/test_analysis.py
+    /usr/bin/python3 -m pytest tests/py       (pytest.ini puts analysis/ on the path)
 
 Needs h5py, numpy, pandas, matplotlib (Debian's python3-* packages). The tests
 that need results files run bin/untangle (or $UNTANGLE) and are skipped with a
@@ -20,14 +21,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from untangle import io, summary
+from untangle.plots import tradeoff, traversals
+
 ROOT = Path(__file__).resolve().parents[2]
 ANALYSIS = ROOT / "analysis"
-sys.path.insert(0, str(ANALYSIS))
-import untangle_results as ur  # noqa: E402
 
 UNTANGLE = Path(os.environ.get("UNTANGLE", ROOT / "bin" / "untangle"))
 SCRIPTS = ("tradeoff.py", "traversals.py", "report.py")
-TRADEOFF_FILES = ["tradeoff.png"] + [f"metric_{m}.png" for m in ur.PLOT_METRICS] + \
+TRADEOFF_FILES = ["tradeoff.png"] + [f"metric_{m}.png" for m in tradeoff.PLOT_METRICS] + \
                  ["mig_per_factor.png", "mi_best.png", "curves.png", "summary.csv", "summary.md"]
 
 HEAD = """name: {name}
@@ -134,7 +136,7 @@ def check_png(path):
 # ---- the reader ------------------------------------------------------------------------
 
 def test_load_runs_one_row_per_index_with_dtypes(files):
-    runs = ur.load_runs(files["tiny"])
+    runs = io.load_runs(files["tiny"])
     assert list(runs["index"]) == list(range(6))
     assert runs["index"].is_unique and runs["run_id"].is_unique
     assert (runs["status"] == "ok").all()
@@ -144,11 +146,18 @@ def test_load_runs_one_row_per_index_with_dtypes(files):
     want = {"index": np.int64, "attempt": np.int32, "seed": np.int64, "latent_dim": np.int64,
             "steps": np.int64, "beta": np.float64, "gamma": np.float64, "lr": np.float64,
             "n_attempts": np.int64, "wall_s": np.float64}
-    want.update({m: np.float64 for m in ur.METRICS})
-    want.update({f"mig_{f}": np.float64 for f in ur.FACTORS})
+    metrics, factors = io.metric_names(runs.columns), io.factor_names(runs.columns)
+    assert {"recon", "kl", "mig", "mig_hist", "swap_acc", "loss"} <= set(metrics)
+    assert "n_attempts" not in metrics and not any(m.startswith("mig_") for m in metrics
+                                                   if m != "mig_hist")
+    want.update({m: np.float64 for m in metrics})
+    want.update({f"mig_{f}": np.float64 for f in factors})
     for col, t in want.items():
         assert runs[col].dtype == t, f"{col}: {runs[col].dtype}, want {t}"
-    for col in ur.STRING_KEYS:
+    table = io.runs_table(files["tiny"])
+    strings = [n for n in table.dtype.names if table.dtype[n].kind == "S"]
+    assert {"run_id", "model", "status", "error", "host"} <= set(strings)
+    for col in strings:
         assert all(isinstance(v, str) for v in runs[col]), f"{col} not decoded"
     assert runs["gamma"][:4].isna().all()      # betavae takes no gamma: NaN
     assert (runs["gamma"][4:] == 1).all()      # betatcvae: its default
@@ -157,7 +166,7 @@ def test_load_runs_one_row_per_index_with_dtypes(files):
 
 
 def test_load_curves(files):
-    c = ur.load_curves(files["tiny"])
+    c = io.load_curves(files["tiny"])
     assert list(c.columns) == ["index", "run_id", "attempt", "step", "name", "value"]
     assert c["index"].dtype == np.int64 and c["value"].dtype == np.float64
     assert set(c["index"]) == set(range(6))
@@ -167,27 +176,57 @@ def test_load_curves(files):
 
 
 def test_load_detail(files):
-    runs = ur.load_runs(files["tiny"])
-    d = ur.load_detail(files["tiny"], 2)
+    runs = io.load_runs(files["tiny"])
+    d = io.load_detail(files["tiny"], 2)
     assert d["index"] == 2 and d["attempt"] == 1 and d["model"] == "betavae"
-    assert d["factors"] == list(ur.FACTORS)
+    assert d["factors"] == io.factor_names(runs.columns)
+    assert len(d["factors"]) == d["mi"].shape[1] == len(d["mig"])
     assert d["mi"].shape == (10, 5)
     assert d["mig"].shape == (5,) and d["swap_acc"].shape == (5,)
     assert d["traversal"].dtype == np.uint8 and d["traversal"].shape == (320, 320)
     row = runs[runs["index"] == 2].iloc[0]
-    np.testing.assert_allclose(d["mig"], [row[f"mig_{f}"] for f in ur.FACTORS])
-    same = ur.load_detail(files["tiny"], row["run_id"])
+    np.testing.assert_allclose(d["mig"], [row[f"mig_{f}"] for f in d["factors"]])
+    same = io.load_detail(files["tiny"], row["run_id"])
     np.testing.assert_array_equal(same["traversal"], d["traversal"])
     with pytest.raises(KeyError):
-        ur.load_detail(files["tiny"], 99)
+        io.load_detail(files["tiny"], 99)
+
+
+def test_labels_from_the_file(files, tmp_path):
+    """Keys, metrics and factors come from /runs' columns; key help, metric
+    units and traversal steps from root attributes, with io's fallbacks for a
+    file written before those attributes existed."""
+    lab = io.load_labels(files["tiny"])
+    runs = io.load_runs(files["tiny"])
+    assert "beta" in lab.config_keys and "seed" not in lab.config_keys
+    assert "model" not in lab.config_keys and "status" not in lab.config_keys
+    assert list(lab.metrics) == io.metric_names(runs.columns)
+    assert list(lab.factors) == io.factor_names(runs.columns)
+    with h5py.File(files["tiny"], "r") as f:
+        stored = "key_help" in f.attrs
+    if not stored:
+        assert lab.key_help == io.FALLBACK_KEY_HELP
+        assert lab.metric_units == io.FALLBACK_METRIC_UNITS
+        assert lab.traversal_steps == io.FALLBACK_TRAVERSAL_STEPS
+    p = tmp_path / "attrs.h5"
+    shutil.copy(files["tiny"], p)
+    with h5py.File(p, "r+") as f:
+        f.attrs["key_help"] = '{"beta": "the KL weight"}'
+        f.attrs["metric_units"] = '{"recon": "bits"}'
+        f.attrs["traversal_steps"] = "[-1.0, 0.0, 1.0]"
+    lab = io.load_labels(p)
+    assert lab.key_label("beta") == "beta (the KL weight)" and lab.key_label("gamma") == "gamma"
+    assert lab.metric_units == {"recon": "bits"}
+    assert lab.traversal_steps == (-1.0, 0.0, 1.0)
+    assert summary.metric_label("recon", lab) == "reconstruction NLL (bits)"
 
 
 def test_swept_keys_and_summary(files):
-    runs = ur.load_runs(files["tiny"])
-    assert ur.swept_keys(runs, "betavae") == ["beta"]
-    assert ur.swept_keys(runs, "betatcvae") == []
-    assert ur.label_keys(runs, "betatcvae") == ["beta"]  # labelled beta=4 next to betavae
-    s = ur.summarize(runs)
+    runs = io.load_runs(files["tiny"])
+    assert summary.swept_keys(runs, "betavae") == ["beta"]
+    assert summary.swept_keys(runs, "betatcvae") == []
+    assert summary.label_keys(runs, "betatcvae") == ["beta"]  # labelled beta=4 next to betavae
+    s = summary.summarize(runs)
     assert list(s["config"]) == ["betavae beta=1", "betavae beta=4", "betatcvae beta=4"]
     assert list(s["n_ok"]) == [2, 2, 2]
     want = np.median(runs[(runs["model"] == "betavae") & (runs["beta"] == 4)]["mig"])
@@ -202,7 +241,7 @@ def test_choose_attempts():
         "status":  ["ok", "failed", "failed", "diverged", "failed", "ok", "ok", "ok"],
         "tag":     ["a", "b", "c", "d", "e", "f", "g", "h"],
     })
-    r = ur.choose_attempts(a)
+    r = io.choose_attempts(a)
     assert list(r["index"]) == [0, 1, 2, 3]
     # latest ok; the last when none is ok; the later row on a tie (merged file)
     assert list(r["tag"]) == ["a", "d", "f", "h"]
@@ -212,7 +251,7 @@ def test_choose_attempts():
     a = pd.DataFrame({"index": [1, 1, 2, 1], "run_id": ["b", "b", "b", "c"],
                       "attempt": [1, 2, 3, 1],
                       "status": ["failed", "failed", "ok", "ok"]})
-    r = ur.choose_attempts(a)
+    r = io.choose_attempts(a)
     assert list(zip(r["run_id"], r["index"], r["attempt"])) == [("c", 1, 1), ("b", 2, 3)]
     assert list(r["n_attempts"]) == [1, 3]
 
@@ -223,8 +262,8 @@ def test_zero_rows_are_skipped(files, tmp_path):
     shutil.copy(files["tiny"], p)
     with h5py.File(p, "r+") as f:
         f["runs"].resize((f["runs"].shape[0] + 2,))
-    assert len(ur.load_attempts(p)) == 6
-    assert len(ur.load_runs(p)) == 6
+    assert len(io.load_attempts(p)) == 6
+    assert len(io.load_runs(p)) == 6
 
 
 # ---- the scripts -------------------------------------------------------------------------
@@ -255,8 +294,7 @@ def test_traversals(files, tmp_path):
 
 
 def test_traversal_order_without_kl(files):
-    import traversals
-    d = ur.load_detail(files["tiny"], 0)
+    d = io.load_detail(files["tiny"], 0)
     order, how = traversals.order_units(d, 10)
     assert "KL not stored" in how
     rowmax = d["mi"].max(axis=1)
@@ -279,13 +317,13 @@ def test_report(files, tmp_path):
 
 
 def test_failed_runs(files, tmp_path):
-    runs = ur.load_runs(files["fault"])
+    runs = io.load_runs(files["fault"])
     assert list(runs["index"]) == list(range(6))
     st = dict(zip(runs["index"], runs["status"]))
     assert st[1] == "failed" and st[2] == "diverged"
     assert "signal" in runs.loc[runs["index"] == 1, "error"].iloc[0]
     assert np.isnan(runs.loc[runs["index"] == 1, "mig"].iloc[0])
-    d = ur.load_detail(files["fault"], 1)
+    d = io.load_detail(files["fault"], 1)
     assert d["traversal"] is None and d["mi"] is None
     out = tmp_path / "report"
     p = script("report.py", files["fault"], "-o", out)
@@ -309,13 +347,13 @@ def test_retry_then_ok(files, tmp_path):
     shutil.copy(files["fault"], p)
     shutil.copy(str(files["fault"]) + ".journal", str(p) + ".journal")
     untangle(["sweep", files["dir"] / "fault.yaml", "-o", p, "--resume", "--retries", "1"])
-    runs = ur.load_runs(p)
+    runs = io.load_runs(p)
     assert list(runs["index"]) == list(range(6))
     assert (runs["status"] == "ok").all()
     assert list(runs["n_attempts"]) == [1, 2, 2, 1, 1, 1]
     assert list(runs["attempt"]) == [1, 2, 2, 1, 1, 1]
-    assert len(ur.load_attempts(p)) == 8
-    c = ur.load_curves(p)
+    assert len(io.load_attempts(p)) == 8
+    c = io.load_curves(p)
     assert set(zip(c["index"], c["attempt"])) == set(zip(runs["index"], runs["attempt"]))
 
 
@@ -328,14 +366,14 @@ def test_resume_with_grown_grid(files, tmp_path):
     grown = TINY_GRID.replace("beta: [1, 4]", "beta: [1, 2, 4]")
     y = write_yaml(tmp_path, "tiny", grown)
     untangle(["sweep", y, "-o", p, "--resume"])
-    before, after = ur.load_runs(files["tiny"]), ur.load_runs(p)
+    before, after = io.load_runs(files["tiny"]), io.load_runs(p)
     assert len(after) == 8 and after["run_id"].is_unique and (after["status"] == "ok").all()
     assert set(before["run_id"]) < set(after["run_id"])
     assert list(after[after["beta"] == 2]["index"]) == [2, 3]
-    c = ur.load_curves(p)
+    c = io.load_curves(p)
     assert set(c["run_id"]) == set(after["run_id"])
     for _, r in after.iterrows():
-        d = ur.load_detail(p, r["run_id"])
+        d = io.load_detail(p, r["run_id"])
         assert d["traversal"] is not None and d["run_id"] == r["run_id"]
     out = tmp_path / "report"
     r = script("report.py", p, "-o", out)
@@ -344,7 +382,7 @@ def test_resume_with_grown_grid(files, tmp_path):
 
 
 def test_only_failed_runs(files, tmp_path):
-    runs = ur.load_runs(files["allfail"])
+    runs = io.load_runs(files["allfail"])
     assert len(runs) == 2 and not (runs["status"] == "ok").any()
     out = tmp_path / "report"
     p = script("report.py", files["allfail"], "-o", out)
@@ -366,7 +404,7 @@ def test_empty_file(files, tmp_path):
     with h5py.File(p, "r+") as f:
         f["runs"].resize((0,))
         f["curves"].resize((0,))
-    assert len(ur.load_runs(p)) == 0 and len(ur.load_curves(p)) == 0
+    assert len(io.load_runs(p)) == 0 and len(io.load_curves(p)) == 0
     out = tmp_path / "report"
     r = script("report.py", p, "-o", out)
     assert r.returncode == 0, r.stderr
@@ -375,8 +413,8 @@ def test_empty_file(files, tmp_path):
 
 
 def test_seed_only_sweep(files, tmp_path):
-    runs = ur.load_runs(files["seeds"])
-    assert len(runs) == 3 and ur.swept_keys(runs, "betavae") == []
+    runs = io.load_runs(files["seeds"])
+    assert len(runs) == 3 and summary.swept_keys(runs, "betavae") == []
     out = tmp_path / "report"
     p = script("report.py", files["seeds"], "-o", out)
     assert p.returncode == 0, p.stderr
@@ -388,10 +426,10 @@ def test_seed_only_sweep(files, tmp_path):
 
 
 def test_merged_job_array(files, tmp_path):
-    merged, whole = ur.load_runs(files["merged"]), ur.load_runs(files["tiny"])
+    merged, whole = io.load_runs(files["merged"]), io.load_runs(files["tiny"])
     cols = ["index", "run_id", "model", "beta", "seed", "status"]
     pd.testing.assert_frame_equal(merged[cols], whole[cols])
-    assert len(ur.load_curves(files["merged"])) == len(ur.load_curves(files["tiny"]))
+    assert len(io.load_curves(files["merged"])) == len(io.load_curves(files["tiny"]))
     out = tmp_path / "report"
     p = script("report.py", files["merged"], "-o", out)
     assert p.returncode == 0, p.stderr
@@ -412,11 +450,11 @@ def test_file_being_written(binary, tmp_path):
             if not h5.exists():
                 time.sleep(0.05)
                 continue
-            runs = ur.load_runs(h5)
+            runs = io.load_runs(h5)
             still = proc.poll() is None
-            ur.load_curves(h5)
+            io.load_curves(h5)
             if len(runs):
-                ur.load_detail(h5, runs["run_id"].iloc[-1])
+                io.load_detail(h5, runs["run_id"].iloc[-1])
             if still:
                 seen.add(len(runs))
             if still and 0 < len(runs) < 6 and not plotted:
@@ -434,7 +472,7 @@ def test_file_being_written(binary, tmp_path):
     assert proc.returncode == 0
     assert any(0 < n < 6 for n in seen), f"never read a partial file: row counts {seen}"
     assert plotted
-    assert len(ur.load_runs(h5)) == 6
+    assert len(io.load_runs(h5)) == 6
 
 
 # ---- bad input and --help ------------------------------------------------------------------
@@ -465,5 +503,5 @@ def test_bad_files(name, tmp_path):
         lines = p.stderr.strip().splitlines()
         assert len(lines) == 1, f"{name} {path}: {p.stderr}"
         assert says in lines[0] and str(path) in lines[0] and lines[0].startswith(name)
-    with pytest.raises(ur.UntangleFileError):
-        ur.load_runs(other)
+    with pytest.raises(io.UntangleFileError):
+        io.load_runs(other)

@@ -455,7 +455,8 @@ static void test_python_reader(void **state)
     }
     fprintf(j, "]}\n");
     assert_int_equal(fclose(j), 0);
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/py/read_results.py %s --expect %s", path,
+    snprintf(cmd, sizeof cmd,
+             "PYTHONPATH=analysis /usr/bin/python3 tests/py/read_results.py %s --expect %s", path,
              exp);
     int rc = system(cmd);
     assert_int_equal(rc, 0);
