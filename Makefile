@@ -7,6 +7,10 @@
 #   make valgrind        the unit tests under valgrind memcheck (build-vg/; slow)
 #   make fuzz            fuzz the YAML loader with libFuzzer (FUZZ_SECONDS, default 600)
 #   make bench           print the benchmarks (tests/bench)
+#
+# Tests: tests/unit (cmocka, one program per module), tests/it (integration
+# scripts under mpirun and their helper programs), tests/py (pytest of
+# analysis/ and the Python tools the scripts use); tests/run_all.sh runs them.
 #   make report RESULTS=FILE.h5   plots and tables of any results file
 #   make deps            install the Debian packages that are missing (root), or print the line
 #   make install PREFIX=/opt/untangle
@@ -34,6 +38,9 @@ BIN     := $(if $(filter build,$(BUILD)),bin/untangle,$(BUILD)/untangle)
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude $(PKG_CFLAGS) $(CFLAGS) $(SANFLAGS)
+# Header dependencies: every compile writes a .d file next to its output
+# (-MP: a deleted header is not an error), included at the end.
+DEPFLAGS   = -MMD -MP
 LIBS       = $(PKG_LIBS) -lm
 
 # Debian packages: the build and test set, SLURM and shellcheck for the job
@@ -44,15 +51,18 @@ DEB_PKGS := build-essential pkg-config libopenmpi-dev openmpi-bin libopenblas-de
 
 LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c src/*/*.c))
 LIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
-TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
+TESTS   := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(wildcard tests/unit/test_*.c))
+# Helper programs of the integration scripts (tests/it/*.c), e.g. the
+# results writer that it_results_kill.sh kills.
+IT_PROGS := $(patsubst tests/it/%.c,$(BUILD)/it/%,$(wildcard tests/it/*.c))
 BENCHES := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(wildcard tests/bench/*.c))
 
 .PHONY: all deps run report check valgrind fuzz bench install clean
 all: $(BIN)
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard include/untangle/*.h) $(wildcard src/*/*.h)
+$(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(VECFLAGS) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) $(VECFLAGS) -c $< -o $@
 
 # gcc 12 at -O2 leaves loops that need a scalar tail unvectorised; nn's
 # elementwise loops (activations, losses) are a tenth of a conv step. The
@@ -68,13 +78,17 @@ $(BIN): $(BUILD)/obj/main.o $(BUILD)/libuntangle.a
 	@mkdir -p $(dir $@)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/tests/%: tests/%.c $(BUILD)/libuntangle.a
+$(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libuntangle.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libuntangle.a $(LIBS) -lcmocka
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -MF $@.d -MT $@ -o $@ $< $(BUILD)/libuntangle.a $(LIBS) -lcmocka
+
+$(BUILD)/it/%: tests/it/%.c $(BUILD)/libuntangle.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -MF $@.d -MT $@ -o $@ $< $(BUILD)/libuntangle.a $(LIBS)
 
 $(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libuntangle.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libuntangle.a $(LIBS)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -MF $@.d -MT $@ -o $@ $< $(BUILD)/libuntangle.a $(LIBS)
 
 deps:
 	@sh tests/deps.sh $(DEB_PKGS)
@@ -86,8 +100,9 @@ SAN_ENV = ASAN_OPTIONS=abort_on_error=0:detect_leaks=1:handle_segv=0 LSAN_OPTION
           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 check: deps
-	@$(MAKE) --no-print-directory all $(TESTS)
-	@$(if $(SANFLAGS),$(SAN_ENV)) UNTANGLE=$(CURDIR)/$(BIN) BUILD=$(BUILD) sh tests/run_all.sh $(TESTS)
+	@$(MAKE) --no-print-directory all $(TESTS) $(IT_PROGS)
+	@$(if $(SANFLAGS),$(SAN_ENV)) UNTANGLE=$(CURDIR)/$(BIN) BUILD=$(BUILD) \
+	  RESULTS_WRITER=$(CURDIR)/$(BUILD)/it/results_writer sh tests/run_all.sh $(TESTS)
 
 valgrind: deps
 	@$(MAKE) --no-print-directory VALGRIND=1 all $(patsubst build/%,build-vg/%,$(TESTS))
@@ -132,6 +147,11 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/untangle
 	install -m 755 bin/untangle $(DESTDIR)$(PREFIX)/bin/untangle
 	cp -r sweeps jobs analysis $(DESTDIR)$(PREFIX)/share/untangle/
+	rm -rf $(DESTDIR)$(PREFIX)/share/untangle/analysis/untangle/__pycache__ \
+	  $(DESTDIR)$(PREFIX)/share/untangle/analysis/untangle/plots/__pycache__
 
 clean:
 	rm -rf build build-san build-vg bin
+
+# The header dependencies of whatever has been built (none on a clean tree).
+-include $(LIB_OBJ:.o=.d) $(BUILD)/obj/main.d $(addsuffix .d,$(TESTS) $(IT_PROGS) $(BENCHES))

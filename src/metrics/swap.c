@@ -13,7 +13,7 @@
  * target's pixels: orientation classes 0 and 39 are both angle 0 = 2 pi, and
  * at S = 32 a small sprite may not change a single pixel centre between two
  * neighbouring angles. Such candidates "count as the target": they are not
- * competitors. tests/test_metrics.c checks the count by rendering.
+ * competitors. tests/unit/test_metrics.c checks the count by rendering.
  *
  * The comparison is exact: with the Bernoulli NLL summed over pixels,
  *     BCE(l, x) = sum_p softplus(l_p) - sum_p x_p l_p,

@@ -1,4 +1,4 @@
-/* Benchmark of the nn module at the shapes the models use (DESIGN.md section
+/* Benchmark of the nn module at the shapes the models use (docs/architecture.md section
  * 4, batch 64): dense forward/backward of the mlp arch, each conv layer of the
  * conv arch, and the Adam step over the mlp's parameter count. Prints one
  * table; figures are the best of several repetitions (other processes share

@@ -1,0 +1,428 @@
+"""The one reader of an untangle results file (HDF5): pandas and numpy out.
+
+    from untangle import io
+    runs = io.load_runs("results/quick.h5")         # one row per run
+    runs.groupby(["model", "beta"])["mig"].median()
+
+The layout is the contract of docs/architecture.md section 7, written by
+src/results/ (its top comment documents every column):
+
+  /  attributes: format_version, untangle_version, sweep_name, sweep_yaml,
+     sweep_hash, created, hdf5_version, library_versions; newer files also
+     key_help, metric_units (JSON objects) and traversal_steps (JSON list).
+  /sweeps   one row per sweep YAML used (row 0 = the creating one).
+  /runs     one row per finished attempt, in append order: index, run_id,
+            attempt, model, the configuration keys (arch ... w_swap, then
+            seed; -1 or NaN where a key does not apply, list keys as text
+            like "[2, 2]"), status, error, rank, host, timings, steps_done,
+            the metrics, then mig_<factor> and swap_acc_<factor>.
+            Fixed-length strings come back from h5py as bytes; they are
+            decoded here. A row whose status is EMPTY is left behind by a
+            killed writer and is never valid.
+  /curves   long format {index, run_id, attempt, step, name, value}.
+  /detail/<run_id>_<attempt>   mi (units, factors) float32 with attribute
+            factors, mig (factors), swap_acc (factors), traversal (H, W)
+            uint8; mi and traversal absent when the run made none.
+
+What the file says about itself is read from it: the configuration keys,
+the metrics and the factors from /runs' column names (config_keys,
+metric_names, factor_names), the help text of the keys, the units of the
+metrics and the traversal steps from root attributes (load_labels). Files
+written before those attributes existed get the FALLBACK_* constants below,
+the only copy of those C tables on the Python side.
+
+A run is identified by its run_id (a hash of its configuration); index is its
+position in the sweep YAML it ran under, which moves when a resumed sweep's
+grid grows. In a file written by one YAML, one run = one index. Files of the
+first layout (curves without run_id, /detail/<index>_<attempt>) are read too.
+
+The file may still be written by a running sweep: readers open it without
+HDF5's file lock, and a read that meets a half-flushed chunk is retried.
+"""
+import json
+import os
+import time
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "UntangleFileError", "Labels", "FALLBACK_FACTORS", "FALLBACK_KEY_HELP",
+    "FALLBACK_METRIC_UNITS", "FALLBACK_TRAVERSAL_STEPS", "config_keys", "metric_names",
+    "factor_names", "load_labels", "load_meta", "runs_table", "load_attempts", "load_runs",
+    "load_curves", "load_detail", "choose_attempts", "attempt_key", "parse_list",
+    "writer_pid",
+]
+
+# ---- fallbacks for files written before the root attributes existed ------------------
+# Copies of C tables, used only when the file does not carry them.
+
+# The data set's factors (data_factor_names), for a file whose /runs has no
+# swap_acc_<factor> column.
+FALLBACK_FACTORS = ("shape", "scale", "orientation", "posX", "posY")
+# Help text of the configuration keys (run_keys in src/run/keys.c), for axis
+# labels; the root attribute key_help replaces it.
+FALLBACK_KEY_HELP = {
+    "beta": "KL weight; TC weight in betatcvae",
+    "gamma": "capacity / DWKL weight",
+    "alpha": "MI weight",
+    "lambda": "Gumbel-softmax temperature",
+    "c_max": "capacity, nats",
+    "c_z_max": "continuous capacity, nats",
+    "c_c_max": "discrete capacity, nats",
+    "latent_dim": "continuous latents",
+    "lr": "Adam learning rate",
+    "steps": "optimiser steps",
+    "batch_size": "images / step",
+    "supervision": "fraction of labeled pairs",
+    "w_swap": "swap loss weight",
+    "anneal_steps": "steps",
+}
+# Unit of each metric (and of the training curves of the same name); the
+# root attribute metric_units replaces it.
+FALLBACK_METRIC_UNITS = {
+    "recon": "nats / image",
+    "kl": "nats / image",
+    "elbo": "nats / image",
+    "tc": "nats",
+    "mi": "nats",
+    "dwkl": "nats",
+    "mig": "normalised, 0..1",
+    "mig_hist": "normalised, 0..1",
+    "gaussian_tc": "nats",
+    "swap_acc": "fraction, 0..1",
+    "loss": "nats / image",
+}
+# The values a traversal moves each continuous latent through
+# (METRICS_TRAV_STEPS of them from -2.5 to 2.5); the root attribute
+# traversal_steps replaces it.
+FALLBACK_TRAVERSAL_STEPS = tuple(float(v) for v in np.linspace(-2.5, 2.5, 10))
+
+
+class UntangleFileError(Exception):
+    """The path is missing, not HDF5, or not an untangle results file. The
+    message is one line that names the path."""
+
+
+# ---- opening ------------------------------------------------------------------
+
+def _open(path):
+    """h5py.File opened read-only without HDF5's file lock (a running sweep
+    keeps the file open). Raises UntangleFileError with a one-line message."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise UntangleFileError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise UntangleFileError(f"{path}: is a directory, not a results file")
+    if not h5py.is_hdf5(path):
+        raise UntangleFileError(f"{path}: not an HDF5 file (an untangle results file is "
+                                "written by `untangle sweep -o`)")
+    try:
+        try:
+            f = h5py.File(path, "r", locking=False)
+        except TypeError:  # an h5py without the locking argument
+            f = h5py.File(path, "r")
+    except OSError as exc:
+        raise UntangleFileError(f"{path}: cannot open: {_one_line(exc)}") from None
+    if "runs" not in f or "format_version" not in f.attrs:
+        f.close()
+        raise UntangleFileError(f"{path}: not an untangle results file "
+                                "(no /runs dataset or format_version attribute)")
+    return f
+
+
+def _one_line(exc):
+    return " ".join(str(exc).split())
+
+
+def _retry(path, fn, tries=20, wait=0.1):
+    """fn(h5py.File) with the file opened fresh on each try: a sweep that is
+    flushing a row can make a read fail for a moment."""
+    last = None
+    for i in range(tries):
+        f = _open(path)
+        try:
+            return fn(f)
+        except (OSError, KeyError, ValueError, RuntimeError) as exc:
+            last = exc
+        finally:
+            f.close()
+        time.sleep(wait * (1 + i // 5))
+    raise UntangleFileError(f"{os.fspath(path)}: cannot read: {_one_line(last)}")
+
+
+def _decode(df, columns=None):
+    """Fixed-length string columns (bytes) -> str, in place."""
+    for col in (columns if columns is not None else df.columns):
+        if col in df.columns and df[col].dtype == object:
+            df[col] = [v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+                       for v in df[col]]
+    return df
+
+
+def _attr(v):
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+# ---- what the columns of /runs say ---------------------------------------------------
+
+def config_keys(columns):
+    """The configuration keys among /runs' columns, in the file's order: those
+    between model and status, seed excepted (run_keys in src/run/keys.c)."""
+    cols = list(columns)
+    if "model" not in cols or "status" not in cols:
+        return []
+    return [c for c in cols[cols.index("model") + 1:cols.index("status")] if c != "seed"]
+
+
+def factor_names(columns):
+    """The data set's factors, from the swap_acc_<factor> columns (in the
+    order of the mi matrix's columns); FALLBACK_FACTORS without them."""
+    out = [c[len("swap_acc_"):] for c in columns if c.startswith("swap_acc_")]
+    return out or list(FALLBACK_FACTORS)
+
+
+# Columns the readers add to /runs' own (load_attempts, load_runs).
+_ADDED = ("row", "n_attempts")
+
+
+def metric_names(columns):
+    """The metric columns (run_metric_names): those between steps_done and the
+    first per-factor column (mig_<factor>, swap_acc_<factor>)."""
+    cols = [c for c in columns if c not in _ADDED]
+    if "steps_done" not in cols:
+        return []
+    per_factor = {f"{m}_{f}" for m in ("mig", "swap_acc") for f in factor_names(cols)}
+    out = []
+    for c in cols[cols.index("steps_done") + 1:]:
+        if c in per_factor:
+            break
+        out.append(c)
+    return out
+
+
+@dataclass(frozen=True)
+class Labels:
+    """What a results file says about its own columns, for tables and plots."""
+    config_keys: tuple      # configuration keys, seed excepted
+    metrics: tuple          # metric columns
+    factors: tuple          # data set factors
+    key_help: dict          # key -> help text (keys without help are absent)
+    metric_units: dict      # metric / curve name -> unit
+    traversal_steps: tuple  # the values each continuous latent is moved through
+
+    def key_label(self, key):
+        """'beta (KL weight; TC weight in betatcvae)', or the key alone."""
+        h = self.key_help.get(key)
+        return f"{key} ({h})" if h else key
+
+
+def _json_attr(attrs, name, fallback):
+    """Root attribute `name` parsed from JSON, or fallback when the file was
+    written before the attribute existed (or holds something unreadable)."""
+    if name not in attrs:
+        return fallback
+    try:
+        return json.loads(_attr(attrs[name]))
+    except (TypeError, ValueError):
+        return fallback
+
+
+def load_labels(path):
+    """The Labels of a results file: keys, metrics and factors from /runs'
+    columns; key_help, metric_units and traversal_steps from the root
+    attributes of those names, or the FALLBACK_* constants for older files."""
+    def read(f):
+        cols = f["runs"].dtype.names or ()
+        help_ = _json_attr(f.attrs, "key_help", FALLBACK_KEY_HELP)
+        units = _json_attr(f.attrs, "metric_units", FALLBACK_METRIC_UNITS)
+        steps = _json_attr(f.attrs, "traversal_steps", FALLBACK_TRAVERSAL_STEPS)
+        return Labels(config_keys=tuple(config_keys(cols)), metrics=tuple(metric_names(cols)),
+                      factors=tuple(factor_names(cols)), key_help=dict(help_),
+                      metric_units=dict(units), traversal_steps=tuple(float(v) for v in steps))
+    return _retry(path, read)
+
+
+# ---- the public readers ---------------------------------------------------------
+
+def load_meta(path):
+    """The root attributes as a dict (format_version, untangle_version,
+    sweep_name, sweep_yaml, sweep_hash, created, hdf5_version,
+    library_versions) plus "sweeps": a list of dicts, one per sweep YAML used."""
+    def read(f):
+        out = {k: _attr(v) for k, v in f.attrs.items()}
+        out["sweeps"] = []
+        if "sweeps" in f:
+            for r in f["sweeps"][()]:
+                out["sweeps"].append({n: _attr(r[n]) for n in r.dtype.names})
+        return out
+    return _retry(path, read)
+
+
+def runs_table(path):
+    """The valid rows of /runs as stored: a numpy structured array in append
+    order, strings as bytes, rows with an empty status (left by a killed
+    writer) skipped. For bit-for-bit comparisons; load_attempts is the
+    DataFrame."""
+    data = _retry(path, lambda f: f["runs"][()])
+    return data[data["status"] != b""] if len(data) else data
+
+
+def load_attempts(path):
+    """Every valid row of /runs (one per finished attempt) in append order, as a
+    DataFrame with decoded strings. Rows with an empty status are skipped."""
+    data = runs_table(path)
+    df = pd.DataFrame.from_records(data) if len(data) else \
+        pd.DataFrame(np.zeros(0, dtype=data.dtype))
+    _decode(df)
+    df["row"] = np.arange(len(df), dtype=np.int64)  # append order, a tie-breaker
+    return df
+
+
+def load_runs(path):
+    """One row per run (run_id; in a file written by one sweep YAML, one per
+    index): its latest attempt with status ok, or its last attempt when none
+    is ok. Columns: those of /runs (strings decoded; integer keys int64 with
+    -1 = not applicable, real keys and metrics float64 with NaN = not
+    applicable / not computed) plus n_attempts (the run's attempts in the
+    file). Sorted by index. An empty DataFrame (with the columns) when the
+    file holds no valid row yet."""
+    return choose_attempts(load_attempts(path))
+
+
+def choose_attempts(attempts):
+    """load_runs' choice on a DataFrame of attempts (run_id or index, attempt,
+    status, and row = append order, which breaks ties)."""
+    df = attempts.copy()
+    key = "run_id" if "run_id" in df else "index"
+    if "row" not in df:
+        df["row"] = np.arange(len(df), dtype=np.int64)
+    df["n_attempts"] = df.groupby(key)[key].transform("size").astype(np.int64)
+    df["_ok"] = df["status"] == "ok"
+    # Last in (ok first, attempt, append order) wins.
+    df = df.sort_values([key, "_ok", "attempt", "row"], kind="stable")
+    df = df.groupby(key, sort=False).tail(1)
+    df = df.sort_values(["index", "row"], kind="stable")
+    return df.drop(columns=["_ok", "row"]).reset_index(drop=True)
+
+
+def attempt_key(df):
+    """The columns that identify an attempt in /curves and /runs."""
+    return ["run_id", "attempt"] if "run_id" in df else ["index", "attempt"]
+
+
+def load_curves(path, all_attempts=False):
+    """The training curves as a long DataFrame (index, run_id, attempt, step,
+    name, value), names decoded. By default only the attempt load_runs
+    chooses for each run; all_attempts=True returns every point in the
+    file."""
+    def read(f):
+        return f["curves"][()] if "curves" in f else None
+    data = _retry(path, read)
+    if data is None or len(data) == 0:
+        return pd.DataFrame({"index": pd.Series(dtype=np.int64),
+                             "run_id": pd.Series(dtype=object),
+                             "attempt": pd.Series(dtype=np.int32),
+                             "step": pd.Series(dtype=np.int64),
+                             "name": pd.Series(dtype=object),
+                             "value": pd.Series(dtype=np.float64)})
+    df = _decode(pd.DataFrame.from_records(data))
+    df = df[[c for c in ("index", "run_id", "attempt", "step", "name", "value") if c in df]]
+    key = attempt_key(df)
+    if not all_attempts:
+        chosen = load_runs(path)[key]
+        df = df.merge(chosen, on=key, how="inner")
+    return df.sort_values(["index"] + key + ["name", "step"]).reset_index(drop=True)
+
+
+def load_detail(path, run, attempt=None):
+    """The detail of one run as a dict. run: its index (int; when runs of
+    several sweep YAMLs share an index, the one appended last) or its run_id
+    (str). attempt None: the one load_runs chooses. Keys:
+      index, attempt, run_id, model, status, latent_dim, n_discrete
+      factors   list of the K factor names (columns of mi)
+      mi        (units, K) float array, I(unit; factor) in nats, or None;
+                units = the latent_dim continuous latents, then one per
+                discrete variable
+      mig       (K,) per-factor MIG (Chen et al.'s gap / H(v_k))
+      swap_acc  (K,) per-factor swap accuracy
+      traversal (H, W) uint8 image grid, one row of 10 cells per unit, or None
+      kl        (units,) per-unit KL in nats if the file stores it, else None
+      row       the run's row of /runs (a pandas Series)
+    Raises KeyError when the file holds no such run / attempt."""
+    by = "run_id" if isinstance(run, str) else "index"
+    if attempt is None:
+        rows = load_runs(path)
+    else:
+        rows = load_attempts(path)
+        rows = rows[rows["attempt"] == attempt]
+    sel = rows[rows[by] == run]
+    if len(sel) == 0:
+        raise KeyError(f"{os.fspath(path)}: no run with {by} {run}"
+                       + ("" if attempt is None else f" and attempt {attempt}"))
+    row = sel.iloc[-1]
+    attempt = int(row["attempt"])
+    factors = factor_names(rows.columns)
+
+    def read(f):
+        out = {"mi": None, "traversal": None, "kl": None,
+               "mig": np.full(len(factors), np.nan), "swap_acc": np.full(len(factors), np.nan),
+               "factors": list(factors)}
+        names = [f"{row['run_id']}_{attempt}", f"{int(row['index'])}_{attempt}"]
+        name = next((n for n in names if "detail" in f and n in f["detail"]), None)
+        if name is None:
+            return out
+        g = f["detail"][name]
+        if "mi" in g:
+            out["mi"] = g["mi"][()].astype(np.float64)
+            if "factors" in g["mi"].attrs:
+                out["factors"] = [_attr(s) for s in g["mi"].attrs["factors"]]
+        for k in ("mig", "swap_acc", "kl"):
+            if k in g:
+                out[k] = g[k][()].astype(np.float64)
+        if "traversal" in g:
+            out["traversal"] = g["traversal"][()]
+        return out
+    out = _retry(path, read)
+    discrete = parse_list(row.get("discrete", "[]"))
+    out.update(index=int(row["index"]), attempt=attempt, run_id=row["run_id"],
+               model=row["model"], status=row["status"], latent_dim=int(row["latent_dim"]),
+               n_discrete=len(discrete), row=row)
+    return out
+
+
+def parse_list(text):
+    """A list key's text ("[3, 2]") as a list of ints."""
+    text = (text or "").strip().strip("[]")
+    return [int(t) for t in text.split(",") if t.strip()]
+
+
+def writer_pid(path):
+    """The pid of the `untangle sweep` that is writing path (it holds a flock
+    on PATH.journal), or None. Reads /proc/locks only, so it never disturbs
+    the writer; None where /proc/locks does not exist."""
+    try:
+        st = os.stat(os.fspath(path) + ".journal")
+        with open("/proc/locks") as fh:
+            lines = fh.readlines()
+    except OSError:
+        return None
+    for line in lines:
+        f = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"
+        if len(f) >= 6 and f[1] == "FLOCK":
+            try:
+                ino = int(f[5].split(":")[2])
+            except (IndexError, ValueError):
+                continue
+            if ino == st.st_ino:
+                return int(f[4])
+    return None
+
+

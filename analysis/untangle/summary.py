@@ -1,0 +1,198 @@
+"""What a sweep found, as tables: which keys it varies, its configurations,
+the best run of each model, the median and interquartile range over seeds,
+and the runs that failed. Works on the DataFrames of untangle.io."""
+import math
+
+import numpy as np
+import pandas as pd
+
+from untangle import io
+
+__all__ = [
+    "METRIC_INFO", "metric_label", "swept_keys", "label_keys", "format_value",
+    "config_label", "sort_key", "configurations", "best_runs", "summarize",
+    "describe_failures",
+]
+
+# name -> (what the metric is, True when higher is better, or None); the
+# unit comes from the file (io.Labels.metric_units).
+METRIC_INFO = {
+    "recon": ("reconstruction NLL", False),
+    "kl": ("KL(q(z|x) || p(z))", None),
+    "elbo": ("ELBO", True),
+    "tc": ("total correlation", False),
+    "mi": ("index-code MI", None),
+    "dwkl": ("dimension-wise KL", None),
+    "mig": ("MIG, Chen et al.", True),
+    "mig_hist": ("MIG, histogram estimator", True),
+    "gaussian_tc": ("Gaussian TC of the means", False),
+    "swap_acc": ("swap accuracy", True),
+    "loss": ("training loss", False),
+}
+
+
+def metric_label(metric, labels):
+    """Axis label of a metric with its unit: 'total correlation (nats)'."""
+    title = METRIC_INFO.get(metric, (metric, None))[0]
+    unit = labels.metric_units.get(metric)
+    return f"{title} ({unit})" if unit else title
+
+
+# ---- what the sweep varies ----------------------------------------------------------
+
+def swept_keys(runs, model=None):
+    """The configuration keys with more than one value among the rows of
+    `model` (all rows when None), in the file's column order. Seed, index,
+    run_id, status, metrics and timings never count."""
+    rows = runs if model is None else runs[runs["model"] == model]
+    keys = set(io.config_keys(runs.columns))
+    out = []
+    for col in runs.columns:
+        if col not in keys:
+            continue
+        if rows[col].nunique(dropna=False) > 1:
+            out.append(col)
+    return out
+
+
+def label_keys(runs, model):
+    """The keys that name a configuration of `model`: its swept keys, plus the
+    keys other models sweep that apply to it (a betatcvae run at the fixed
+    beta=4 next to a betavae sweep over beta is labelled beta=4)."""
+    own = swept_keys(runs, model)
+    rows = runs[runs["model"] == model]
+    if rows.empty:
+        return own
+    first = rows.iloc[0]
+    other = set()
+    for m in pd.unique(runs["model"]):
+        if m != model:
+            other.update(swept_keys(runs, m))
+    return [c for c in runs.columns
+            if c in own or (c in other and format_value(first[c]) != "n/a")]
+
+
+def format_value(v):
+    """A key's value as short text: 4, 0.001, [3], n/a for -1 / NaN / ""."""
+    if isinstance(v, str):
+        return v if v else "n/a"
+    if isinstance(v, (float, np.floating)):
+        return "n/a" if math.isnan(v) else f"{v:g}"
+    if isinstance(v, (int, np.integer)):
+        return "n/a" if v == -1 else str(int(v))
+    return str(v)
+
+
+def config_label(row, keys, with_model=True):
+    """'betavae beta=4' (or 'betavae' when keys is empty)."""
+    parts = [f"{k}={format_value(row[k])}" for k in keys]
+    if with_model:
+        return " ".join([row["model"]] + ([", ".join(parts)] if parts else []))
+    return ", ".join(parts)
+
+
+def sort_key(v):
+    """Order of a key's values: numbers ascending (NaN first), then text."""
+    if isinstance(v, str):
+        return (1, 0.0, v)
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return (2, 0.0, str(v))
+    return (0, -math.inf if math.isnan(f) else f, "")
+
+
+def configurations(runs):
+    """The configurations of runs: a DataFrame with one row per (model, the
+    values of the model's label_keys), columns model, keys (tuple of key names),
+    values (tuple), label, rows (the runs' row labels), in model order of first
+    appearance and value order within a model."""
+    out = []
+    for model in pd.unique(runs["model"]):
+        sub = runs[runs["model"] == model]
+        keys = label_keys(runs, model)
+        if keys:
+            by = keys if len(keys) > 1 else keys[0]
+            groups = sub.groupby(by, dropna=False, sort=False)
+            items = [(k if isinstance(k, tuple) else (k,), g) for k, g in groups]
+        else:
+            items = [((), sub)]
+        items.sort(key=lambda kv: [sort_key(v) for v in kv[0]])
+        for values, g in items:
+            out.append({"model": model, "keys": tuple(keys), "values": tuple(values),
+                        "label": config_label(g.iloc[0], keys), "rows": list(g.index)})
+    return pd.DataFrame(out, columns=["model", "keys", "values", "label", "rows"])
+
+
+def best_runs(runs, metric="mig"):
+    """The best ok run of each model by `metric` (highest; lowest for recon,
+    tc, loss, gaussian_tc), falling back to mig_hist when the metric is NaN for
+    all of a model's runs. A DataFrame, one row per model with an ok run, plus
+    a column best_by naming the metric used."""
+    rows = []
+    ok = runs[runs["status"] == "ok"]
+    for model in pd.unique(ok["model"]):
+        sub = ok[ok["model"] == model]
+        for m in (metric, "mig_hist", "recon"):
+            vals = sub[m]
+            if vals.notna().any():
+                higher = METRIC_INFO.get(m, ("", True))[1] is not False
+                i = vals.idxmax() if higher else vals.idxmin()
+                r = sub.loc[i].copy()
+                r["best_by"] = m
+                rows.append(r)
+                break
+    return pd.DataFrame(rows).reset_index(drop=True)
+
+
+# ---- summaries --------------------------------------------------------------------
+
+def summarize(runs, metrics=None):
+    """Median and interquartile range over seeds per configuration (model and
+    the model's swept keys): one row per configuration with columns model,
+    config, <swept keys>, n_runs, n_ok, n_failed, seeds, then
+    <metric>_median, <metric>_q25, <metric>_q75, <metric>_iqr for each metric
+    (over the ok runs; NaN when none is ok). metrics: the file's metric
+    columns by default."""
+    if metrics is None:
+        metrics = io.metric_names(runs.columns)
+    out = []
+    all_keys = []
+    confs = configurations(runs)
+    for _, c in confs.iterrows():
+        for k in c["keys"]:
+            if k not in all_keys:
+                all_keys.append(k)
+    for _, c in confs.iterrows():
+        sub = runs.loc[c["rows"]]
+        ok = sub[sub["status"] == "ok"]
+        rec = {"model": c["model"], "config": c["label"]}
+        first = sub.iloc[0]
+        for k in all_keys:
+            rec[k] = first[k] if k in c["keys"] else (first[k] if k in sub else np.nan)
+        rec.update(n_runs=len(sub), n_ok=len(ok), n_failed=len(sub) - len(ok),
+                   seeds=" ".join(str(int(s)) for s in sorted(sub["seed"])))
+        for m in metrics:
+            v = ok[m].dropna().to_numpy(dtype=float) if m in ok else np.array([])
+            if len(v):
+                q25, med, q75 = np.percentile(v, [25, 50, 75])
+            else:
+                q25 = med = q75 = np.nan
+            rec[f"{m}_median"] = med
+            rec[f"{m}_q25"] = q25
+            rec[f"{m}_q75"] = q75
+            rec[f"{m}_iqr"] = q75 - q25
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
+def describe_failures(runs):
+    """One line per run that is not ok: '#3 betavae beta=4 seed=1: failed
+    (error text)'."""
+    lines = []
+    for _, r in runs[runs["status"] != "ok"].iterrows():
+        keys = label_keys(runs, r["model"])
+        err = f" ({r['error']})" if r["error"] else ""
+        lines.append(f"#{int(r['index'])} {config_label(r, keys)} seed={int(r['seed'])}: "
+                     f"{r['status']}{err}")
+    return lines

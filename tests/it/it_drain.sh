@@ -1,0 +1,39 @@
+#!/bin/sh
+# Drain: SIGUSR1 mid-sweep stops new work, lets the running runs finish,
+# writes, and exits 3 within --deadline plus a few seconds; --resume then
+# completes the sweep with every index exactly once. A deadline too short for
+# the runs interrupts them (status interrupted, not failed).
+. tests/it/lib.sh
+cat >"$TMP/d.yaml" <<YAML
+name: draintest
+data:  {name: dsprites, image_size: 32}
+train: {arch: mlp, steps: 150, batch_size: 16, lr: 1.0e-3, log_every: 50}
+eval:  {images: 200, samples: 100, pairs: 5}
+grid: {model: betavae, beta: [1, 2, 4]}
+seeds: 3
+YAML
+start=$(date +%s)
+mpirun -np 3 "$UNTANGLE" sweep "$TMP/d.yaml" -o "$TMP/d.h5" --threads 1 --deadline 60 2>"$TMP/drain.log" &
+pid=$!
+sleep 4
+kill -USR1 "$pid"
+sig=$(date +%s)
+wait "$pid"; code=$?
+end=$(date +%s)
+sed 's/^/   | /' "$TMP/drain.log"
+[ "$code" -eq 3 ] && ok "exit 3 after SIGUSR1" || fail "exit $code after SIGUSR1, want 3"
+[ $((end - sig)) -le 15 ] && ok "drained $((end - sig)) s after the signal" || fail "drain took $((end - sig)) s"
+[ $((end - start)) -le 65 ] && ok "ended within --deadline plus a few seconds" || fail "ran $((end - start)) s"
+grep -q "draining" "$TMP/drain.log" && ok "the log says it drains" || fail "no drain message"
+done_before=$(count_ok "$TMP/d.h5")
+[ "$done_before" -lt 9 ] && ok "$done_before of 9 runs done before the drain" || fail "the drain did not stop the sweep"
+expect 0 "resume completes the sweep" mpirun -np 3 "$UNTANGLE" sweep "$TMP/d.yaml" -o "$TMP/d.h5" --resume --threads 1
+[ "$(count_ok "$TMP/d.h5")" -eq 9 ] && [ "$(count_ok_indices "$TMP/d.h5")" -eq 9 ] &&
+    ok "every index exactly once" || fail "ok rows: $(rows "$TMP/d.h5")"
+
+# a deadline shorter than the runs: running runs are interrupted, exit 3
+expect 3 "deadline interrupts running runs" "$UNTANGLE" sweep "$TMP/d.yaml" -o "$TMP/e.h5" --threads 1 --deadline 1
+rows "$TMP/e.h5" | grep -q "^0 1 interrupted" && ok "interrupted row" || fail "no interrupted row: $(rows "$TMP/e.h5")"
+expect 0 "resume after the deadline" "$UNTANGLE" sweep "$TMP/d.yaml" -o "$TMP/e.h5" --resume --threads 1
+[ "$(count_ok "$TMP/e.h5")" -eq 9 ] && ok "all 9 ok after resume" || fail "not all ok"
+finish

@@ -1,0 +1,38 @@
+#!/bin/sh
+# The sweep engine end to end: the same sweep with no mpirun, with 2 ranks and
+# with 4 ranks gives the same numbers; list and --dry-run; clear refusals that
+# leave files untouched.
+. tests/it/lib.sh
+tiny_sweep "$TMP/s.yaml"
+
+expect 0 "list" "$UNTANGLE" list "$TMP/s.yaml"
+grep -q "^6 runs" "$TMP/out" && ok "list counts 6 runs" || fail "list total: $(tail -n 1 "$TMP/out")"
+expect 0 "sweep --dry-run" "$UNTANGLE" sweep "$TMP/s.yaml" --dry-run
+[ ! -e "$TMP/a.h5" ] && ok "dry run wrote nothing" || fail "dry run wrote a file"
+
+expect 0 "serial sweep" "$UNTANGLE" sweep "$TMP/s.yaml" -o "$TMP/a.h5" --threads 1
+expect 0 "sweep under mpirun -np 2" mpirun -np 2 "$UNTANGLE" sweep "$TMP/s.yaml" -o "$TMP/b.h5" --threads 1
+expect 0 "sweep under mpirun -np 4" mpirun --oversubscribe -np 4 "$UNTANGLE" sweep "$TMP/s.yaml" -o "$TMP/c.h5" --threads 1
+expect 0 "serial == 2 ranks" $PY "$TOOLS/compare_runs.py" "$TMP/a.h5" "$TMP/b.h5"
+expect 0 "serial == 4 ranks" $PY "$TOOLS/compare_runs.py" "$TMP/a.h5" "$TMP/c.h5"
+
+# refusals: exit 1, nothing created or changed
+sum() { md5sum "$1" | cut -d' ' -f1; }
+before=$(sum "$TMP/a.h5")
+expect 1 "existing file without --resume" "$UNTANGLE" sweep "$TMP/s.yaml" -o "$TMP/a.h5"
+expect_err "--resume"
+sed 's/^name: tiny/name: other/' "$TMP/s.yaml" >"$TMP/other.yaml"
+expect 1 "file of another sweep" "$UNTANGLE" sweep "$TMP/other.yaml" -o "$TMP/a.h5" --resume
+expect_err "belongs to sweep 'tiny'"
+[ "$(sum "$TMP/a.h5")" = "$before" ] && ok "refused file unchanged" || fail "refused file changed"
+expect 1 "results in a missing directory" "$UNTANGLE" sweep "$TMP/s.yaml" -o "$TMP/nodir/r.h5"
+expect_err "$TMP/nodir/r.h5"
+expect 1 "unknown key" sh -c "printf 'name: x\ngrid: {model: vae, betta: 2}\n' > $TMP/bad.yaml; $UNTANGLE sweep $TMP/bad.yaml -o $TMP/bad.h5"
+expect_err "bad.yaml:2:"
+[ ! -e "$TMP/bad.h5" ] && ok "no file for a bad sweep" || fail "a bad sweep wrote a file"
+expect 1 "single rank while SLURM has 4 tasks" env SLURM_NTASKS=4 SLURM_STEP_NUM_TASKS=4 SLURM_STEP_ID=0 SLURM_JOB_ID=1 "$UNTANGLE" sweep "$TMP/s.yaml" -o "$TMP/d.h5"
+expect_err "SLURM started 4 tasks"
+[ ! -e "$TMP/d.h5" ] && ok "no file when the launch is wrong" || fail "file written despite the wrong launch"
+expect 1 "mpirun -np 1 while SLURM has 3 tasks" env SLURM_NTASKS=3 mpirun -np 1 "$UNTANGLE" sweep "$TMP/s.yaml" -o "$TMP/d.h5"
+expect_err "mpirun started 1 rank but SLURM allocated 3 tasks"
+finish

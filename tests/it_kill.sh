@@ -1,3 +1,0 @@
-#!/bin/sh
-# SIGKILL of the whole MPI job at random moments, then --resume (6 kills).
-exec sh tests/kill_resume.sh 6

@@ -1,0 +1,1084 @@
+/* Tests of the results module: create, append (NaN metrics, curves, detail),
+ * close, reopen and the attempts list; the C reader gives back identical
+ * values; h5py + pandas read /runs (tests/py/read_results.py); recovery from a
+ * torn journal, a damaged or truncated HDF5 file, trailing all-zero rows and
+ * missing rows; a file without its journal; an orphan journal; the YAML
+ * history; merge (best attempt, missing indices, another sweep refused); and
+ * the error messages. The kill test is tests/it/it_results_kill.sh. Correctness
+ * only, no timing. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "untangle/data.h"
+#include "untangle/model.h"
+#include "untangle/results.h"
+
+/* ---- fixtures ------------------------------------------------------------------ */
+
+static const char *const YAML_A = "name: test-sweep\ngrid:\n  - model: betavae\n    beta: [1, 4]\n";
+static const char *const YAML_B =
+    "name: test-sweep\ngrid:\n  - model: betavae\n    beta: [1, 4, 8]\n";
+
+static results_meta meta_of(const char *name, const char *yaml, uint64_t hash)
+{
+    results_meta m = {
+        .sweep_name = name,
+        .sweep_yaml = yaml,
+        .sweep_hash = hash,
+        .untangle_version = "0.1.0-test",
+        .library_versions = "HDF5 1.10.8; OpenBLAS test; Open MPI test; libyaml test",
+    };
+    return m;
+}
+
+typedef struct att {
+    results_row row;
+    run_config c;
+    run_result r;
+} att;
+
+static void set_key(run_config *c, const char *k, const char *v)
+{
+    err e;
+    err_clear(&e);
+    int rc = run_config_set(c, k, v, &e);
+    if (rc != 0)
+        print_error("run_config_set %s=%s: %s\n", k, v, e.msg);
+    assert_int_equal(rc, 0);
+}
+
+/* A deterministic attempt: model by index, status as given; ok runs have
+ * metrics (mig_hist NaN for odd indices), curves, mi and a traversal;
+ * failed ones an error and NaN everywhere. */
+static void make_att(att *a, long index, int attempt, int status)
+{
+    static const char *const models[] = {"betavae", "jointvae", "betatcvae", "dsd", "vae"};
+    memset(&a->row, 0, sizeof a->row);
+    a->row.index = index;
+    a->row.attempt = attempt;
+    a->row.rank = (int)(index % 3) + 1;
+    snprintf(a->row.host, sizeof a->row.host, "node%02ld.cluster", index % 7);
+    run_config_defaults(&a->c);
+    const char *model = models[index % 5];
+    set_key(&a->c, "model", model);
+    set_key(&a->c, "image_size", "32");
+    set_key(&a->c, "steps", "1500");
+    char seed[32];
+    snprintf(seed, sizeof seed, "%ld", index);
+    set_key(&a->c, "seed", seed);
+    if (strcmp(model, "betavae") == 0)
+        set_key(&a->c, "beta", index % 2 ? "4" : "1.5");
+    else if (strcmp(model, "jointvae") == 0)
+        set_key(&a->c, "discrete", "[3, 4]");
+    else if (strcmp(model, "betatcvae") == 0)
+        set_key(&a->c, "estimator", "mws");
+    else if (strcmp(model, "dsd") == 0)
+        set_key(&a->c, "chunks", "[2, 2, 1, 3, 2]");
+    err e;
+    err_clear(&e);
+    int rc = model_resolve(&a->c, &e);
+    if (rc)
+        print_error("resolve: %s\n", e.msg);
+    assert_int_equal(rc, 0);
+    run_config_id(&a->c, a->row.run_id);
+
+    run_result *r = &a->r;
+    run_result_init(r);
+    r->status = status;
+    r->wall_s = 10.0 + (double)index + 0.25 * attempt;
+    r->train_s = 8.0 + (double)index;
+    r->steps = status == RUN_OK ? 1500 : 12;
+    for (int t = 0; t < 4; t++)
+        assert_int_equal(run_result_add_curve(r, 200L * (t + 1), t % 2 ? "kl" : "loss",
+                                              1.0 / (t + 1 + (double)index), &e), 0);
+    if (status != RUN_OK) {
+        snprintf(r->error, sizeof r->error, "loss went NaN at step %ld (attempt %d)", r->steps,
+                 attempt);
+        return;
+    }
+    r->eval_s = 1.5;
+    r->imgs_per_s = 1234.5 + (double)index;
+    for (int m = 0; m < RUN_N_METRICS; m++)
+        r->metric[m] = 0.1 * m + (double)index / 7.0;
+    if (index % 2)
+        r->metric[RUN_M_MIG_HIST] = NAN;
+    r->metric[RUN_M_SWAP_ACC] = strcmp(model, "dsd") == 0 ? 0.75 : NAN;
+    for (int k = 0; k < DATA_K; k++) {
+        r->mig_factor[k] = 0.01 * k + 0.001 * (double)index;
+        r->swap_factor[k] = k == 2 ? NAN : 0.5 + 0.1 * k;
+    }
+    r->n_units = a->c.latent_dim + a->c.n_discrete;
+    r->mi = malloc(sizeof(float) * (size_t)r->n_units * DATA_K);
+    assert_non_null(r->mi);
+    for (int i = 0; i < r->n_units * DATA_K; i++)
+        r->mi[i] = (float)(i * 0.03125 + (double)index);
+    r->trav_h = 2 * 8;
+    r->trav_w = 3 * 8;
+    r->traversal = malloc((size_t)r->trav_h * (size_t)r->trav_w);
+    assert_non_null(r->traversal);
+    for (int i = 0; i < r->trav_h * r->trav_w; i++)
+        r->traversal[i] = (uint8_t)(i * 7 + index);
+}
+
+static void free_atts(att *a, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        run_result_free(&a[i].r);
+}
+
+static void append_ok(results *f, const att *a)
+{
+    err e;
+    err_clear(&e);
+    int rc = results_append(f, &a->row, &a->c, &a->r, &e);
+    if (rc)
+        print_error("results_append: %s\n", e.msg);
+    assert_int_equal(rc, 0);
+}
+
+static results *create_ok(const char *path, const results_meta *m)
+{
+    results *f = NULL;
+    err e;
+    err_clear(&e);
+    int rc = results_create(&f, path, m, &e);
+    if (rc)
+        print_error("results_create: %s\n", e.msg);
+    assert_int_equal(rc, 0);
+    assert_string_equal(results_recovery(f), "");
+    return f;
+}
+
+static results *open_ok(const char *path, const results_meta *m)
+{
+    results *f = NULL;
+    err e;
+    err_clear(&e);
+    int rc = results_open(&f, path, m, &e);
+    if (rc)
+        print_error("results_open: %s\n", e.msg);
+    assert_int_equal(rc, 0);
+    return f;
+}
+
+static void close_ok(results *f)
+{
+    err e;
+    err_clear(&e);
+    int rc = results_close(f, &e);
+    if (rc)
+        print_error("results_close: %s\n", e.msg);
+    assert_int_equal(rc, 0);
+}
+
+/* A fresh directory under /tmp; removed by rm_dir. */
+static void make_dir(char *dir, size_t n)
+{
+    snprintf(dir, n, "/tmp/untangle_test_results_XXXXXX");
+    assert_non_null(mkdtemp(dir));
+}
+
+static void rm_dir(const char *dir)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static int exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+static off_t file_size(const char *p)
+{
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    return st.st_size;
+}
+
+static void copy_file(const char *src, const char *dst)
+{
+    FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
+    assert_non_null(in);
+    assert_non_null(out);
+    char buf[8192];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+}
+
+/* ---- comparisons ------------------------------------------------------------------- */
+
+static void assert_same_bits(const char *what, const double *a, const double *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&a[i], &b[i], sizeof a[i]) != 0) {
+            print_error("%s[%zu]: got %.17g, want %.17g\n", what, i, b[i], a[i]);
+            fail();
+        }
+}
+
+static void assert_same_att(const att *want, const results_row *row, const run_config *c,
+                            const run_result *r)
+{
+    assert_int_equal(row->index, want->row.index);
+    assert_int_equal(row->attempt, want->row.attempt);
+    assert_int_equal(row->rank, want->row.rank);
+    assert_string_equal(row->run_id, want->row.run_id);
+    assert_string_equal(row->host, want->row.host);
+    char a[1200], b[1200];
+    for (size_t i = 0; i < run_n_keys; i++) {
+        run_config_format(&want->c, &run_keys[i], a, sizeof a);
+        run_config_format(c, &run_keys[i], b, sizeof b);
+        if (strcmp(a, b) != 0) {
+            print_error("key %s: got '%s', want '%s'\n", run_keys[i].name, b, a);
+            fail();
+        }
+    }
+    char id[17];
+    run_config read = *c; /* read back without the method's schema: ask the model */
+    assert_int_equal(model_takes(&read, NULL), 0);
+    run_config_id(&read, id);
+    assert_string_equal(id, want->row.run_id);
+    const run_result *w = &want->r;
+    assert_int_equal(r->status, w->status);
+    assert_string_equal(r->error, w->error);
+    assert_int_equal(r->steps, w->steps);
+    assert_same_bits("timings", &w->wall_s, &r->wall_s, 1);
+    assert_same_bits("train_s", &w->train_s, &r->train_s, 1);
+    assert_same_bits("eval_s", &w->eval_s, &r->eval_s, 1);
+    assert_same_bits("imgs_per_s", &w->imgs_per_s, &r->imgs_per_s, 1);
+    assert_same_bits("metric", w->metric, r->metric, RUN_N_METRICS);
+    assert_same_bits("mig_factor", w->mig_factor, r->mig_factor, DATA_K);
+    assert_same_bits("swap_factor", w->swap_factor, r->swap_factor, DATA_K);
+    assert_int_equal(r->n_units, w->n_units);
+    if (w->n_units)
+        assert_memory_equal(r->mi, w->mi, sizeof(float) * (size_t)w->n_units * DATA_K);
+    assert_int_equal(r->traversal != NULL, w->traversal != NULL);
+    if (w->traversal) {
+        assert_int_equal(r->trav_h, w->trav_h);
+        assert_int_equal(r->trav_w, w->trav_w);
+        assert_memory_equal(r->traversal, w->traversal, (size_t)w->trav_h * (size_t)w->trav_w);
+    }
+    assert_int_equal(r->n_curve, w->n_curve);
+    for (size_t i = 0; i < w->n_curve; i++) {
+        assert_int_equal(r->curve[i].step, w->curve[i].step);
+        assert_string_equal(r->curve[i].name, w->curve[i].name);
+        assert_same_bits("curve", &w->curve[i].value, &r->curve[i].value, 1);
+    }
+}
+
+/* The file read with the C reader holds exactly want[0..n-1], in order, and
+ * skipped rows as given. */
+static void assert_file_holds(const char *path, const att *want, size_t n, size_t skipped)
+{
+    results_reader *rd = NULL;
+    err e;
+    err_clear(&e);
+    int rc = results_reader_open(&rd, path, &e);
+    if (rc)
+        print_error("results_reader_open: %s\n", e.msg);
+    assert_int_equal(rc, 0);
+    assert_int_equal(results_reader_count(rd), n);
+    assert_int_equal(results_reader_skipped(rd), skipped);
+    run_result r;
+    run_result_init(&r);
+    for (size_t i = 0; i < n; i++) {
+        results_row row;
+        run_config c;
+        assert_int_equal(results_reader_row(rd, i, &row, &c, &r, &e), 0);
+        assert_same_att(&want[i], &row, &c, &r);
+    }
+    run_result_free(&r);
+    results_reader_close(rd);
+}
+
+static void assert_attempts(const results *f, const att *want, size_t n)
+{
+    size_t na = 0;
+    const results_attempt *a = results_attempts(f, &na);
+    assert_int_equal(na, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(a[i].index, want[i].row.index);
+        assert_int_equal(a[i].attempt, want[i].row.attempt);
+        assert_int_equal(a[i].status, want[i].r.status);
+        assert_string_equal(a[i].run_id, want[i].row.run_id);
+        assert_string_equal(a[i].model, want[i].c.model);
+        assert_string_equal(a[i].arch, want[i].c.arch);
+        assert_true(a[i].wall_s == want[i].r.wall_s);
+    }
+}
+
+/* A file of n attempts: index i, attempt 1, ok except index 1 (failed). */
+static void make_file(const char *path, att *a, size_t n)
+{
+    results_meta m = meta_of("test-sweep", YAML_A, 0x1234abcdULL);
+    results *f = create_ok(path, &m);
+    for (size_t i = 0; i < n; i++) {
+        make_att(&a[i], (long)i, 1, i == 1 ? RUN_FAILED : RUN_OK);
+        append_ok(f, &a[i]);
+    }
+    close_ok(f);
+}
+
+/* ---- tests ----------------------------------------------------------------------------- */
+
+static void test_create_append_reopen(void **state)
+{
+    (void)state;
+    char dir[64], path[128];
+    make_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    results_meta m = meta_of("test-sweep", YAML_A, 0x1234abcdULL);
+    att a[6];
+    make_att(&a[0], 0, 1, RUN_OK);
+    make_att(&a[1], 1, 1, RUN_FAILED);
+    make_att(&a[2], 1, 2, RUN_OK);
+    make_att(&a[3], 2, 1, RUN_DIVERGED);
+    make_att(&a[4], 3, 1, RUN_OK);
+    make_att(&a[5], 4, 1, RUN_TIMEOUT);
+    a[5].r.n_curve = 0; /* a run killed before its first log line */
+
+    results *f = create_ok(path, &m);
+    assert_string_equal(results_sweep_name(f), "test-sweep");
+    assert_true(results_sweep_hash(f) == 0x1234abcdULL);
+    assert_string_equal(results_sweep_yaml(f), YAML_A);
+    for (int i = 0; i < 4; i++)
+        append_ok(f, &a[i]);
+    assert_attempts(f, a, 4);
+    close_ok(f);
+    assert_file_holds(path, a, 4, 0);
+
+    /* reopen: nothing to repair, attempts from the journal, append more */
+    f = open_ok(path, &m);
+    assert_string_equal(results_recovery(f), "");
+    assert_attempts(f, a, 4);
+    append_ok(f, &a[4]);
+    append_ok(f, &a[5]);
+    assert_attempts(f, a, 6);
+    close_ok(f);
+    assert_file_holds(path, a, 6, 0);
+    f = open_ok(path, NULL);
+    assert_string_equal(results_recovery(f), "");
+    assert_attempts(f, a, 6);
+    close_ok(f);
+    char damaged[160];
+    snprintf(damaged, sizeof damaged, "%s.damaged-1", path);
+    assert_false(exists(damaged));
+    free_atts(a, 6);
+    rm_dir(dir);
+}
+
+static int have_h5py(void)
+{
+    return system("/usr/bin/python3 -c 'import h5py, pandas, numpy' >/dev/null 2>&1") == 0;
+}
+
+static void json_num(FILE *j, const char *key, double v)
+{
+    if (isnan(v))
+        fprintf(j, ", \"%s\": null", key);
+    else
+        fprintf(j, ", \"%s\": %.17g", key, v);
+}
+
+static void test_python_reader(void **state)
+{
+    (void)state;
+    if (!have_h5py()) {
+        print_message("skipped: /usr/bin/python3 cannot import h5py, pandas and numpy\n");
+        skip();
+    }
+    char dir[64], path[128], exp[160], cmd[512];
+    make_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    snprintf(exp, sizeof exp, "%s/expect.json", dir);
+    att a[5];
+    make_file(path, a, 5);
+    /* plus two all-zero rows at the end: the reader must skip them */
+    hid_t fl = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t ds = H5Dopen2(fl, "runs", H5P_DEFAULT);
+    hsize_t n = 7;
+    assert_true(H5Dset_extent(ds, &n) >= 0);
+    H5Dclose(ds);
+    H5Fclose(fl);
+
+    FILE *j = fopen(exp, "w");
+    assert_non_null(j);
+    fprintf(j, "{\"sweep_name\": \"test-sweep\", \"n_sweeps\": 1, \"sweep_yaml\": ");
+    fputc('"', j);
+    for (const char *p = YAML_A; *p; p++)
+        fputs(*p == '\n' ? "\\n" : (char[2]){*p, 0}, j);
+    fprintf(j, "\", \"rows\": [");
+    for (int i = 0; i < 5; i++) {
+        const run_result *r = &a[i].r;
+        char lst[256];
+        fprintf(j, "%s{\"index\": %ld, \"attempt\": %d, \"status\": \"%s\", \"model\": \"%s\"",
+                i ? ", " : "", a[i].row.index, a[i].row.attempt, run_status_name(r->status),
+                a[i].c.model);
+        fprintf(j, ", \"run_id\": \"%s\", \"host\": \"%s\", \"rank\": %d, \"error\": \"%s\"",
+                a[i].row.run_id, a[i].row.host, a[i].row.rank, r->error);
+        fprintf(j, ", \"arch\": \"%s\", \"seed\": %ld, \"steps\": %ld, \"steps_done\": %ld",
+                a[i].c.arch, a[i].c.seed, a[i].c.steps, r->steps);
+        run_config_format(&a[i].c, run_key_find("discrete"), lst, sizeof lst);
+        fprintf(j, ", \"discrete\": \"%s\", \"latent_dim\": %d", lst, a[i].c.latent_dim);
+        run_config_format(&a[i].c, run_key_find("chunks"), lst, sizeof lst);
+        fprintf(j, ", \"chunks\": \"%s\"", lst);
+        json_num(j, "beta", a[i].c.beta);
+        json_num(j, "wall_s", r->wall_s);
+        for (int k = 0; k < RUN_N_METRICS; k++)
+            json_num(j, run_metric_names[k], r->metric[k]);
+        for (int k = 0; k < DATA_K; k++) {
+            char name[64];
+            snprintf(name, sizeof name, "swap_acc_%s", data_factor_names[k]);
+            json_num(j, name, r->swap_factor[k]);
+        }
+        fprintf(j, ", \"curves\": %zu", r->n_curve);
+        if (r->n_units)
+            fprintf(j, ", \"mi_shape\": [%d, %d], \"traversal_shape\": [%d, %d]", r->n_units,
+                    DATA_K, r->trav_h, r->trav_w);
+        fputc('}', j);
+    }
+    fprintf(j, "]}\n");
+    assert_int_equal(fclose(j), 0);
+    snprintf(cmd, sizeof cmd,
+             "PYTHONPATH=analysis /usr/bin/python3 tests/py/read_results.py %s --expect %s", path,
+             exp);
+    int rc = system(cmd);
+    assert_int_equal(rc, 0);
+    free_atts(a, 5);
+    rm_dir(dir);
+}
+
+static void test_torn_journal(void **state)
+{
+    (void)state;
+    char dir[64], path[128], jpath[160], snap[160];
+    make_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    snprintf(jpath, sizeof jpath, "%s.journal", path);
+    snprintf(snap, sizeof snap, "%s/snap.h5", dir);
+    results_meta m = meta_of("test-sweep", YAML_A, 0x1234abcdULL);
+    att a[3];
+    for (int i = 0; i < 3; i++)
+        make_att(&a[i], i, 1, RUN_OK);
+    /* The state a kill leaves when it lands in the middle of the journal write
+     * of attempt 3: the journal ends in a partial record, the HDF5 file has
+     * attempts 1 and 2. Two cuts: inside the payload, inside the header. */
+    for (int cut = 0; cut < 2; cut++) {
+        unlink(path);
+        unlink(jpath);
+        results *f = create_ok(path, &m);
+        append_ok(f, &a[0]);
+        append_ok(f, &a[1]);
+        close_ok(f);
+        copy_file(path, snap);
+        off_t before = file_size(jpath);
+        f = open_ok(path, &m);
+        append_ok(f, &a[2]);
+        close_ok(f);
+        off_t after = file_size(jpath);
+        copy_file(snap, path);
+        off_t keep = cut == 0 ? before + (after - before) / 2 : before + 7;
+        assert_int_equal(truncate(jpath, keep), 0);
+
+        f = open_ok(path, &m);
+        assert_non_null(strstr(results_recovery(f), "torn"));
+        assert_null(strstr(results_recovery(f), "rebuilt"));
+        assert_attempts(f, a, 2);
+        assert_int_equal(file_size(jpath), before);
+        /* the dropped attempt can be appended again */
+        append_ok(f, &a[2]);
+        close_ok(f);
+        assert_file_holds(path, a, 3, 0);
+        f = open_ok(path, &m);
+        assert_string_equal(results_recovery(f), "");
+        close_ok(f);
+    }
+    free_atts(a, 3);
+    rm_dir(dir);
+}
+
+/* Byte offset in the file of row i of /runs (a torn chunk write is
+ * simulated by overwriting bytes there). */
+static off_t row_offset(const char *path, hsize_t i)
+{
+    hid_t fl = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t ds = H5Dopen2(fl, "runs", H5P_DEFAULT);
+    hid_t t = H5Dget_type(ds);
+    size_t row = H5Tget_size(t);
+    hsize_t off[1] = {0};
+    unsigned mask = 0;
+    haddr_t addr = HADDR_UNDEF;
+    hsize_t size = 0;
+    assert_true(H5Dget_chunk_info_by_coord(ds, off, &mask, &addr, &size) >= 0);
+    assert_true(addr != HADDR_UNDEF);
+    H5Tclose(t);
+    H5Dclose(ds);
+    H5Fclose(fl);
+    return (off_t)(addr + i * row);
+}
+
+static void test_damaged_file_rebuilt(void **state)
+{
+    (void)state;
+    char dir[64], path[128], damaged[160];
+    make_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    results_meta m = meta_of("test-sweep", YAML_A, 0x1234abcdULL);
+    att a[4];
+    make_file(path, a, 4);
+    /* three kinds of damage: truncated to half, the superblock overwritten,
+     * bytes in the middle (inside /runs' chunk or the detail) overwritten */
+    for (int kind = 0; kind < 3; kind++) {
+        off_t size = file_size(path);
+        if (kind == 0) {
+            assert_int_equal(truncate(path, size / 2), 0);
+        } else {
+            off_t at = 0; /* kind 1: the superblock */
+            if (kind == 2)
+                at = row_offset(path, 2) + 700; /* kind 2: inside row 2 of /runs */
+            int fd = open(path, O_WRONLY);
+            assert_true(fd >= 0);
+            char junk[64];
+            memset(junk, 'x', sizeof junk);
+            assert_int_equal(pwrite(fd, junk, sizeof junk, at), (ssize_t)sizeof junk);
+            close(fd);
+        }
+        results *f = open_ok(path, &m);
+        snprintf(damaged, sizeof damaged, "%s.damaged-%d", path, kind + 1);
+        if (!strstr(results_recovery(f), "rebuilt") || !strstr(results_recovery(f), damaged))
+            print_error("kind %d: recovery note: %s\n", kind, results_recovery(f));
+        assert_non_null(strstr(results_recovery(f), "rebuilt"));
+        assert_non_null(strstr(results_recovery(f), damaged));
+        assert_true(exists(damaged));
+        assert_attempts(f, a, 4);
+        close_ok(f);
+        assert_file_holds(path, a, 4, 0);
+    }
+    free_atts(a, 4);
+    rm_dir(dir);
+}
+
+static void test_zero_rows_repaired(void **state)
+{
+    (void)state;
+    char dir[64], path[128], damaged[160];
+    make_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    snprintf(damaged, sizeof damaged, "%s.damaged-1", path);
+    results_meta m = meta_of("test-sweep", YAML_A, 0x1234abcdULL);
+    att a[3];
+    make_file(path, a, 3);
+    /* what a kill during the flush can leave: the extent grew, the rows are
+     * zeros */
+    hid_t fl = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t ds = H5Dopen2(fl, "runs", H5P_DEFAULT);
+    hsize_t n = 5;
+    assert_true(H5Dset_extent(ds, &n) >= 0);
+    H5Dclose(ds);
+    H5Fclose(fl);
+    assert_file_holds(path, a, 3, 2); /* readers skip them */
+
+    results *f = open_ok(path, &m);
+    assert_non_null(strstr(results_recovery(f), "all-zero"));
+    assert_true(exists(damaged));
+    close_ok(f);
+    assert_file_holds(path, a, 3, 0);
+    assert_file_holds(damaged, a, 3, 2); /* the damaged file is kept as it was */
+    free_atts(a, 3);
+    rm_dir(dir);
+}
+
+static void test_missing_rows_rebuilt(void **state)
+{
+    (void)state;
+    char dir[64], path[128], snap[160];
+    make_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    snprintf(snap, sizeof snap, "%s/snap.h5", dir);
+    results_meta m = meta_of("test-sweep", YAML_A, 0x1234abcdULL);
+    att a[3];
+    make_file(path, a, 2);
+    make_att(&a[2], 2, 1, RUN_OK);
+    copy_file(path, snap);
+    results *f = open_ok(path, &m);
+    append_ok(f, &a[2]);
+    close_ok(f);
+    /* a kill after the journal's fsync, before the HDF5 flush */
+    copy_file(snap, path);
+    f = open_ok(path, &m);
+    assert_non_null(strstr(results_recovery(f), "2 of the journal's 3 rows"));
+    assert_attempts(f, a, 3);
+    close_ok(f);
+    assert_file_holds(path, a, 3, 0);
+    free_atts(a, 3);
+    rm_dir(dir);
+}
+
+static void test_no_journal_and_orphan(void **state)
+{
+    (void)state;
+    char dir[64], path[128], jpath[160], moved[160];
+    make_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    snprintf(jpath, sizeof jpath, "%s.journal", path);
+    snprintf(moved, sizeof moved, "%s/elsewhere.h5", dir);
+    results_meta m = meta_of("test-sweep", YAML_A, 0x1234abcdULL);
+    att a[4];
+    make_file(path, a, 3);
+    make_att(&a[3], 3, 1, RUN_OK);
+
+    /* a file copied without its journal: a journal is written from it */
+    assert_int_equal(unlink(jpath), 0);
+    results *f = open_ok(path, &m);
+    assert_non_null(strstr(results_recovery(f), "had no journal"));
+    assert_attempts(f, a, 3);
+    append_ok(f, &a[3]);
+    close_ok(f);
+    assert_file_holds(path, a, 4, 0);
+    f = open_ok(path, &m);
+    assert_string_equal(results_recovery(f), "");
+    close_ok(f);
+
+    /* a journal without its file (a kill during a rebuild): create recovers
+     * it for the same sweep ... */
+    assert_int_equal(rename(path, moved), 0);
+    f = NULL;
+    err e;
+    err_clear(&e);
+    assert_int_equal(results_create(&f, path, &m, &e), 0);
+    assert_non_null(strstr(results_recovery(f), "recovered"));
+    assert_attempts(f, a, 4);
+    close_ok(f);
+    assert_file_holds(path, a, 4, 0);
+
+    /* ... and moves another sweep's aside */
+    assert_int_equal(unlink(path), 0);
+    results_meta other = meta_of("other-sweep", YAML_B, 77);
+    f = NULL;
+    assert_int_equal(results_create(&f, path, &other, &e), 0);
+    assert_non_null(strstr(results_recovery(f), "orphan-1"));
+    assert_attempts(f, a, 0);
+    close_ok(f);
+    char orphan[200];
+    snprintf(orphan, sizeof orphan, "%s.orphan-1", jpath);
+    assert_true(exists(orphan));
+    free_atts(a, 4);
+    rm_dir(dir);
+}
+
+static void test_yaml_history(void **state)
+{
+    (void)state;
+    char dir[64], path[128];
+    make_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    results_meta ma = meta_of("test-sweep", YAML_A, 1), mb = meta_of("test-sweep", YAML_B, 2);
+    att a[3];
+    make_file(path, a, 2);
+    /* a resume with another YAML that appends nothing records nothing */
+    results *f = open_ok(path, &mb);
+    close_ok(f);
+    results_reader *rd = NULL;
+    err e;
+    assert_int_equal(results_reader_open(&rd, path, &e), 0);
+    assert_int_equal(results_reader_n_sweeps(rd), 1);
+    results_reader_close(rd);
+    /* one that appends records its YAML once */
+    make_att(&a[2], 2, 1, RUN_OK);
+    f = open_ok(path, &mb);
+    append_ok(f, &a[2]);
+    close_ok(f);
+    f = open_ok(path, &mb);
+    assert_string_equal(results_recovery(f), "");
+    assert_string_equal(results_sweep_yaml(f), YAML_A); /* the first one */
+    close_ok(f);
+    assert_int_equal(results_reader_open(&rd, path, &e), 0);
+    assert_int_equal(results_reader_n_sweeps(rd), 2);
+    assert_string_equal(results_reader_sweep(rd, 0)->sweep_yaml, YAML_A);
+    assert_string_equal(results_reader_sweep(rd, 1)->sweep_yaml, YAML_B);
+    assert_true(results_reader_sweep(rd, 1)->sweep_hash == 2);
+    assert_string_equal(results_reader_meta(rd)->sweep_yaml, YAML_A);
+    assert_string_equal(results_reader_meta(rd)->library_versions, ma.library_versions);
+    char created[64];
+    snprintf(created, sizeof created, "%s", results_reader_meta(rd)->created);
+    assert_int_equal(strlen(created), 20);
+    assert_int_equal(created[10], 'T');
+    assert_int_equal(created[19], 'Z');
+    results_reader_close(rd);
+    /* the history survives a rebuild */
+    assert_int_equal(truncate(path, 100), 0);
+    f = open_ok(path, &mb);
+    assert_non_null(strstr(results_recovery(f), "rebuilt"));
+    close_ok(f);
+    assert_int_equal(results_reader_open(&rd, path, &e), 0);
+    assert_int_equal(results_reader_n_sweeps(rd), 2);
+    assert_string_equal(results_reader_sweep(rd, 1)->sweep_yaml, YAML_B);
+    assert_string_equal(results_reader_meta(rd)->created, created);
+    results_reader_close(rd);
+    assert_file_holds(path, a, 3, 0);
+    free_atts(a, 3);
+    rm_dir(dir);
+}
+
+static void test_merge(void **state)
+{
+    (void)state;
+    char dir[64], s1[128], s2[128], out[128], jp[160];
+    make_dir(dir, sizeof dir);
+    snprintf(s1, sizeof s1, "%s/shard1.h5", dir);
+    snprintf(s2, sizeof s2, "%s/shard2.h5", dir);
+    snprintf(out, sizeof out, "%s/merged.h5", dir);
+    results_meta m = meta_of("test-sweep", YAML_A, 0x1234abcdULL);
+    att a[6];
+    make_att(&a[0], 0, 1, RUN_OK);     /* shard 1 */
+    make_att(&a[1], 2, 1, RUN_OK);     /* shard 1: index 2 ok ... */
+    make_att(&a[2], 2, 2, RUN_FAILED); /* shard 2: ... and a later failed attempt */
+    make_att(&a[3], 4, 1, RUN_FAILED); /* shard 2 */
+    make_att(&a[4], 4, 2, RUN_TIMEOUT); /* shard 2: the latest of two failures */
+    make_att(&a[5], 6, 1, RUN_OK);     /* shard 2, beyond n_expected: kept */
+    results *f = create_ok(s1, &m);
+    append_ok(f, &a[0]);
+    append_ok(f, &a[1]);
+    close_ok(f);
+    f = create_ok(s2, &m);
+    for (int i = 2; i < 6; i++)
+        append_ok(f, &a[i]);
+    close_ok(f);
+    /* shards are read from their HDF5 contents: journals not needed */
+    snprintf(jp, sizeof jp, "%s.journal", s2);
+    assert_int_equal(unlink(jp), 0);
+
+    const char *in[2] = {s1, s2};
+    long missing[6];
+    size_t n_missing = 99;
+    err e;
+    err_clear(&e);
+    int rc = results_merge(out, in, 2, 6, missing, &n_missing, &e);
+    if (rc)
+        print_error("merge: %s\n", e.msg);
+    assert_int_equal(rc, 0);
+    assert_int_equal(n_missing, 3);
+    assert_int_equal(missing[0], 1);
+    assert_int_equal(missing[1], 3);
+    assert_int_equal(missing[2], 5);
+    att want[4] = {a[0], a[1], a[4], a[5]};
+    assert_file_holds(out, want, 4, 0);
+    /* the merged file has its own journal and opens without repair */
+    f = open_ok(out, &m);
+    assert_string_equal(results_recovery(f), "");
+    assert_attempts(f, want, 4);
+    close_ok(f);
+    /* the output must not exist */
+    err_clear(&e);
+    assert_int_equal(results_merge(out, in, 2, 6, missing, &n_missing, &e), ERR_IO);
+    assert_non_null(strstr(e.msg, out));
+    free_atts(a, 6);
+    rm_dir(dir);
+}
+
+static void test_merge_other_sweep(void **state)
+{
+    (void)state;
+    char dir[64], s1[128], s2[128], out[128];
+    make_dir(dir, sizeof dir);
+    snprintf(s1, sizeof s1, "%s/shard1.h5", dir);
+    snprintf(s2, sizeof s2, "%s/other.h5", dir);
+    snprintf(out, sizeof out, "%s/merged.h5", dir);
+    results_meta m = meta_of("test-sweep", YAML_A, 0x1234abcdULL);
+    results_meta o = meta_of("test-sweep", YAML_B, 0x9999ULL); /* same name, other hash */
+    att a[1];
+    make_att(&a[0], 0, 1, RUN_OK);
+    results *f = create_ok(s1, &m);
+    append_ok(f, &a[0]);
+    close_ok(f);
+    f = create_ok(s2, &o);
+    close_ok(f);
+    const char *in[2] = {s1, s2};
+    err e;
+    err_clear(&e);
+    assert_int_equal(results_merge(out, in, 2, 0, NULL, NULL, &e), ERR_INPUT);
+    assert_non_null(strstr(e.msg, s2));
+    assert_non_null(strstr(e.msg, "sweep"));
+    assert_false(exists(out));
+    char jp[160];
+    snprintf(jp, sizeof jp, "%s.journal", out);
+    assert_false(exists(jp));
+    free_atts(a, 1);
+    rm_dir(dir);
+}
+
+static void expect_error(int rc, const err *e, int code, const char *part1, const char *part2)
+{
+    if (rc != code || !strstr(e->msg, part1) || (part2 && !strstr(e->msg, part2)))
+        print_error("rc %d (want %d), message: %s\n", rc, code, e->msg);
+    if (getenv("SHOW_MESSAGES"))
+        print_message("message: %s\n", e->msg);
+    assert_int_equal(rc, code);
+    assert_non_null(strstr(e->msg, part1));
+    if (part2)
+        assert_non_null(strstr(e->msg, part2));
+}
+
+static void test_errors(void **state)
+{
+    (void)state;
+    char dir[64], path[128], text[128], plain[128], missing_dir[160];
+    make_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    snprintf(text, sizeof text, "%s/notes.txt", dir);
+    snprintf(plain, sizeof plain, "%s/plain.h5", dir);
+    snprintf(missing_dir, sizeof missing_dir, "%s/no/such/dir/r.h5", dir);
+    results_meta m = meta_of("test-sweep", YAML_A, 1);
+    results *f = NULL;
+    err e;
+
+    err_clear(&e);
+    expect_error(results_create(&f, missing_dir, &m, &e), &e, ERR_IO, missing_dir,
+                 "No such file or directory");
+    assert_null(f);
+    err_clear(&e);
+    expect_error(results_open(&f, path, &m, &e), &e, ERR_IO, path, "No such file");
+    err_clear(&e);
+    results_meta bad = m;
+    bad.sweep_yaml = NULL;
+    expect_error(results_create(&f, path, &bad, &e), &e, ERR_INPUT, "YAML", NULL);
+    assert_false(exists(path));
+
+    /* a text file, and an HDF5 file that is not an untangle file */
+    FILE *t = fopen(text, "w");
+    assert_non_null(t);
+    fputs("hello\n", t);
+    fclose(t);
+    err_clear(&e);
+    expect_error(results_open(&f, text, &m, &e), &e, ERR_INPUT, text, "not an HDF5 file");
+    assert_true(exists(text));
+    hid_t h = H5Fcreate(plain, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(h >= 0);
+    H5Fclose(h);
+    err_clear(&e);
+    expect_error(results_open(&f, plain, &m, &e), &e, ERR_INPUT, plain,
+                 "not an untangle results file");
+    err_clear(&e);
+    expect_error(results_create(&f, text, &m, &e), &e, ERR_IO, text, "exists");
+
+    /* appends that are refused; a second writer */
+    f = create_ok(path, &m);
+    att a[1];
+    make_att(&a[0], 0, 1, RUN_OK);
+    append_ok(f, &a[0]);
+    err_clear(&e);
+    expect_error(results_append(f, &a[0].row, &a[0].c, &a[0].r, &e), &e, ERR_INPUT,
+                 "already recorded", NULL);
+    a[0].row.attempt = 2;
+    a[0].r.status = RUN_STATUS_NONE;
+    err_clear(&e);
+    expect_error(results_append(f, &a[0].row, &a[0].c, &a[0].r, &e), &e, ERR_INPUT, "invalid",
+                 NULL);
+    results *g = NULL;
+    err_clear(&e);
+    expect_error(results_open(&g, path, &m, &e), &e, ERR_IO, "in use", NULL);
+    assert_null(g);
+    close_ok(f);
+    a[0].row.attempt = 1;
+    a[0].r.status = RUN_OK;
+    assert_file_holds(path, a, 1, 0);
+    assert_int_equal(results_close(NULL, &e), 0);
+    results_reader_close(NULL);
+    free_atts(a, 1);
+    rm_dir(dir);
+}
+
+static uint32_t crc32_ieee(uint32_t crc, const void *data, size_t n)
+{
+    const uint8_t *p = data;
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= p[i];
+        for (int k = 0; k < 8; k++)
+            crc = crc & 1 ? 0xEDB88320u ^ (crc >> 1) : crc >> 1;
+    }
+    return ~crc;
+}
+
+/* A record whose CRC is wrong though its length is complete (bit rot, not a
+ * kill): the journal is copied aside, the record dropped; the file, which has
+ * that row, is then ahead of its journal, which is rewritten from it. */
+static void test_journal_bad_crc(void **state)
+{
+    (void)state;
+    char dir[64], path[128], jpath[160], copy[200], behind[200];
+    make_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    snprintf(jpath, sizeof jpath, "%s.journal", path);
+    snprintf(copy, sizeof copy, "%s.damaged-1", jpath);
+    snprintf(behind, sizeof behind, "%s.behind-1", jpath);
+    results_meta m = meta_of("test-sweep", YAML_A, 0x1234abcdULL);
+    att a[3];
+    make_file(path, a, 3);
+    off_t size = file_size(jpath);
+    int fd = open(jpath, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, "\xff\xfe", 2, size - 100), 2);
+    close(fd);
+    results *f = open_ok(path, &m);
+    const char *note = results_recovery(f);
+    if (!strstr(note, "damaged journal record") || !strstr(note, "behind"))
+        print_error("note: %s\n", note);
+    assert_non_null(strstr(note, "damaged journal record"));
+    assert_non_null(strstr(note, "behind"));
+    assert_true(exists(copy));
+    assert_int_equal(file_size(copy), size);
+    assert_true(exists(behind));
+    assert_attempts(f, a, 3);
+    close_ok(f);
+    assert_file_holds(path, a, 3, 0);
+    f = open_ok(path, &m);
+    assert_string_equal(results_recovery(f), "");
+    close_ok(f);
+    free_atts(a, 3);
+    rm_dir(dir);
+}
+
+/* Another file's journal beside a file that has more and different rows:
+ * refused, nothing renamed or rewritten. An intact record this version cannot
+ * decode: refused, the journal untouched. */
+static void test_foreign_and_unknown_journal(void **state)
+{
+    (void)state;
+    char dir[64], p1[128], p2[128], j1[160], j2[160], damaged[160];
+    make_dir(dir, sizeof dir);
+    snprintf(p1, sizeof p1, "%s/one.h5", dir);
+    snprintf(p2, sizeof p2, "%s/two.h5", dir);
+    snprintf(j1, sizeof j1, "%s.journal", p1);
+    snprintf(j2, sizeof j2, "%s.journal", p2);
+    snprintf(damaged, sizeof damaged, "%s.damaged-1", p2);
+    results_meta m = meta_of("test-sweep", YAML_A, 0x1234abcdULL);
+    att a[3], b[1];
+    make_file(p2, a, 3);
+    results *f = create_ok(p1, &m);
+    make_att(&b[0], 7, 2, RUN_OK);
+    append_ok(f, &b[0]);
+    close_ok(f);
+    copy_file(j1, j2);
+    err e;
+    err_clear(&e);
+    f = NULL;
+    expect_error(results_open(&f, p2, &m, &e), &e, ERR_INPUT, "not this file's", j2);
+    assert_false(exists(damaged));
+    assert_file_holds(p2, a, 3, 0);
+
+    off_t size = file_size(j1);
+    uint8_t rec[24];
+    uint32_t magic = 0x4a4e5455u, type = 9, payload = 0xdeadbeefu;
+    uint64_t len = 4;
+    uint32_t crc = crc32_ieee(0, &type, 4);
+    crc = crc32_ieee(crc, &len, 8);
+    crc = crc32_ieee(crc, &payload, 4);
+    memcpy(rec, &magic, 4);
+    memcpy(rec + 4, &type, 4);
+    memcpy(rec + 8, &len, 8);
+    memcpy(rec + 16, &crc, 4);
+    memcpy(rec + 20, &payload, 4);
+    int fd = open(j1, O_WRONLY | O_APPEND);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, rec, sizeof rec), (ssize_t)sizeof rec);
+    close(fd);
+    err_clear(&e);
+    expect_error(results_open(&f, p1, &m, &e), &e, ERR_INPUT, "cannot be read by this version",
+                 NULL);
+    assert_int_equal(file_size(j1), size + (off_t)sizeof rec);
+    free_atts(a, 3);
+    free_atts(b, 1);
+    rm_dir(dir);
+}
+
+/* A reader in another process (an analysis notebook with h5py) holds the
+ * file open with HDF5's shared lock: a resume still opens and appends. */
+static void test_reader_does_not_block_resume(void **state)
+{
+    (void)state;
+    char dir[64], path[128];
+    make_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    results_meta m = meta_of("test-sweep", YAML_A, 0x1234abcdULL);
+    att a[3];
+    make_file(path, a, 2);
+    make_att(&a[2], 2, 1, RUN_OK);
+    int to_child[2], from_child[2];
+    assert_int_equal(pipe(to_child), 0);
+    assert_int_equal(pipe(from_child), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(to_child[1]);
+        close(from_child[0]);
+        hid_t h = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        char c = h >= 0 ? 'y' : 'n';
+        if (write(from_child[1], &c, 1) != 1)
+            _exit(2);
+        if (read(to_child[0], &c, 1) < 0) /* until the parent closes the pipe */
+            _exit(2);
+        if (h >= 0)
+            H5Fclose(h);
+        _exit(0);
+    }
+    close(to_child[0]);
+    close(from_child[1]);
+    char c = 0;
+    assert_int_equal(read(from_child[0], &c, 1), 1);
+    assert_int_equal(c, 'y');
+    results *f = open_ok(path, &m);
+    assert_string_equal(results_recovery(f), "");
+    append_ok(f, &a[2]);
+    close_ok(f);
+    close(to_child[1]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(from_child[0]);
+    assert_file_holds(path, a, 3, 0);
+    free_atts(a, 3);
+    rm_dir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_create_append_reopen),
+        cmocka_unit_test(test_python_reader),
+        cmocka_unit_test(test_torn_journal),
+        cmocka_unit_test(test_damaged_file_rebuilt),
+        cmocka_unit_test(test_zero_rows_repaired),
+        cmocka_unit_test(test_missing_rows_rebuilt),
+        cmocka_unit_test(test_no_journal_and_orphan),
+        cmocka_unit_test(test_yaml_history),
+        cmocka_unit_test(test_merge),
+        cmocka_unit_test(test_merge_other_sweep),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_reader_does_not_block_resume),
+        cmocka_unit_test(test_journal_bad_crc),
+        cmocka_unit_test(test_foreign_and_unknown_journal),
+    };
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* the test's own raw HDF5 calls */
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
