@@ -42,6 +42,7 @@
 
 enum { TAG_READY = 1, TAG_TASK = 2, TAG_RESULT = 3, TAG_STOP = 4 };
 
+
 static volatile sig_atomic_t drain_signal; /* the first drain signal, set by on_signal */
 static volatile sig_atomic_t n_interrupts;  /* SIGINTs so far */
 static volatile sig_atomic_t stop_now;      /* SIGTERM or a second SIGINT */
@@ -129,6 +130,7 @@ typedef struct master {
     size_t q_head, q_len, q_cap;
     size_t n_target;     /* indices of this shard */
     size_t n_ok, n_bad, n_interrupted, running;
+    size_t n_lost;       /* workers written off (MPI): they cannot be finalised */
     double last_summary;
     size_t finished_here;
     int draining;
@@ -578,8 +580,21 @@ static int recv_result(int src, result_head *h, run_result *r, err *e)
     return rc;
 }
 
-/* Give worker v its next run; 1 when it got one. */
-static int dispatch(master *m, int v)
+/* What the master knows of each worker. */
+typedef struct worker_state {
+    int idle;        /* parked: waiting for work */
+    int busy;        /* running the task below */
+    int lost;        /* written off: missed its time (stopped or hung) */
+    job task;
+    double must_end; /* sweep_now() by which its result must have come, 0 = none */
+    int by_deadline; /* must_end comes from the deadline, not the run timeout */
+} worker_state;
+
+/* Give worker v its next run; 1 when it got one. The worker must answer
+ * within the run's timeout or the deadline plus twice the stop grace (the
+ * run's checkpoint, then the messages and the row); a worker that does not is
+ * written off (lose_worker). */
+static int dispatch(master *m, worker_state *w, int v)
 {
     job j;
     if (m->draining || pending(m) == 0 || next_job(m, &j) < 0)
@@ -588,17 +603,86 @@ static int dispatch(master *m, int v)
     fill_task(m, &j, &t);
     MPI_Send(&t, (int)sizeof t, MPI_BYTE, v, TAG_TASK, MPI_COMM_WORLD);
     m->running++;
+    double now = sweep_now(), slack = 2 * m->o->stop_grace, end = 0;
+    int by_deadline = 0;
+    if (m->o->run_timeout > 0)
+        end = now + m->o->run_timeout + slack;
+    if (m->deadline_abs > 0 && (end == 0 || m->deadline_abs + slack < end)) {
+        end = m->deadline_abs + slack;
+        by_deadline = 1;
+    }
+    w[v] = (worker_state){.busy = 1, .task = j, .must_end = end, .by_deadline = by_deadline};
     return 1;
+}
+
+/* Worker v missed its time: its run gets a row (timeout when the run's
+ * timeout passed, retried like any timeout; interrupted when the deadline
+ * passed, run again on resume), and the worker gets no more work; whatever it
+ * sends later is dropped. */
+static int lose_worker(master *m, worker_state *w, int v, err *e)
+{
+    w[v].lost = 1;
+    w[v].busy = 0;
+    m->running--;
+    m->n_lost++;
+    fprintf(stderr, "untangle: rank %d did not report run #%ld in time (stopped or hung): "
+            "written off\n", v, w[v].task.index);
+    result_head h = {.index = w[v].task.index, .attempt = w[v].task.attempt, .rank = v};
+    snprintf(h.host, sizeof h.host, "?");
+    run_result r;
+    run_result_init(&r);
+    r.status = w[v].by_deadline ? RUN_INTERRUPTED : RUN_TIMEOUT;
+    snprintf(r.error, sizeof r.error, "rank %d stopped answering; written off by the master", v);
+    int rc = master_record(m, &h, &r, e);
+    run_result_free(&r);
+    return rc;
+}
+
+/* One message from worker w (a READY or a RESULT). */
+static int master_receive(master *m, worker_state *ws, const MPI_Status *st, int rc, err *e)
+{
+    int w = st->MPI_SOURCE;
+    if (st->MPI_TAG == TAG_READY) {
+        MPI_Recv(NULL, 0, MPI_BYTE, w, TAG_READY, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        ws[w].idle = 1;
+        return rc;
+    }
+    if (st->MPI_TAG != TAG_RESULT) {
+        /* no other message goes to the master: drop it */
+        MPI_Recv(NULL, 0, MPI_BYTE, w, st->MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        return rc;
+    }
+    result_head h;
+    run_result r;
+    run_result_init(&r);
+    int got = recv_result(w, &h, &r, e);
+    if (ws[w].lost) {
+        /* a written-off worker came back: its run has its row already */
+        run_result_free(&r);
+        ws[w].idle = 1;
+        return rc;
+    }
+    m->running--;
+    ws[w].busy = 0;
+    /* the worker's next run first, so that it trains while the master
+     * writes this row */
+    ws[w].idle = rc < 0 || !dispatch(m, ws, w);
+    if (got == 0 && rc == 0) {
+        h.rank = w;
+        rc = master_record(m, &h, &r, e);
+    }
+    run_result_free(&r);
+    return rc;
 }
 
 static int run_master(master *m, int size, err *e)
 {
-    int *idle = calloc((size_t)size, sizeof *idle); /* parked workers */
-    if (!idle)
+    worker_state *ws = calloc((size_t)size, sizeof *ws);
+    if (!ws)
         return err_set(e, ERR_NOMEM, "out of memory");
     int stopped = 0, rc = 0;
     long wait_ns = 0;
-    while (stopped < size - 1) {
+    while (stopped + (int)m->n_lost < size - 1) {
         if (drain_signal && !m->draining) {
             m->draining = 1;
             fprintf(stderr, "untangle: signal %d: draining (no new runs; %zu running)\n",
@@ -608,40 +692,26 @@ static int run_master(master *m, int size, err *e)
         MPI_Status st;
         MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
         if (flag) {
-            int w = st.MPI_SOURCE;
             wait_ns = 0;
-            if (st.MPI_TAG == TAG_READY) {
-                MPI_Recv(NULL, 0, MPI_BYTE, w, TAG_READY, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-                idle[w] = 1;
-            } else if (st.MPI_TAG == TAG_RESULT) {
-                result_head h;
-                run_result r;
-                run_result_init(&r);
-                int got = recv_result(w, &h, &r, e);
-                m->running--;
-                /* the worker's next run first, so that it trains while the
-                 * master writes this row */
-                idle[w] = rc < 0 || !dispatch(m, w);
-                if (got == 0 && rc == 0) {
-                    h.rank = w;
-                    rc = master_record(m, &h, &r, e);
-                }
-                run_result_free(&r);
-            } else {
-                /* no other message goes to the master: drop it */
-                MPI_Recv(NULL, 0, MPI_BYTE, w, st.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-            }
+            rc = master_receive(m, ws, &st, rc, e);
         }
+        double now = sweep_now();
+        for (int v = 1; v < size; v++)
+            if (ws[v].busy && ws[v].must_end > 0 && now > ws[v].must_end && rc == 0)
+                rc = lose_worker(m, ws, v, e);
         /* Parked workers: work when there is some (a retry), STOP when
          * nothing is left to run or to come back. */
         for (int v = 1; v < size; v++) {
-            if (!idle[v])
+            if (!ws[v].idle)
                 continue;
-            if (rc == 0 && dispatch(m, v)) {
-                idle[v] = 0;
-            } else if (rc < 0 || m->draining || m->running == 0) {
+            if (rc == 0 && !ws[v].lost && dispatch(m, ws, v)) {
+                ws[v].idle = 0;
+            } else if (rc < 0 || m->draining || m->running == 0 || ws[v].lost) {
                 MPI_Send(NULL, 0, MPI_BYTE, v, TAG_STOP, MPI_COMM_WORLD);
-                idle[v] = 0;
+                ws[v].idle = 0;
+                if (ws[v].lost)
+                    m->n_lost--; /* it came back and stops like the others */
+                ws[v].lost = 0;
                 stopped++;
             }
         }
@@ -652,7 +722,7 @@ static int run_master(master *m, int size, err *e)
             nap(&wait_ns);
         }
     }
-    free(idle);
+    free(ws);
     return rc;
 }
 
@@ -812,8 +882,17 @@ stop:
         *e = ce;
         code = SWEEP_FAILED_RUNS;
     }
+    size_t lost = m.n_lost;
     master_free(&m);
     config_free(s);
+    if (mpi && lost > 0) {
+        /* a written-off worker cannot take part in MPI_Finalize: end the job
+         * with the sweep's exit code (mpirun returns it) */
+        fprintf(stderr, "untangle: %zu rank(s) written off; ending the job (exit %d)\n", lost,
+                code);
+        fflush(NULL);
+        MPI_Abort(MPI_COMM_WORLD, code);
+    }
     if (mpi)
         MPI_Finalize();
     return code;
