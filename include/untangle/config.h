@@ -61,6 +61,11 @@ int config_load_text(config_sweep **out, const char *text, size_t len,
 /* Free s and everything it owns. NULL is a no-op. */
 void config_free(config_sweep *s);
 
+/* The YAML library config reads with and its version ("libyaml 0.2.5"), for
+ * the library versions a results file records: written into buf (n bytes,
+ * cut to fit), which is returned. */
+const char *config_library_version(char *buf, size_t n);
+
 /* The list table: a header `index  run_id  <each varying key>`, one aligned
  * row per run ("-" where a key does not apply to the run's model), then
  * `N runs (model count, ...)` with the models in order of first appearance.

@@ -1286,6 +1286,12 @@ static uint64_t fnv1a(const char *s, size_t n)
     return h;
 }
 
+const char *config_library_version(char *buf, size_t n)
+{
+    snprintf(buf, n, "libyaml %s", yaml_get_version_string());
+    return buf;
+}
+
 /* "sweeps/quick.yaml" -> "quick". */
 static void default_name(const char *path, char *name, size_t n)
 {

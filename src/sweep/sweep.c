@@ -36,7 +36,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <yaml.h>
 #include <hdf5.h>
 
 void openblas_set_num_threads(int n);
@@ -325,8 +324,9 @@ static int open_results(master *m, err *e)
     char mpi_ver[MPI_MAX_LIBRARY_VERSION_STRING];
     MPI_Get_library_version(mpi_ver, &mpi_len);
     mpi_ver[strcspn(mpi_ver, ",\n")] = '\0';
-    snprintf(vers, sizeof vers, "HDF5 %u.%u.%u; OpenBLAS %s; %s; libyaml %s", maj, min, rel,
-             openblas_get_config(), mpi_ver, yaml_get_version_string());
+    char config_lib[64];
+    snprintf(vers, sizeof vers, "HDF5 %u.%u.%u; OpenBLAS %s; %s; %s", maj, min, rel,
+             openblas_get_config(), mpi_ver, config_library_version(config_lib, sizeof config_lib));
     results_meta meta = {
         .sweep_name = m->s->name,
         .sweep_yaml = m->s->text,
