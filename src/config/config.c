@@ -1,15 +1,9 @@
-/* config: sweep YAML -> validated, expanded sweep (DESIGN.md section 6).
+/* config: sweep YAML -> validated, expanded sweep (docs/architecture.md, the
+ * sweep file).
  *
  * Three stages, each reporting the first error at the offending node:
  *
- *  1. parse: libyaml's event API builds a small tree of our own nodes. Events
- *     rather than yaml_parser_load because they let us stop at the first alias
- *     beyond CONFIG_MAX_ALIASES, the first collection deeper than
- *     CONFIG_MAX_DEPTH or the node after CONFIG_MAX_NODES, so alias bombs and
- *     deeply nested input cost little time and bounded memory. An alias shares
- *     the anchored node (nothing is copied); an anchor is registered only when
- *     its node is complete, so an alias can never point at its own ancestor
- *     and the tree stays acyclic.
+ *  1. parse (tree.c): the YAML text into a small tree of our own nodes.
  *  2. check: the top level in file order (grid last, because it needs seeds),
  *     the fixed sections into s->base, then every grid block is turned into a
  *     plan (its keys grouped into axes), every value is parsed by
@@ -17,11 +11,8 @@
  *     expanding anything.
  *  3. expand: the same plans again (rebuilding a plan is cheaper than keeping
  *     thousands), an odometer over the axes with the last varying fastest,
- *     seeds innermost, then model_resolve and run_config_id per run.
- *
- * Messages read `file:line:col: key: problem` followed by the source line and
- * a caret under the column (netplan / libcyaml style). */
-#include "untangle/config.h"
+ *     seeds innermost, then model_resolve and run_config_id per run. */
+#include "config_impl.h"
 
 #include "untangle/model.h"
 
@@ -33,472 +24,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <yaml.h>
-
-enum {
-    MAX_ANCHORS = 1000, /* distinct anchor definitions; bounds alias look-up */
-    SHOW = 64           /* bytes of user text quoted in a message */
-};
-
-/* ---- the tree -------------------------------------------------------------- */
-
-typedef enum node_kind { N_SCALAR, N_SEQ, N_MAP } node_kind;
-
-typedef struct node {
-    node_kind kind;
-    size_t line, col;    /* 1-based position of the node's first character */
-    int plain;           /* scalar written without quotes */
-    char *text;          /* scalar value, NUL-terminated, no NUL inside */
-    size_t n, cap;       /* items; a mapping stores key, value, key, value, ... */
-    struct node **items;
-} node;
-
-typedef struct anchor {
-    char *name;
-    node *target;
-} anchor;
-
-typedef struct doc {
-    node **all; /* every node, for freeing */
-    size_t n_all, cap_all;
-    anchor *anchors;
-    size_t n_anchors, cap_anchors;
-    node *root;
-} doc;
-
-/* Where messages point. */
-typedef struct ctx {
-    const char *file;
-    const char *text;
-    size_t len;
-    err *e;
-} ctx;
-
-static const char *kind_name(node_kind k)
-{
-    return k == N_SCALAR ? "a single value" : k == N_SEQ ? "a list" : "a mapping";
-}
-
-/* ---- messages -------------------------------------------------------------- */
-
-/* Length in bytes of the line break at p (\n, \r\n, \r, NEL, LS, PS: the
- * breaks libyaml counts in its marks), 0 when p is not at a break. */
-static size_t line_break(const char *p, const char *end)
-{
-    const unsigned char *u = (const unsigned char *)p;
-    size_t left = (size_t)(end - p);
-    if (left == 0)
-        return 0;
-    if (u[0] == '\n')
-        return 1;
-    if (u[0] == '\r')
-        return left > 1 && u[1] == '\n' ? 2 : 1;
-    if (left > 1 && u[0] == 0xC2 && u[1] == 0x85)
-        return 2;
-    if (left > 2 && u[0] == 0xE2 && u[1] == 0x80 && (u[2] == 0xA8 || u[2] == 0xA9))
-        return 3;
-    return 0;
-}
-
-/* Bytes of the UTF-8 character at p (1 for anything malformed), within end. */
-static size_t char_len(const char *p, const char *end)
-{
-    unsigned char c = (unsigned char)*p;
-    size_t w = c < 0x80               ? 1
-               : (c & 0xE0) == 0xC0 ? 2
-               : (c & 0xF0) == 0xE0 ? 3
-               : (c & 0xF8) == 0xF0 ? 4
-                                    : 1;
-    size_t left = (size_t)(end - p);
-    return w <= left ? w : left;
-}
-
-/* Whether the w bytes at p are one well-formed UTF-8 character (the excerpt
- * copies only those, so messages stay valid text). */
-static int utf8_ok(const char *p, size_t w)
-{
-    const unsigned char *u = (const unsigned char *)p;
-    if (w == 1)
-        return u[0] < 0x80;
-    if (u[0] < 0xC2 || u[0] > 0xF4)
-        return 0;
-    if ((w == 2) != ((u[0] & 0xE0) == 0xC0) || (w == 3) != ((u[0] & 0xF0) == 0xE0))
-        return 0;
-    for (size_t i = 1; i < w; i++)
-        if ((u[i] & 0xC0) != 0x80)
-            return 0;
-    return 1;
-}
-
-/* The start of the text, past a UTF-8 byte order mark (libyaml's marks do not
- * count it). */
-static const char *text_start(const ctx *x)
-{
-    if (x->len >= 3 && memcmp(x->text, "\xEF\xBB\xBF", 3) == 0)
-        return x->text + 3;
-    return x->text;
-}
-
-/* 1-based line and column of byte offset off, counted as libyaml does. */
-static void offset_mark(const ctx *x, size_t off, size_t *line, size_t *col)
-{
-    const char *p = text_start(x), *end = x->text + (off < x->len ? off : x->len);
-    *line = 1;
-    *col = 1;
-    while (p < end) {
-        size_t b = line_break(p, x->text + x->len);
-        if (b) {
-            p += b;
-            ++*line;
-            *col = 1;
-        } else {
-            p += char_len(p, x->text + x->len);
-            ++*col;
-        }
-    }
-}
-
-/* Write the source line `line` and a caret under column col into buf as
- * "\n  <line>\n  <pad>^" (empty when the line does not exist). Long lines
- * are shown as a window around the column. */
-static void excerpt(const ctx *x, size_t line, size_t col, char *buf, size_t n)
-{
-    enum { BEFORE = 50, WIDTH = 100 };
-    const char *end = x->text + x->len, *p = text_start(x);
-    buf[0] = '\0';
-    for (size_t l = 1; l < line; l++) {
-        size_t b = 0;
-        while (p < end && !(b = line_break(p, end)))
-            p++;
-        if (p >= end)
-            return; /* the line is past the end of the text */
-        p += b;
-    }
-    const char *eol = p;
-    while (eol < end && !line_break(eol, end))
-        eol++;
-    size_t skip = col > BEFORE + 20 ? col - 1 - BEFORE : 0; /* characters left out */
-    for (size_t i = 0; i < skip && p < eol; i++)
-        p += char_len(p, eol);
-    char src[4 * WIDTH + 8], pad[WIDTH + 8];
-    size_t ns = 0, np = 0, shown = 0;
-    if (skip) {
-        memcpy(src, "...", 3);
-        memset(pad, ' ', 3);
-        ns = np = 3;
-    }
-    for (size_t c = skip + 1; p < eol && shown < WIDTH; c++, shown++) {
-        size_t w = char_len(p, eol);
-        unsigned char u = (unsigned char)*p;
-        if (!utf8_ok(p, w) || (w == 1 && (u < 0x20 || u == 0x7f) && u != '\t')) {
-            src[ns++] = '?'; /* keep the message printable */
-            w = 1;
-        } else {
-            memcpy(src + ns, p, w);
-            ns += w;
-        }
-        if (c < col)
-            pad[np++] = u == '\t' ? '\t' : ' '; /* a tab keeps the caret aligned */
-        p += w;
-    }
-    if (p < eol) {
-        memcpy(src + ns, "...", 3);
-        ns += 3;
-    }
-    for (size_t c = skip + shown + 1; c < col && np < WIDTH + 4; c++)
-        pad[np++] = ' '; /* a column past the line's end (a missing value) */
-    snprintf(buf, n, "\n  %.*s\n  %.*s^", (int)ns, src, (int)np, pad);
-}
-
-/* Fill x->e with ERR_INPUT and `file:line:col: message` plus the excerpt. */
-static int fail_at(const ctx *x, size_t line, size_t col, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail_at(const ctx *x, size_t line, size_t col, const char *fmt, ...)
-{
-    char msg[sizeof x->e->msg], ex[sizeof x->e->msg / 2 + 64]; /* ex fits excerpt()'s worst */
-    excerpt(x, line, col, ex, sizeof ex);
-    /* the first line gets what the excerpt leaves */
-    size_t room = sizeof msg - strlen(ex);
-    int k = snprintf(msg, room, "%s:%zu:%zu: ", x->file, line, col);
-    size_t used = k < 0 ? 0 : (size_t)k < room ? (size_t)k : room - 1;
-    va_list ap;
-    va_start(ap, fmt);
-    k = vsnprintf(msg + used, room - used, fmt, ap);
-    va_end(ap);
-    used = k < 0 ? used : used + (size_t)k < room ? used + (size_t)k : room - 1;
-    for (size_t i = 0; i < used; i++)
-        if ((unsigned char)msg[i] < 0x20 || msg[i] == 0x7f)
-            msg[i] = '?'; /* quoted user text must not break the line */
-    memcpy(msg + used, ex, strlen(ex) + 1);
-    return err_set(x->e, ERR_INPUT, "%s", msg);
-}
-
-#define FAIL(x, nd, ...) fail_at((x), (nd)->line, (nd)->col, __VA_ARGS__)
-
-/* Re-report the message run_config_set / model_resolve left in x->e at nd. */
-static int relocate(const ctx *x, const node *nd)
-{
-    char old[sizeof x->e->msg];
-    memcpy(old, x->e->msg, sizeof old);
-    return FAIL(x, nd, "%s", old);
-}
-
-/* User text for a message: at most SHOW bytes, "..." when cut. */
-static const char *shown(const char *s, char buf[SHOW + 4])
-{
-    size_t len = strlen(s);
-    if (len <= SHOW)
-        return s;
-    size_t cut = SHOW;
-    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
-        cut--; /* do not split a UTF-8 character */
-    memcpy(buf, s, cut);
-    memcpy(buf + cut, "...", 4);
-    return buf;
-}
-
-/* ---- stage 1: parse -------------------------------------------------------- */
-
-static node *new_node(const ctx *x, doc *d, node_kind kind, const yaml_mark_t *m)
-{
-    if (d->n_all == CONFIG_MAX_NODES) {
-        fail_at(x, m->line + 1, m->column + 1, "document has more than %d values and collections",
-                CONFIG_MAX_NODES);
-        return NULL;
-    }
-    if (d->n_all == d->cap_all) {
-        size_t cap = d->cap_all ? 2 * d->cap_all : 64;
-        node **p = realloc(d->all, cap * sizeof *p);
-        if (!p)
-            goto nomem;
-        d->all = p;
-        d->cap_all = cap;
-    }
-    node *nd = calloc(1, sizeof *nd);
-    if (!nd)
-        goto nomem;
-    nd->kind = kind;
-    nd->line = m->line + 1;
-    nd->col = m->column + 1;
-    d->all[d->n_all++] = nd;
-    return nd;
-nomem:
-    err_set(x->e, ERR_NOMEM, "%s: out of memory while reading the YAML", x->file);
-    return NULL;
-}
-
-/* Attach child to parent (NULL: it becomes the root). */
-static int attach(const ctx *x, doc *d, node *parent, node *child)
-{
-    if (!parent) {
-        d->root = child;
-        return 0;
-    }
-    if (parent->n == parent->cap) {
-        size_t cap = parent->cap ? 2 * parent->cap : 8;
-        node **p = realloc(parent->items, cap * sizeof *p);
-        if (!p)
-            return err_set(x->e, ERR_NOMEM, "%s: out of memory while reading the YAML", x->file);
-        parent->items = p;
-        parent->cap = cap;
-    }
-    parent->items[parent->n++] = child;
-    return 0;
-}
-
-/* Register anchor name (ownership moves to d, even on failure) for target. */
-static int add_anchor(const ctx *x, doc *d, char *name, node *target)
-{
-    if (d->n_anchors == MAX_ANCHORS) {
-        free(name);
-        return FAIL(x, target, "more than %d anchors (&name) in the document", MAX_ANCHORS);
-    }
-    if (d->n_anchors == d->cap_anchors) {
-        size_t cap = d->cap_anchors ? 2 * d->cap_anchors : 8;
-        anchor *p = realloc(d->anchors, cap * sizeof *p);
-        if (!p) {
-            free(name);
-            return err_set(x->e, ERR_NOMEM, "%s: out of memory while reading the YAML", x->file);
-        }
-        d->anchors = p;
-        d->cap_anchors = cap;
-    }
-    d->anchors[d->n_anchors++] = (anchor){name, target};
-    return 0;
-}
-
-static int syntax_error(const ctx *x, const yaml_parser_t *p)
-{
-    const char *problem = p->problem ? p->problem : "unknown error";
-    if (p->error == YAML_MEMORY_ERROR)
-        return err_set(x->e, ERR_NOMEM, "%s: out of memory while reading the YAML", x->file);
-    if (p->error == YAML_READER_ERROR) {
-        /* the reader knows a byte offset, not a mark */
-        size_t line, col;
-        offset_mark(x, p->problem_offset, &line, &col);
-        return fail_at(x, line, col, "invalid input: %s", problem);
-    }
-    if (p->context)
-        return fail_at(x, p->problem_mark.line + 1, p->problem_mark.column + 1,
-                       "YAML syntax error: %s (%s at line %zu, column %zu)", problem, p->context,
-                       p->context_mark.line + 1, p->context_mark.column + 1);
-    return fail_at(x, p->problem_mark.line + 1, p->problem_mark.column + 1,
-                   "YAML syntax error: %s", problem);
-}
-
-static void doc_free(doc *d)
-{
-    for (size_t i = 0; i < d->n_all; i++) {
-        free(d->all[i]->text);
-        free(d->all[i]->items);
-        free(d->all[i]);
-    }
-    for (size_t i = 0; i < d->n_anchors; i++)
-        free(d->anchors[i].name);
-    free(d->all);
-    free(d->anchors);
-    memset(d, 0, sizeof *d);
-}
-
-/* The YAML text of x -> d. */
-static int parse_doc(const ctx *x, doc *d)
-{
-    struct frame {
-        node *nd;
-        char *anchor; /* registered when the collection ends */
-    } stack[CONFIG_MAX_DEPTH];
-    size_t depth = 0, n_docs = 0, n_alias = 0;
-    int rc = 0, done = 0, have_event = 0;
-    yaml_parser_t p;
-    yaml_event_t ev;
-    if (!yaml_parser_initialize(&p))
-        return err_set(x->e, ERR_NOMEM, "%s: out of memory for the YAML parser", x->file);
-    yaml_parser_set_input_string(&p, (const unsigned char *)x->text, x->len);
-    while (!done) {
-        if (!yaml_parser_parse(&p, &ev)) {
-            rc = syntax_error(x, &p);
-            goto cleanup;
-        }
-        have_event = 1;
-        const yaml_mark_t *m = &ev.start_mark;
-        node *parent = depth ? stack[depth - 1].nd : NULL;
-        node *nd = NULL;
-        switch (ev.type) {
-        case YAML_DOCUMENT_START_EVENT:
-            if (++n_docs > 1) {
-                rc = fail_at(x, m->line + 1, m->column + 1,
-                             "a second YAML document: a sweep file holds exactly one");
-                goto cleanup;
-            }
-            break;
-        case YAML_STREAM_END_EVENT:
-            done = 1;
-            break;
-        case YAML_SCALAR_EVENT: {
-            size_t len = ev.data.scalar.length;
-            if (memchr(ev.data.scalar.value, 0, len)) {
-                rc = fail_at(x, m->line + 1, m->column + 1, "a value contains a NUL character");
-                goto cleanup;
-            }
-            if (!(nd = new_node(x, d, N_SCALAR, m))) {
-                rc = x->e->code;
-                goto cleanup;
-            }
-            nd->plain = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-            if (!(nd->text = malloc(len + 1))) {
-                rc = err_set(x->e, ERR_NOMEM, "%s: out of memory while reading the YAML", x->file);
-                goto cleanup;
-            }
-            memcpy(nd->text, ev.data.scalar.value, len);
-            nd->text[len] = '\0';
-            if ((rc = attach(x, d, parent, nd)) < 0)
-                goto cleanup;
-            if (ev.data.scalar.anchor) {
-                char *name = strdup((const char *)ev.data.scalar.anchor);
-                if (!name) {
-                    rc = err_set(x->e, ERR_NOMEM, "%s: out of memory", x->file);
-                    goto cleanup;
-                }
-                if ((rc = add_anchor(x, d, name, nd)) < 0)
-                    goto cleanup;
-            }
-            break;
-        }
-        case YAML_SEQUENCE_START_EVENT:
-        case YAML_MAPPING_START_EVENT: {
-            int seq = ev.type == YAML_SEQUENCE_START_EVENT;
-            const yaml_char_t *a =
-                seq ? ev.data.sequence_start.anchor : ev.data.mapping_start.anchor;
-            if (depth == CONFIG_MAX_DEPTH) {
-                rc = fail_at(x, m->line + 1, m->column + 1,
-                             "nesting deeper than %d levels", CONFIG_MAX_DEPTH);
-                goto cleanup;
-            }
-            if (!(nd = new_node(x, d, seq ? N_SEQ : N_MAP, m))) {
-                rc = x->e->code;
-                goto cleanup;
-            }
-            if ((rc = attach(x, d, parent, nd)) < 0)
-                goto cleanup;
-            stack[depth].nd = nd;
-            stack[depth].anchor = NULL;
-            if (a && !(stack[depth].anchor = strdup((const char *)a))) {
-                rc = err_set(x->e, ERR_NOMEM, "%s: out of memory", x->file);
-                goto cleanup;
-            }
-            depth++;
-            break;
-        }
-        case YAML_SEQUENCE_END_EVENT:
-        case YAML_MAPPING_END_EVENT:
-            if (depth == 0) { /* libyaml never does this; keep the stack sound */
-                rc = err_set(x->e, ERR_INTERNAL, "%s: unbalanced YAML events", x->file);
-                goto cleanup;
-            }
-            depth--;
-            if (stack[depth].anchor) {
-                char *name = stack[depth].anchor;
-                stack[depth].anchor = NULL;
-                if ((rc = add_anchor(x, d, name, stack[depth].nd)) < 0)
-                    goto cleanup;
-            }
-            break;
-        case YAML_ALIAS_EVENT: {
-            if (++n_alias > CONFIG_MAX_ALIASES) {
-                rc = fail_at(x, m->line + 1, m->column + 1,
-                             "more than %d aliases (*name) in the document", CONFIG_MAX_ALIASES);
-                goto cleanup;
-            }
-            const char *name = (const char *)ev.data.alias.anchor;
-            node *target = NULL;
-            for (size_t i = d->n_anchors; i-- > 0 && !target;) /* the latest definition wins */
-                if (strcmp(d->anchors[i].name, name) == 0)
-                    target = d->anchors[i].target;
-            if (!target) {
-                char b[SHOW + 4];
-                rc = fail_at(x, m->line + 1, m->column + 1,
-                             "alias *%s: no complete node has this anchor before it",
-                             shown(name, b));
-                goto cleanup;
-            }
-            if ((rc = attach(x, d, parent, target)) < 0)
-                goto cleanup;
-            break;
-        }
-        default:
-            break;
-        }
-        yaml_event_delete(&ev);
-        have_event = 0;
-    }
-cleanup:
-    if (have_event)
-        yaml_event_delete(&ev);
-    for (size_t i = 0; i < depth; i++)
-        free(stack[i].anchor);
-    yaml_parser_delete(&p);
-    return rc;
-}
 
 /* ---- stage 2: check -------------------------------------------------------- */
 
@@ -537,14 +62,6 @@ typedef struct chk {
 } chk;
 
 static uint64_t key_bit(const run_key *k) { return 1ull << (size_t)(k - run_keys); }
-
-/* A plain scalar that YAML reads as null, or nothing at all. */
-static int is_missing(const node *v)
-{
-    return v->kind == N_SCALAR && v->plain &&
-           (!v->text[0] || !strcmp(v->text, "~") || !strcmp(v->text, "null") ||
-            !strcmp(v->text, "Null") || !strcmp(v->text, "NULL"));
-}
 
 /* Levenshtein distance, for "did you mean"; large for long words. */
 static size_t edit_distance(const char *a, const char *b)
@@ -597,7 +114,7 @@ static void suggest(const char *word, const char *const *names, char *buf, size_
 static int key_text(const chk *c, const node *k, const char **out)
 {
     if (k->kind != N_SCALAR)
-        return FAIL(&c->x, k, "expected a key name, got %s", kind_name(k->kind));
+        return FAIL(&c->x, k, "expected a key name, got %s", tree_kind_name(k->kind));
     if (!k->text[0])
         return FAIL(&c->x, k, "empty key name");
     *out = k->text;
@@ -608,7 +125,7 @@ static int unknown_key(const chk *c, const node *k, const char *where, const cha
 {
     char b[SHOW + 4], hint[SHOW + 32];
     suggest(k->text, extra, hint, sizeof hint);
-    return FAIL(&c->x, k, "unknown key '%s'%s%s", shown(k->text, b), where, hint);
+    return FAIL(&c->x, k, "unknown key '%s'%s%s", tree_shown(k->text, b), where, hint);
 }
 
 /* name: the sweep's name. */
@@ -616,8 +133,8 @@ static int top_name(chk *c, const node *k, const node *v)
 {
     (void)k;
     if (v->kind != N_SCALAR)
-        return FAIL(&c->x, v, "name: expected a single value, got %s", kind_name(v->kind));
-    if (is_missing(v))
+        return FAIL(&c->x, v, "name: expected a single value, got %s", tree_kind_name(v->kind));
+    if (tree_is_missing(v))
         return FAIL(&c->x, v, "name: missing value");
     if (strlen(v->text) >= sizeof c->s->name)
         return FAIL(&c->x, v, "name: longer than %zu characters", sizeof c->s->name - 1);
@@ -631,7 +148,7 @@ static int top_section(chk *c, const node *k, const node *v)
     const char *sec = k->text;
     if (v->kind != N_MAP)
         return FAIL(&c->x, v, "%s: expected a mapping of %s keys, got %s", sec, sec,
-                    kind_name(v->kind));
+                    tree_kind_name(v->kind));
     uint64_t seen = 0;
     for (size_t i = 0; i + 1 < v->n; i += 2) {
         const node *kn = v->items[i], *vn = v->items[i + 1];
@@ -659,12 +176,12 @@ static int top_section(chk *c, const node *k, const node *v)
         seen |= key_bit(rk);
         if (vn->kind != N_SCALAR)
             return FAIL(&c->x, vn, "%s: expected a single value in %s, got %s%s", name, sec,
-                        kind_name(vn->kind),
+                        tree_kind_name(vn->kind),
                         vn->kind == N_SEQ ? " (an axis belongs in a grid block)" : "");
-        if (is_missing(vn))
+        if (tree_is_missing(vn))
             return FAIL(&c->x, vn, "%s: missing value", name);
         if (run_config_set(&c->s->base, name, vn->text, c->x.e) < 0)
-            return relocate(&c->x, vn);
+            return tree_relocate(&c->x, vn);
     }
     return 0;
 }
@@ -689,12 +206,12 @@ static int seed_value(const chk *c, const node *v, long *out)
     run_config_defaults(&scratch);
     char b[SHOW + 4];
     if (v->kind != N_SCALAR)
-        return FAIL(&c->x, v, "seeds: expected non-negative integers, got %s", kind_name(v->kind));
-    if (is_missing(v))
+        return FAIL(&c->x, v, "seeds: expected non-negative integers, got %s", tree_kind_name(v->kind));
+    if (tree_is_missing(v))
         return FAIL(&c->x, v, "seeds: missing value");
     if (run_config_set(&scratch, "seed", v->text, c->x.e) < 0) /* the key table's range */
         return FAIL(&c->x, v, "seeds: '%s' is not a non-negative integer (at most 2^53 - 1)",
-                    shown(v->text, b));
+                    tree_shown(v->text, b));
     *out = scratch.seed;
     return 0;
 }
@@ -716,7 +233,7 @@ static int top_seeds(chk *c, const node *k, const node *v)
     }
     if (v->kind != N_SEQ)
         return FAIL(&c->x, v, "seeds: expected a count or a list of seeds, got %s",
-                    kind_name(v->kind));
+                    tree_kind_name(v->kind));
     if (v->n == 0)
         return FAIL(&c->x, v, "seeds: empty list");
     long *seeds = malloc(v->n * sizeof *seeds);
@@ -789,10 +306,10 @@ static int check_list_shape(const chk *c, const run_key *rk, const node *v)
             for (size_t j = 0; j < it->n; j++)
                 if (it->items[j]->kind != N_SCALAR)
                     return FAIL(&c->x, it->items[j], "%s: expected an integer, got %s", rk->name,
-                                kind_name(it->items[j]->kind));
+                                tree_kind_name(it->items[j]->kind));
         } else if (it->kind != N_SCALAR) {
             return FAIL(&c->x, it, "%s: an axis lists single values, got %s", rk->name,
-                        kind_name(it->kind));
+                        tree_kind_name(it->kind));
         }
     }
     return 0;
@@ -829,7 +346,7 @@ static int value_text(const chk *c, const param *p, size_t i, char *buf, size_t 
     const node *v = p->axis ? p->val->items[i] : p->val;
     *where = v;
     if (v->kind == N_SCALAR) {
-        if (is_missing(v))
+        if (tree_is_missing(v))
             return FAIL(&c->x, v, "%s: missing value", p->key->name);
         if (strlen(v->text) >= n)
             return FAIL(&c->x, v, "%s: value too long", p->key->name);
@@ -863,7 +380,7 @@ static int plan_zip(const chk *c, plan *pl, const node *zk, const node *zv, uint
 {
     if (zv->kind != N_MAP)
         return FAIL(&c->x, zv, "zip: expected a mapping of equal-length lists, got %s",
-                    kind_name(zv->kind));
+                    tree_kind_name(zv->kind));
     if (zv->n == 0)
         return FAIL(&c->x, zk, "zip: empty (it needs at least one list)");
     axis *ax = &pl->axes[pl->n_axes];
@@ -903,7 +420,7 @@ static int build_plan(const chk *c, const node *b, plan *pl, int validate)
     memset(pl, 0, sizeof *pl);
     pl->block = b;
     if (b->kind != N_MAP)
-        return FAIL(&c->x, b, "grid: a block is a mapping of keys, got %s", kind_name(b->kind));
+        return FAIL(&c->x, b, "grid: a block is a mapping of keys, got %s", tree_kind_name(b->kind));
     if (b->n == 0)
         return FAIL(&c->x, b, "grid: empty block (every block needs at least 'model')");
     uint64_t seen = 0;
@@ -951,7 +468,7 @@ static int build_plan(const chk *c, const node *b, plan *pl, int validate)
             if ((rc = value_text(c, p, j, text, sizeof text, &where)) < 0)
                 return rc;
             if (run_config_set(&scratch, p->key->name, text, c->x.e) < 0)
-                return relocate(&c->x, where);
+                return tree_relocate(&c->x, where);
         }
     }
     /* every model of the block takes every model key the block sets */
@@ -1024,12 +541,12 @@ static int expand_plan(const chk *c, const plan *pl, size_t *k, const node **blo
                     if ((rc = value_text(c, p, idx[a], text, sizeof text, &where)) < 0)
                         return rc;
                     if (run_config_set(&r, p->key->name, text, c->x.e) < 0)
-                        return relocate(&c->x, where);
+                        return tree_relocate(&c->x, where);
                 }
             if (!pl->has_seed) {
                 snprintf(text, sizeof text, "%ld", c->seeds ? c->seeds[si] : (long)si);
                 if (run_config_set(&r, "seed", text, c->x.e) < 0)
-                    return relocate(&c->x, c->grid_key);
+                    return tree_relocate(&c->x, c->grid_key);
             }
             if (model_resolve(&r, c->x.e) < 0) {
                 char msg[sizeof c->x.e->msg];
@@ -1160,7 +677,7 @@ static int check_grid(chk *c)
     const node *g = c->grid;
     if (!g)
         return FAIL(&c->x, c->root, "missing 'grid' (the list of blocks to run)");
-    if (is_missing(g) || (g->kind == N_SEQ && g->n == 0))
+    if (tree_is_missing(g) || (g->kind == N_SEQ && g->n == 0))
         return FAIL(&c->x, g, "grid: empty (it needs at least one block with a model)");
     if (g->kind == N_SCALAR)
         return FAIL(&c->x, g, "grid: expected a list of blocks or one block, got a single value");
@@ -1229,13 +746,13 @@ cleanup:
 static int check_top(chk *c)
 {
     const node *r = c->root;
-    if (!r || is_missing(r))
-        return fail_at(&c->x, 1, 1,
+    if (!r || tree_is_missing(r))
+        return tree_fail_at(&c->x, 1, 1,
                        "empty file (expected a mapping with name, data, train, eval, grid, seeds)");
     if (r->kind != N_MAP)
         return FAIL(&c->x, r, "expected a mapping with name, data, train, eval, grid, seeds at the "
                               "top level, got %s",
-                    kind_name(r->kind));
+                    tree_kind_name(r->kind));
     int rc;
     unsigned seen = 0;
     /* keys first, so that a misspelt key is reported before what it hides */
@@ -1252,10 +769,10 @@ static int check_top(chk *c)
             char b[SHOW + 4];
             if (rk && strcmp(rk->section, "model") && strcmp(rk->section, "seed"))
                 return FAIL(&c->x, kn, "%s: a %s key: put it under '%s:' (or in a grid block)",
-                            shown(name, b), rk->section, rk->section);
+                            tree_shown(name, b), rk->section, rk->section);
             if (rk)
                 return FAIL(&c->x, kn, "%s: not a top-level key: set it in a grid block%s",
-                            shown(name, b), !strcmp(name, "seed") ? " or use 'seeds'" : "");
+                            tree_shown(name, b), !strcmp(name, "seed") ? " or use 'seeds'" : "");
             return unknown_key(c, kn, " at the top level", top_names);
         }
         if (seen >> t & 1)
@@ -1284,12 +801,6 @@ static uint64_t fnv1a(const char *s, size_t n)
         h *= 0x100000001b3ULL;
     }
     return h;
-}
-
-const char *config_library_version(char *buf, size_t n)
-{
-    snprintf(buf, n, "libyaml %s", yaml_get_version_string());
-    return buf;
 }
 
 /* "sweeps/quick.yaml" -> "quick". */
@@ -1349,7 +860,7 @@ int config_load_text(config_sweep **out, const char *text, size_t len,
     c.x = (ctx){s->path, s->text, len, e};
     c.s = s;
     c.max_runs = max_runs ? max_runs : CONFIG_DEFAULT_MAX_RUNS;
-    if ((rc = parse_doc(&c.x, &d)) < 0)
+    if ((rc = tree_parse(&c.x, &d)) < 0)
         goto cleanup;
     c.root = d.root;
     if ((rc = check_top(&c)) < 0)
@@ -1358,7 +869,7 @@ int config_load_text(config_sweep **out, const char *text, size_t len,
     s = NULL;
 cleanup:
     free(c.seeds);
-    doc_free(&d);
+    tree_free(&d);
     config_free(s);
     return rc;
 }
