@@ -2,23 +2,9 @@
  * table itself) and the fixed-section comparison for resume. */
 #include "config_impl.h"
 
-#include "untangle/model.h"
-
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Whether key k means anything for c's model (model keys of other methods
- * stay unset, and the table shows "-" for them). */
-static int applies(const run_config *c, const run_key *k)
-{
-    if (strcmp(k->section, "model") != 0 || strcmp(k->name, "model") == 0)
-        return 1;
-    for (const char *const *p = model_params(c->model); p && *p; p++)
-        if (strcmp(*p, k->name) == 0)
-            return 1;
-    return 0;
-}
 
 static int same_value(const run_config *a, const run_config *b, const run_key *k)
 {
@@ -33,11 +19,12 @@ static int same_value(const run_config *a, const run_config *b, const run_key *k
     return memcmp(fa, fb, k->size) == 0; /* numbers of one text parse to the same bytes */
 }
 
-/* Whether run c has a value for k: it applies, and a number is not left
+/* Whether run c has a value for k: it applies (run_key_applies: every run is
+ * resolved, so model_resolve has filled c->takes), and a number is not left
  * unset (NaN / -1: betavae's gamma outside the capacity form). */
 static int has_value(const run_config *c, const run_key *k)
 {
-    if (!applies(c, k))
+    if (!run_key_applies(c, k))
         return 0;
     const char *f = (const char *)c + k->offset;
     if (k->type == RUN_KEY_REAL)
@@ -81,7 +68,7 @@ void list_find_varying(config_sweep *s)
  * spaces so that columns stay one word, "-" where nothing applies. */
 static void show(const run_config *c, const run_key *k, char *buf, size_t n)
 {
-    if (!applies(c, k)) {
+    if (!run_key_applies(c, k)) {
         snprintf(buf, n, "-");
         return;
     }
