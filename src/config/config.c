@@ -3,22 +3,14 @@
  * the stages are described in config_impl.h. */
 #include "config_impl.h"
 
+#include "../util/hash.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static uint64_t fnv1a(const char *s, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
 
 /* "sweeps/quick.yaml" -> "quick". */
 static void default_name(const char *path, char *name, size_t n)
@@ -71,7 +63,8 @@ int config_load_text(config_sweep **out, const char *text, size_t len,
         memcpy(s->text, text, len);
     s->text[len] = '\0';
     s->text_len = len;
-    s->hash = fnv1a(s->text, len);
+    /* the sweep hash: stored in results files and compared on resume */
+    s->hash = hash_fnv1a(HASH_FNV1A_INIT, s->text, len);
     default_name(file, s->name, sizeof s->name);
     run_config_defaults(&s->base);
     c.x = (ctx){s->path, s->text, len, e};
