@@ -1,6 +1,7 @@
-/* config: a sweep's YAML file (DESIGN.md section 6) -> a validated sweep
- * description: the fixed sections, the grid expanded into resolved runs in
- * expansion order, their run ids, and what the list table shows.
+/* config: a sweep's YAML file (docs/architecture.md, the sweep file) -> a
+ * validated sweep description: the fixed sections, the grid expanded into
+ * resolved runs in expansion order, their run ids, and what the list table
+ * shows.
  *
  * Every input error is ERR_INPUT with a message
  *     file:line:col: key: what is wrong
@@ -25,7 +26,7 @@ enum {
     CONFIG_MAX_ALIASES = 64,           /* alias (*name) uses per document */
     CONFIG_MAX_NODES = 100000,         /* scalars + collections per document */
     CONFIG_DEFAULT_MAX_RUNS = 100000,  /* grid size limit when max_runs is 0 */
-    CONFIG_MAX_KEYS = 64               /* >= run_n_keys (run.h asserts <= 64) */
+    CONFIG_MAX_KEYS = 64               /* >= run_n_keys (src/spec/keys.c asserts <= 64) */
 };
 
 typedef struct config_sweep {
@@ -60,6 +61,11 @@ int config_load_text(config_sweep **out, const char *text, size_t len,
 
 /* Free s and everything it owns. NULL is a no-op. */
 void config_free(config_sweep *s);
+
+/* The YAML library config reads with and its version ("libyaml 0.2.5"), for
+ * the library versions a results file records: written into buf (n bytes,
+ * cut to fit), which is returned. */
+const char *config_library_version(char *buf, size_t n);
 
 /* The list table: a header `index  run_id  <each varying key>`, one aligned
  * row per run ("-" where a key does not apply to the run's model), then

@@ -1,31 +1,74 @@
-/* config: what is done with a loaded sweep: the list table, the fixed-section
- * comparison for resume, and freeing (config_free lives with the loader). */
-#include "untangle/config.h"
-
-#include "untangle/model.h"
+/* config/list.c: the list table (its columns, found once at load, and the
+ * table itself) and the fixed-section comparison for resume. */
+#include "config_impl.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Whether key k means anything for c's model (model keys of other methods
- * stay unset, and the table shows "-" for them). */
-static int applies(const run_config *c, const run_key *k)
+static int same_value(const run_config *a, const run_config *b, const run_key *k)
 {
-    if (strcmp(k->section, "model") != 0 || strcmp(k->name, "model") == 0)
-        return 1;
-    for (const char *const *p = model_params(c->model); p && *p; p++)
-        if (strcmp(*p, k->name) == 0)
-            return 1;
-    return 0;
+    const char *fa = (const char *)a + k->offset, *fb = (const char *)b + k->offset;
+    if (k->type == RUN_KEY_LIST) {
+        int disc = k->offset == offsetof(run_config, discrete);
+        int na = disc ? a->n_discrete : a->n_chunks, nb = disc ? b->n_discrete : b->n_chunks;
+        return na == nb && memcmp(fa, fb, (size_t)na * sizeof(int)) == 0;
+    }
+    if (k->type == RUN_KEY_STR)
+        return strcmp(fa, fb) == 0;
+    return memcmp(fa, fb, k->size) == 0; /* numbers of one text parse to the same bytes */
 }
+
+/* Whether run c has a value for k: it applies (run_key_applies: every run is
+ * resolved, so model_resolve has filled c->takes), and a number is not left
+ * unset (NaN / -1: betavae's gamma outside the capacity form). */
+static int has_value(const run_config *c, const run_key *k)
+{
+    if (!run_key_applies(c, k))
+        return 0;
+    const char *f = (const char *)c + k->offset;
+    if (k->type == RUN_KEY_REAL)
+        return !isnan(*(const double *)f);
+    if (k->type == RUN_KEY_INT)
+        return (k->size == sizeof(int) ? *(const int *)f : *(const long *)f) != -1;
+    return 1;
+}
+
+/* The list table's columns: keys with two different values among the runs
+ * that have one. A key constant wherever it is set (jointvae's default
+ * lambda beside betavae blocks) is not a column. Model first, then the key
+ * table's order. */
+void list_find_varying(config_sweep *s)
+{
+    s->n_vary = 0;
+    /* model first: it is what a reader of the table looks for */
+    const run_key *model = run_key_find("model");
+    for (size_t i = 0; i <= run_n_keys; i++) {
+        const run_key *k = i == 0 ? model : &run_keys[i - 1];
+        if (i > 0 && k == model)
+            continue;
+        const run_config *first = NULL;
+        int vary = 0;
+        for (size_t r = 0; r < s->n_runs && !vary; r++) {
+            if (!has_value(&s->runs[r], k))
+                continue;
+            if (!first)
+                first = &s->runs[r];
+            else
+                vary = !same_value(first, &s->runs[r], k);
+        }
+        if (vary)
+            s->vary[s->n_vary++] = k;
+    }
+}
+
 
 /* A value as the table shows it: shortest text that reads back as the same
  * double (0.1, not run_config_format's 0.10000000000000001), lists without
  * spaces so that columns stay one word, "-" where nothing applies. */
 static void show(const run_config *c, const run_key *k, char *buf, size_t n)
 {
-    if (!applies(c, k)) {
+    if (!run_key_applies(c, k)) {
         snprintf(buf, n, "-");
         return;
     }

@@ -37,7 +37,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <yaml.h>
 #include <hdf5.h>
 
 enum { TAG_READY = 1, TAG_TASK = 2, TAG_RESULT = 3, TAG_STOP = 4 };
@@ -355,8 +354,9 @@ static int open_results(master *m, err *e)
     char mpi_ver[MPI_MAX_LIBRARY_VERSION_STRING];
     MPI_Get_library_version(mpi_ver, &mpi_len);
     mpi_ver[strcspn(mpi_ver, ",\n")] = '\0';
-    snprintf(vers, sizeof vers, "HDF5 %u.%u.%u; %s; %s; libyaml %s", maj, min, rel, blas,
-             mpi_ver, yaml_get_version_string());
+    char config_lib[64];
+    snprintf(vers, sizeof vers, "HDF5 %u.%u.%u; %s; %s; %s", maj, min, rel, blas, mpi_ver,
+             config_library_version(config_lib, sizeof config_lib));
     results_meta meta = {
         .sweep_name = m->s->name,
         .sweep_yaml = m->s->text,
