@@ -128,42 +128,21 @@ static void describe_signal(run_result *r, int sig)
     snprintf(r->error, sizeof r->error, "the run crashed: signal %d (%s)", sig, strsignal(sig));
 }
 
-void sweep_execute(const sweep_task *t, const data_source *d, const char *out_path,
-                   run_result *r)
+/* Read the child's "length, packed result" from fd until EOF into *out
+ * (*out_len bytes, malloc'd), watching the clock: past the timeout or the
+ * deadline, or on a stop request, the run is asked to checkpoint and stop
+ * (SIGTERM), and killed if it has not within the grace time. Returns
+ * RUN_TIMEOUT or RUN_INTERRUPTED when it stopped the run, else 0. */
+static int watch_child(const sweep_task *t, pid_t pid, int fd, double t0, uint8_t **out,
+                       size_t *out_len)
 {
-    run_result_init(r);
-    r->status = RUN_FAILED;
-    double t0 = sweep_now();
-    int fds[2];
-    if (pipe(fds) < 0) {
-        snprintf(r->error, sizeof r->error, "pipe: %s", strerror(errno));
-        return;
-    }
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
-        snprintf(r->error, sizeof r->error, "fork: %s", strerror(errno));
-        close(fds[0]);
-        close(fds[1]);
-        return;
-    }
-    if (pid == 0) {
-        close(fds[0]);
-        child(fds[1], t, d, out_path);
-    }
-    close(fds[1]);
-
-    /* Read "length, packed result" until EOF, watching the clock: past the
-     * timeout or the deadline, or on a stop request, the run is asked to
-     * checkpoint and stop (SIGTERM), and killed if it has not within the
-     * grace time. */
     uint8_t *buf = NULL;
     size_t len = 0, cap = 0;
     int stopped = 0;    /* RUN_TIMEOUT or RUN_INTERRUPTED when we stopped it */
     double kill_at = 0; /* SIGKILL time once SIGTERM was sent */
     int drain_seen = 0;
     for (;;) {
-        struct pollfd p = {.fd = fds[0], .events = POLLIN};
+        struct pollfd p = {.fd = fd, .events = POLLIN};
         int pr = poll(&p, 1, 200);
         double now = sweep_now();
         if (!drain_seen && sweep_drain_signal()) {
@@ -201,13 +180,46 @@ void sweep_execute(const sweep_task *t, const data_source *d, const char *out_pa
             }
             buf = nb;
         }
-        ssize_t got = read(fds[0], buf + len, cap - len);
+        ssize_t got = read(fd, buf + len, cap - len);
         if (got < 0 && errno == EINTR)
             continue;
         if (got <= 0)
             break;
         len += (size_t)got;
     }
+    *out = buf;
+    *out_len = len;
+    return stopped;
+}
+
+void sweep_execute(const sweep_task *t, const data_source *d, const char *out_path,
+                   run_result *r)
+{
+    run_result_init(r);
+    r->status = RUN_FAILED;
+    double t0 = sweep_now();
+    int fds[2];
+    if (pipe(fds) < 0) {
+        snprintf(r->error, sizeof r->error, "pipe: %s", strerror(errno));
+        return;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(r->error, sizeof r->error, "fork: %s", strerror(errno));
+        close(fds[0]);
+        close(fds[1]);
+        return;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        child(fds[1], t, d, out_path);
+    }
+    close(fds[1]);
+
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int stopped = watch_child(t, pid, fds[0], t0, &buf, &len);
     close(fds[0]);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
