@@ -2,7 +2,8 @@
 # Drain: SIGUSR1 mid-sweep stops new work, lets the running runs finish,
 # writes, and exits 3 within --deadline plus a few seconds; --resume then
 # completes the sweep with every index exactly once. A deadline too short for
-# the runs interrupts them (status interrupted, not failed).
+# the runs interrupts them (status interrupted, not failed, no retry used up);
+# no run starts with less than --min-start left.
 . tests/it/lib.sh
 cat >"$TMP/d.yaml" <<YAML
 name: draintest
@@ -13,7 +14,7 @@ grid: {model: betavae, beta: [1, 2, 4]}
 seeds: 3
 YAML
 start=$(date +%s)
-mpirun -np 3 "$UNTANGLE" sweep "$TMP/d.yaml" -o "$TMP/d.h5" --threads 1 --deadline 60 2>"$TMP/drain.log" &
+mpirun -np 3 "$UNTANGLE" sweep "$TMP/d.yaml" -o "$TMP/d.h5" --threads 1 --deadline 60 --min-start 0 2>"$TMP/drain.log" &
 pid=$!
 sleep 4
 kill -USR1 "$pid"
@@ -32,8 +33,14 @@ expect 0 "resume completes the sweep" mpirun -np 3 "$UNTANGLE" sweep "$TMP/d.yam
     ok "every index exactly once" || fail "ok rows: $(rows "$TMP/d.h5")"
 
 # a deadline shorter than the runs: running runs are interrupted, exit 3
-expect 3 "deadline interrupts running runs" "$UNTANGLE" sweep "$TMP/d.yaml" -o "$TMP/e.h5" --threads 1 --deadline 1
+expect 3 "deadline interrupts running runs" "$UNTANGLE" sweep "$TMP/d.yaml" -o "$TMP/e.h5" --threads 1 --deadline 1 --min-start 0 --stop-grace 2
 rows "$TMP/e.h5" | grep -q "^0 1 interrupted" && ok "interrupted row" || fail "no interrupted row: $(rows "$TMP/e.h5")"
 expect 0 "resume after the deadline" "$UNTANGLE" sweep "$TMP/d.yaml" -o "$TMP/e.h5" --resume --threads 1
-[ "$(count_ok "$TMP/e.h5")" -eq 9 ] && ok "all 9 ok after resume" || fail "not all ok"
+[ "$(count_ok "$TMP/e.h5")" -eq 9 ] && ok "all 9 ok after resume (stops used no retry)" ||
+    fail "not all ok"
+
+# --min-start: no run starts with less time left than that before the deadline
+expect 3 "nothing starts with less than --min-start left" "$UNTANGLE" sweep "$TMP/d.yaml" \
+    -o "$TMP/f.h5" --threads 1 --deadline 20 --min-start 30
+[ -z "$(rows "$TMP/f.h5")" ] && ok "no run started" || fail "runs started: $(rows "$TMP/f.h5")"
 finish
