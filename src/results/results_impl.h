@@ -22,6 +22,13 @@
  *      created           str, ISO 8601 UTC, "2024-05-01T12:34:56Z"
  *      hdf5_version      str, "1.10.8": the library that wrote the file
  *      library_versions  str, the caller's "HDF5 ..; OpenBLAS ..; Open MPI ..; libyaml .."
+ *    written by this program into every file it creates (a rebuild and a
+ *    merge too), not from the journal; files of earlier versions lack them and
+ *    are not given them on open (readers fall back):
+ *      key_help          str, JSON object: every run_keys[i].name -> its help text
+ *      metric_units      str, JSON object: run_metric_names[i] -> run_metric_units[i]
+ *      traversal_steps   str, JSON list: the RUN_TRAV_STEPS code values of a
+ *                        traversal row, linspace(-RUN_TRAV_LIMIT, RUN_TRAV_LIMIT), %.17g
  *
  * /sweeps  1-D compound, one row per sweep YAML used: row 0 is the creating one
  *      (same as the root attributes); a resume with a different YAML adds a

@@ -106,6 +106,77 @@ done:
     return rc;
 }
 
+/* ---- what Python reads from the file instead of copying C tables -------------- */
+
+/* s as a JSON string (quoted, escaped). */
+static void json_str(bytes *b, const char *s)
+{
+    bytes_put(b, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        char esc[8];
+        if (*p == '"' || *p == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)*p;
+            bytes_put(b, esc, 2);
+        } else if (*p < 0x20) {
+            snprintf(esc, sizeof esc, "\\u%04x", *p);
+            bytes_put(b, esc, 6);
+        } else {
+            bytes_put(b, p, 1);
+        }
+    }
+    bytes_put(b, "\"", 1);
+}
+
+/* {"names[0]": "values[0]", ...} as a NUL-terminated string in b. */
+static void json_object(bytes *b, size_t n, const char *(*name)(size_t),
+                        const char *(*value)(size_t))
+{
+    bytes_put(b, "{", 1);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            bytes_put(b, ", ", 2);
+        json_str(b, name(i));
+        bytes_put(b, ": ", 2);
+        json_str(b, value(i));
+    }
+    bytes_put(b, "}", 2); /* with the NUL */
+}
+
+static const char *key_name(size_t i) { return run_keys[i].name; }
+static const char *key_help(size_t i) { return run_keys[i].help; }
+static const char *metric_name(size_t i) { return run_metric_names[i]; }
+static const char *metric_unit(size_t i) { return run_metric_units[i]; }
+
+/* The root attributes derived from this program (not from the journal):
+ * key_help, metric_units, traversal_steps (results_impl.h). */
+static int put_program_attrs(hid_t file)
+{
+    bytes help = {0}, units = {0}, steps = {0};
+    json_object(&help, run_n_keys, key_name, key_help);
+    json_object(&units, RUN_N_METRICS, metric_name, metric_unit);
+    bytes_put(&steps, "[", 1);
+    for (int i = 0; i < RUN_TRAV_STEPS; i++) {
+        /* linspace(-L, L, n), as numpy computes it: -L + i * step */
+        double step = 2.0 * RUN_TRAV_LIMIT / (RUN_TRAV_STEPS - 1);
+        double v = i == RUN_TRAV_STEPS - 1 ? RUN_TRAV_LIMIT : -RUN_TRAV_LIMIT + i * step;
+        char num[40];
+        int len = snprintf(num, sizeof num, "%s%.17g", i ? ", " : "", v);
+        bytes_put(&steps, num, (size_t)len);
+    }
+    bytes_put(&steps, "]", 2);
+    int rc = help.fail || units.fail || steps.fail ||
+                     attr_put_str(file, "key_help", (const char *)help.p) < 0 ||
+                     attr_put_str(file, "metric_units", (const char *)units.p) < 0 ||
+                     attr_put_str(file, "traversal_steps", (const char *)steps.p) < 0
+                 ? -1
+                 : 0;
+    bytes_free(&help);
+    bytes_free(&units);
+    bytes_free(&steps);
+    return rc;
+}
+
 /* ---- the writer ------------------------------------------------------------------ */
 
 void h5w_init(h5w *w)
@@ -183,7 +254,8 @@ int h5w_create(h5w *w, const char *path, const layout *L, const sweep_rec *m, er
         attr_put(w->file, "sweep_hash", H5T_NATIVE_UINT64, &m->hash) < 0 ||
         attr_put_str(w->file, "created", m->time) < 0 ||
         attr_put_str(w->file, "hdf5_version", m->hdf5_version) < 0 ||
-        attr_put_str(w->file, "library_versions", m->libs) < 0) {
+        attr_put_str(w->file, "library_versions", m->libs) < 0 ||
+        put_program_attrs(w->file) < 0) {
         rc = h5util_err(e, "writing the root attributes of", path);
         goto done;
     }
