@@ -37,7 +37,6 @@
 #include <time.h>
 #include <unistd.h>
 #include <yaml.h>
-#include <hdf5.h>
 
 void openblas_set_num_threads(int n);
 char *openblas_get_config(void);
@@ -318,15 +317,14 @@ static int move_aside(const char *path, err *e)
 static int open_results(master *m, err *e)
 {
     const sweep_options *o = m->o;
-    char vers[512];
-    unsigned maj, min, rel;
-    H5get_libversion(&maj, &min, &rel);
+    char vers[512], hdf5[64];
     int mpi_len = 0;
     char mpi_ver[MPI_MAX_LIBRARY_VERSION_STRING];
     MPI_Get_library_version(mpi_ver, &mpi_len);
     mpi_ver[strcspn(mpi_ver, ",\n")] = '\0';
-    snprintf(vers, sizeof vers, "HDF5 %u.%u.%u; OpenBLAS %s; %s; libyaml %s", maj, min, rel,
-             openblas_get_config(), mpi_ver, yaml_get_version_string());
+    snprintf(vers, sizeof vers, "%s; OpenBLAS %s; %s; libyaml %s",
+             results_library_version(hdf5, sizeof hdf5), openblas_get_config(), mpi_ver,
+             yaml_get_version_string());
     results_meta meta = {
         .sweep_name = m->s->name,
         .sweep_yaml = m->s->text,
