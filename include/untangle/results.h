@@ -1,16 +1,13 @@
 /* results: the HDF5 results file of a sweep (DESIGN.md section 7). Only one
- * process (rank 0) writes it. The file layout is documented at the top of
- * src/results/results.c (and for Python users in tests/read_results.py).
+ * process (rank 0) writes it.
  *
  * Every finished attempt is first appended to an append-only journal beside
- * the file (RESULTS.h5.journal: magic + type + length + CRC32 framed records,
- * fsync'ed), then written as a row of /runs (plus /curves and /detail) and
+ * the file (RESULTS.h5.journal), then written as a row of the HDF5 file and
  * flushed. The journal is the record of truth: a file damaged by a kill is
- * rebuilt from it on the next open (the damaged file is kept), and a torn last
- * journal record (a kill during its write) is detected by its CRC and dropped.
- * The journal is local state (native byte order and struct sizes); the HDF5
- * file is the portable artefact. A file copied without its journal gets a
- * fresh one, written from its contents, when opened for appending. */
+ * rebuilt from it on the next open (the damaged file is kept). The journal is
+ * local state; the HDF5 file is the portable artefact. The layout of both,
+ * and how they are kept in step, is described in ONE place: the top comment of
+ * src/results/results_impl.h. */
 #ifndef UNTANGLE_RESULTS_H
 #define UNTANGLE_RESULTS_H
 
@@ -104,6 +101,10 @@ const char *results_sweep_yaml(const results *f);
  * journal record, a rebuild and where the damaged file was kept, a journal
  * written from the file, a recovered orphan journal. For the caller to print. */
 const char *results_recovery(const results *f);
+
+/* "HDF5 1.10.8": the library results writes with, for results_meta's
+ * library_versions. Returns buf (n bytes). */
+const char *results_library_version(char *buf, size_t n);
 
 /* Flush and close; NULL is a no-op. */
 int results_close(results *f, err *e);

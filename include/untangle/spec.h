@@ -94,6 +94,13 @@ void run_config_defaults(run_config *c);
  * (callers prepend file:line:col). */
 int run_config_set(run_config *c, const char *key, const char *text, err *e);
 
+/* Store text as key k's value in c, in any form run_config_format writes,
+ * including the not-applicable ones ("nan", -1, "", "[]"): no range or
+ * choice checks, c->set untouched (run_config_set checks, then calls this).
+ * A string longer than the field is cut to it. Malformed text: ERR_INPUT,
+ * c untouched. For reading values back (results rows, journals). */
+int run_config_put(run_config *c, const run_key *k, const char *text, err *e);
+
 /* Nonzero when key k applies to c's model: every data, train, eval and seed
  * key, "model", and the model keys its method takes (c->takes: c must be
  * resolved). A key that does not apply is NaN / -1 / empty and shows as

@@ -14,6 +14,8 @@
  * shape and type (the renderer and the code use classes, not values). */
 #include "untangle/data.h"
 
+#include "../util/h5util.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
@@ -140,12 +142,9 @@ static hid_t open_dataset(hid_t file, const char *path, const char *name, H5T_cl
     H5Tclose(t);
     return d;
 fail:
-    if (sp >= 0)
-        H5Sclose(sp);
-    if (t >= 0)
-        H5Tclose(t);
-    if (d >= 0)
-        H5Dclose(d);
+    h5util_close(sp);
+    h5util_close(t);
+    h5util_close(d);
     return H5I_INVALID_HID;
 }
 
@@ -163,10 +162,8 @@ static int read_rows(hid_t d, hid_t mem_type, int rank, const hsize_t *dims, hsi
         H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0 &&
         H5Dread(d, mem_type, ms, fs, H5P_DEFAULT, buf) >= 0)
         rc = 0;
-    if (ms >= 0)
-        H5Sclose(ms);
-    if (fs >= 0)
-        H5Sclose(fs);
+    h5util_close(ms);
+    h5util_close(fs);
     return rc;
 }
 
@@ -208,10 +205,8 @@ int data_open_file(data_source **out, const char *path, int S_expected, err *e)
 
     /* Silence HDF5's automatic error printing: every failure here becomes one
      * message in e. Restored at the end. */
-    H5E_auto2_t old_func = NULL;
-    void *old_data = NULL;
-    H5Eget_auto2(H5E_DEFAULT, &old_func, &old_data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    h5util_quiet q;
+    h5util_quiet_begin(&q);
 
     /* open(2) first, so a missing or unreadable file says why. */
     int fd = open(path, O_RDONLY);
@@ -339,15 +334,11 @@ int data_open_file(data_source **out, const char *path, int S_expected, err *e)
     }
 
 done:
-    if (vals >= 0)
-        H5Dclose(vals);
-    if (cls >= 0)
-        H5Dclose(cls);
-    if (imgs >= 0)
-        H5Dclose(imgs);
-    if (file >= 0)
-        H5Fclose(file);
-    H5Eset_auto2(H5E_DEFAULT, old_func, old_data);
+    h5util_close(vals);
+    h5util_close(cls);
+    h5util_close(imgs);
+    h5util_close(file);
+    h5util_quiet_end(&q);
     free(rows);
     free(buf);
     if (rc == 0)

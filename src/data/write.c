@@ -16,6 +16,8 @@
  * few percent. On failure the partial file is removed. */
 #include "untangle/data.h"
 
+#include "../util/h5util.h"
+
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,31 +27,6 @@ enum {
     DATA_CHUNK_BYTES = 256 * 1024, /* /imgs chunk size: 64 images at S = 64 */
     DATA_WCOL = 6
 };
-
-/* The innermost HDF5 error description, for ERR_HDF5 messages. */
-typedef struct h5_msg {
-    char text[256];
-    int set;
-} h5_msg;
-
-static herr_t h5_msg_cb(unsigned n, const H5E_error2_t *er, void *data)
-{
-    (void)n;
-    h5_msg *m = data;
-    if (!m->set && er->desc) {
-        snprintf(m->text, sizeof m->text, "%s (in %s)", er->desc,
-                 er->func_name ? er->func_name : "?");
-        m->set = 1;
-    }
-    return 0;
-}
-
-static int h5_fail(err *e, const char *path, const char *what)
-{
-    h5_msg m = {"unknown HDF5 error", 0};
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, h5_msg_cb, &m);
-    return err_set(e, ERR_HDF5, "dsprites: %s: %s failed: %s", path, what, m.text);
-}
 
 /* Write rows [r0, r0+cnt) of the rank-`rank` dataset d (full inner dims). */
 static herr_t write_rows(hid_t d, hid_t mem_type, int rank, const hsize_t *dims, hsize_t r0,
@@ -63,10 +40,8 @@ static herr_t write_rows(hid_t d, hid_t mem_type, int rank, const hsize_t *dims,
     if (fs >= 0 && ms >= 0 &&
         H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0)
         rc = H5Dwrite(d, mem_type, ms, fs, H5P_DEFAULT, buf);
-    if (ms >= 0)
-        H5Sclose(ms);
-    if (fs >= 0)
-        H5Sclose(fs);
+    h5util_close(ms);
+    h5util_close(fs);
     return rc;
 }
 
@@ -85,10 +60,8 @@ int data_write_file(const char *path, int S, void (*progress)(size_t done, size_
     int rc = 0, created = 0;
     const size_t npix = (size_t)S * (size_t)S;
 
-    H5E_auto2_t old_func = NULL;
-    void *old_data = NULL;
-    H5Eget_auto2(H5E_DEFAULT, &old_func, &old_data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    h5util_quiet q;
+    h5util_quiet_begin(&q);
 
     buf = malloc(npix * DATA_WRITE_SLAB);
     crow = malloc(sizeof *crow * DATA_WRITE_SLAB * DATA_WCOL);
@@ -115,17 +88,17 @@ int data_write_file(const char *path, int S, void (*progress)(size_t done, size_
     const int gzip = H5Zfilter_avail(H5Z_FILTER_DEFLATE) > 0;
     if ((sp = H5Screate_simple(3, di, NULL)) < 0 || (dcpl = H5Pcreate(H5P_DATASET_CREATE)) < 0 ||
         H5Pset_chunk(dcpl, 3, chunk) < 0) {
-        rc = h5_fail(e, path, "creating /imgs");
+        rc = h5util_err(e, "dsprites: creating /imgs in", path);
         goto done;
     }
     /* gzip when this HDF5 has it; without it the file is just larger. */
     if (gzip && H5Pset_deflate(dcpl, 1) < 0) {
-        rc = h5_fail(e, path, "setting gzip on /imgs");
+        rc = h5util_err(e, "dsprites: setting gzip on /imgs in", path);
         goto done;
     }
     imgs = H5Dcreate2(file, "/imgs", H5T_STD_U8LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     if (imgs < 0) {
-        rc = h5_fail(e, path, "creating /imgs");
+        rc = h5util_err(e, "dsprites: creating /imgs in", path);
         goto done;
     }
     H5Sclose(sp);
@@ -138,7 +111,7 @@ int data_write_file(const char *path, int S, void (*progress)(size_t done, size_
     if (grp < 0 || (sp = H5Screate_simple(2, dl, NULL)) < 0 ||
         (dcpl = H5Pcreate(H5P_DATASET_CREATE)) < 0 || H5Pset_chunk(dcpl, 2, lchunk) < 0 ||
         (gzip && H5Pset_deflate(dcpl, 1) < 0)) {
-        rc = h5_fail(e, path, "creating /latents");
+        rc = h5util_err(e, "dsprites: creating /latents in", path);
         goto done;
     }
     cls = H5Dcreate2(file, "/latents/classes", H5T_STD_I64LE, sp, H5P_DEFAULT, dcpl,
@@ -146,7 +119,7 @@ int data_write_file(const char *path, int S, void (*progress)(size_t done, size_
     vals = H5Dcreate2(file, "/latents/values", H5T_IEEE_F64LE, sp, H5P_DEFAULT, dcpl,
                       H5P_DEFAULT);
     if (cls < 0 || vals < 0) {
-        rc = h5_fail(e, path, "creating /latents/classes and /latents/values");
+        rc = h5util_err(e, "dsprites: creating /latents/classes and /latents/values in", path);
         goto done;
     }
 
@@ -164,12 +137,12 @@ int data_write_file(const char *path, int S, void (*progress)(size_t done, size_
             }
         }
         if (write_rows(imgs, H5T_NATIVE_UINT8, 3, di, i0, cnt, buf) < 0) {
-            rc = h5_fail(e, path, "writing /imgs");
+            rc = h5util_err(e, "dsprites: writing /imgs in", path);
             goto done;
         }
         if (write_rows(cls, H5T_NATIVE_INT64, 2, dl, i0, cnt, crow) < 0 ||
             write_rows(vals, H5T_NATIVE_DOUBLE, 2, dl, i0, cnt, vrow) < 0) {
-            rc = h5_fail(e, path, "writing /latents");
+            rc = h5util_err(e, "dsprites: writing /latents in", path);
             goto done;
         }
         if (progress)
@@ -177,21 +150,15 @@ int data_write_file(const char *path, int S, void (*progress)(size_t done, size_
     }
 
 done:
-    if (vals >= 0)
-        H5Dclose(vals);
-    if (cls >= 0)
-        H5Dclose(cls);
-    if (imgs >= 0)
-        H5Dclose(imgs);
-    if (grp >= 0)
-        H5Gclose(grp);
-    if (dcpl >= 0)
-        H5Pclose(dcpl);
-    if (sp >= 0)
-        H5Sclose(sp);
+    h5util_close(vals);
+    h5util_close(cls);
+    h5util_close(imgs);
+    h5util_close(grp);
+    h5util_close(dcpl);
+    h5util_close(sp);
     if (file >= 0 && H5Fclose(file) < 0 && rc == 0)
-        rc = h5_fail(e, path, "closing the file");
-    H5Eset_auto2(H5E_DEFAULT, old_func, old_data);
+        rc = h5util_err(e, "dsprites: closing", path);
+    h5util_quiet_end(&q);
     if (rc != 0 && created)
         remove(path);
     free(vrow);

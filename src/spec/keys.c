@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,13 +122,20 @@ static int range_error(const run_key *k, const char *text, err *e)
                    k->min, k->max);
 }
 
-/* An integer written as a number: 3000, 1e4 and 3000.0 are integers. 0, or -1
- * when text is not a whole number, or -2 when it is one beyond a long. */
+/* An integer as "3000", "-1", "1e4" or "3000.0". A plain integer is read
+ * exactly (strtol); other forms go through strtod and must be whole. 0, or
+ * -1 when text is not a whole number, or -2 when it is one beyond a long. */
 static int parse_long(const char *s, long *out)
 {
     char *end;
     errno = 0;
-    double d = strtod(s, &end);
+    long v = strtol(s, &end, 10);
+    if (end != s && !*end && !errno) {
+        *out = v;
+        return 0;
+    }
+    errno = 0;
+    double d = strtod(s, &end); /* accept 1e4 and 3000.0 for integers */
     while (isspace((unsigned char)*end))
         end++;
     if (end == s || *end || !isfinite(d) || d != floor(d))
@@ -138,9 +146,29 @@ static int parse_long(const char *s, long *out)
     return 0;
 }
 
-static int parse_list(run_config *c, const run_key *k, const char *text, err *e)
+/* A real as strtod reads it, trailing blanks allowed. NaN, infinities and
+ * out-of-range magnitudes are accepted here (run_config_put stores them);
+ * *range_err tells whether strtod reported ERANGE. */
+static int parse_real(const char *s, double *out, int *range_err)
 {
-    int vals[RUN_MAX_LIST], n = 0;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    *range_err = errno != 0;
+    while (isspace((unsigned char)*end))
+        end++;
+    if (end == s || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* The list syntax: "[3]", "3,3", "[2, 2]", "[]". With check, each value must
+ * be in k's range (refused at the first one that is not); without, in int's. */
+static int parse_list(const run_key *k, const char *text, int check, int *vals, int *n_out,
+                      err *e)
+{
+    int n = 0;
     const char *p = text;
     while (isspace((unsigned char)*p))
         p++;
@@ -157,12 +185,12 @@ static int parse_list(run_config *c, const run_key *k, const char *text, err *e)
         char *end;
         errno = 0;
         long v = strtol(p, &end, 10);
-        if (end == p || errno)
+        if (end == p || errno || (!check && (v < INT_MIN || v > INT_MAX)))
             return err_set(e, ERR_INPUT, "%s: expected a list of integers like [3] or [2, 2], got '%s'",
                            k->name, text);
         if (n == RUN_MAX_LIST)
             return err_set(e, ERR_INPUT, "%s: more than %d values", k->name, RUN_MAX_LIST);
-        if (v < k->min || v > k->max)
+        if (check && (v < k->min || v > k->max))
             return err_set(e, ERR_INPUT, "%s: value %ld is out of range (must be %g..%g)", k->name,
                            v, k->min, k->max);
         vals[n++] = (int)v;
@@ -184,17 +212,26 @@ static int parse_list(run_config *c, const run_key *k, const char *text, err *e)
         p++;
     if (*p)
         return err_set(e, ERR_INPUT, "%s: trailing text in '%s'", k->name, text);
-    memcpy(field(c, k), vals, sizeof(int) * (size_t)n);
-    *list_count(c, k) = n;
+    *n_out = n;
     return 0;
 }
 
-int run_config_set(run_config *c, const char *key, const char *text, err *e)
+static int is_choice(const run_key *k, const char *text)
 {
-    const run_key *k = run_key_find(key);
-    if (!k)
-        return err_set(e, ERR_INPUT, "unknown key '%s'", key);
-    int rc = 0;
+    size_t len = strlen(text);
+    for (const char *p = k->choices; *p;) {
+        size_t n = strcspn(p, "|");
+        if (n == len && strncmp(p, text, n) == 0)
+            return 1;
+        p += n + (p[n] == '|');
+    }
+    return 0;
+}
+
+/* What run_config_set refuses before storing: malformed, out of range, not
+ * one of the choices, empty. */
+static int check_value(const run_key *k, const char *text, err *e)
+{
     switch (k->type) {
     case RUN_KEY_INT: {
         long v;
@@ -207,48 +244,78 @@ int run_config_set(run_config *c, const char *key, const char *text, err *e)
             return range_error(k, text, e);
         if (k->offset == offsetof(run_config, image_size) && v != 32 && v != 64)
             return err_set(e, ERR_INPUT, "image_size: %s is not supported (must be 64 or 32)", text);
-        set_int(c, k, v);
-        break;
+        return 0;
     }
     case RUN_KEY_REAL: {
-        char *end;
-        errno = 0;
-        double v = strtod(text, &end);
-        while (isspace((unsigned char)*end))
-            end++;
-        if (end == text || *end || errno || !isfinite(v))
+        double v;
+        int range_err;
+        if (parse_real(text, &v, &range_err) < 0 || range_err || !isfinite(v))
             return err_set(e, ERR_INPUT, "%s: expected a number, got '%s'", k->name, text);
         if (!in_range(k, v))
             return range_error(k, text, e);
-        *(double *)field(c, k) = v;
-        break;
+        return 0;
     }
     case RUN_KEY_STR: {
         size_t len = strlen(text);
         if (len == 0 || len >= k->size)
             return err_set(e, ERR_INPUT, "%s: '%s' is %s", k->name, text,
                            len ? "too long" : "empty");
-        if (k->choices) {
-            int found = 0;
-            for (const char *p = k->choices; *p;) {
-                size_t n = strcspn(p, "|");
-                if (n == len && strncmp(p, text, n) == 0)
-                    found = 1;
-                p += n + (p[n] == '|');
-            }
-            if (!found)
-                return err_set(e, ERR_INPUT, "%s: '%s' is not one of %s", k->name, text,
-                               k->choices);
-        }
-        memcpy(field(c, k), text, len + 1);
-        break;
+        if (k->choices && !is_choice(k, text))
+            return err_set(e, ERR_INPUT, "%s: '%s' is not one of %s", k->name, text, k->choices);
+        return 0;
     }
-    case RUN_KEY_LIST:
-        rc = parse_list(c, k, text, e);
+    case RUN_KEY_LIST: {
+        int vals[RUN_MAX_LIST], n;
+        return parse_list(k, text, 1, vals, &n, e);
+    }
+    }
+    return err_set(e, ERR_INTERNAL, "%s: unknown key type", k->name);
+}
+
+int run_config_put(run_config *c, const run_key *k, const char *text, err *e)
+{
+    switch (k->type) {
+    case RUN_KEY_INT: {
+        long v;
+        if (parse_long(text, &v) < 0)
+            return err_set(e, ERR_INPUT, "%s: expected an integer, got '%s'", k->name, text);
+        set_int(c, k, v);
+        return 0;
+    }
+    case RUN_KEY_REAL: {
+        double v;
+        int range_err;
+        if (parse_real(text, &v, &range_err) < 0)
+            return err_set(e, ERR_INPUT, "%s: expected a number, got '%s'", k->name, text);
+        *(double *)field(c, k) = v;
+        return 0;
+    }
+    case RUN_KEY_STR:
+        snprintf(field(c, k), k->size, "%s", text);
+        return 0;
+    case RUN_KEY_LIST: {
+        int vals[RUN_MAX_LIST], n = 0;
+        int rc = parse_list(k, text, 0, vals, &n, e);
         if (rc < 0)
             return rc;
-        break;
+        memcpy(field(c, k), vals, sizeof(int) * (size_t)n);
+        *list_count(c, k) = n;
+        return 0;
     }
+    }
+    return err_set(e, ERR_INTERNAL, "%s: unknown key type", k->name);
+}
+
+int run_config_set(run_config *c, const char *key, const char *text, err *e)
+{
+    const run_key *k = run_key_find(key);
+    if (!k)
+        return err_set(e, ERR_INPUT, "unknown key '%s'", key);
+    int rc = check_value(k, text, e);
+    if (rc == 0)
+        rc = run_config_put(c, k, text, e);
+    if (rc < 0)
+        return rc;
     c->set |= 1ull << (size_t)(k - run_keys);
     return 0;
 }

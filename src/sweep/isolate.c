@@ -4,6 +4,8 @@
  * deadline, and turns a crash into a row. */
 #include "sweep_impl.h"
 
+#include "../util/fileio.h"
+
 #include <errno.h>
 #include <math.h>
 #include <poll.h>
@@ -52,17 +54,12 @@ static int injected_fault(long index)
     return 0;
 }
 
-static void write_all(int fd, const uint8_t *p, size_t n)
+/* In the child: a parent that no longer reads the pipe leaves nothing to do
+ * but die (exit code 3, as the parent reports it). */
+static void child_write_all(int fd, const void *p, size_t n)
 {
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            _exit(3);
-        p += w;
-        n -= (size_t)w;
-    }
+    if (fileio_write_all(fd, p, n) < 0)
+        _exit(3);
 }
 
 /* The child's stop request: SIGTERM from the parent (deadline, timeout, a
@@ -118,8 +115,8 @@ static void child(int fd, const sweep_task *t, const data_source *d, const char 
     if (run_result_pack(&r, &buf, &len, &e) < 0)
         _exit(4);
     uint64_t n = len;
-    write_all(fd, (const uint8_t *)&n, sizeof n);
-    write_all(fd, buf, len);
+    child_write_all(fd, (const uint8_t *)&n, sizeof n);
+    child_write_all(fd, buf, len);
     _exit(0);
 }
 

@@ -37,10 +37,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <hdf5.h>
 
 enum { TAG_READY = 1, TAG_TASK = 2, TAG_RESULT = 3, TAG_STOP = 4 };
-
 
 static volatile sig_atomic_t drain_signal; /* the first drain signal, set by on_signal */
 static volatile sig_atomic_t n_interrupts;  /* SIGINTs so far */
@@ -346,17 +344,14 @@ static int move_aside(const char *path, err *e)
 static int open_results(master *m, err *e)
 {
     const sweep_options *o = m->o;
-    char vers[1024], blas[256];
+    char vers[1024], blas[256], hdf5[64], config_lib[64];
     nn_library_version(blas, sizeof blas);
-    unsigned maj, min, rel;
-    H5get_libversion(&maj, &min, &rel);
     int mpi_len = 0;
     char mpi_ver[MPI_MAX_LIBRARY_VERSION_STRING];
     MPI_Get_library_version(mpi_ver, &mpi_len);
     mpi_ver[strcspn(mpi_ver, ",\n")] = '\0';
-    char config_lib[64];
-    snprintf(vers, sizeof vers, "HDF5 %u.%u.%u; %s; %s; %s", maj, min, rel, blas, mpi_ver,
-             config_library_version(config_lib, sizeof config_lib));
+    snprintf(vers, sizeof vers, "%s; %s; %s; %s", results_library_version(hdf5, sizeof hdf5),
+             blas, mpi_ver, config_library_version(config_lib, sizeof config_lib));
     results_meta meta = {
         .sweep_name = m->s->name,
         .sweep_yaml = m->s->text,

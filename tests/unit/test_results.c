@@ -1061,6 +1061,85 @@ static void test_reader_does_not_block_resume(void **state)
     rm_dir(dir);
 }
 
+/* A root string attribute of path as a malloc'd string; NULL when absent. */
+static char *root_attr(const char *path, const char *name)
+{
+    hid_t fl = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(fl >= 0);
+    char *out = NULL;
+    if (H5Aexists(fl, name) > 0) {
+        hid_t a = H5Aopen(fl, name, H5P_DEFAULT), t = H5Tcopy(H5T_C_S1);
+        assert_true(a >= 0 && t >= 0);
+        assert_true(H5Tset_size(t, H5T_VARIABLE) >= 0);
+        char *v = NULL;
+        assert_true(H5Aread(a, t, &v) >= 0);
+        out = strdup(v);
+        H5free_memory(v);
+        H5Tclose(t);
+        H5Aclose(a);
+    }
+    H5Fclose(fl);
+    return out;
+}
+
+/* A new file carries what Python reads instead of copying C tables: key_help
+ * (every key), metric_units, traversal_steps. A file without them (an earlier
+ * version's) still opens and takes appends, and is not given them. */
+static void test_program_attributes(void **state)
+{
+    (void)state;
+    char dir[64], path[128];
+    make_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    att a[2];
+    make_file(path, a, 1);
+    char *help = root_attr(path, "key_help"), *units = root_attr(path, "metric_units");
+    char *steps = root_attr(path, "traversal_steps");
+    assert_non_null(help);
+    assert_non_null(units);
+    assert_non_null(steps);
+    assert_true(help[0] == '{' && help[strlen(help) - 1] == '}');
+    for (size_t i = 0; i < run_n_keys; i++) {
+        char want[512];
+        snprintf(want, sizeof want, "\"%s\": \"%s\"", run_keys[i].name, run_keys[i].help);
+        if (!strstr(help, want))
+            print_error("key_help lacks %s: %s\n", want, help);
+        assert_non_null(strstr(help, want));
+    }
+    for (int m = 0; m < RUN_N_METRICS; m++) {
+        char want[256];
+        snprintf(want, sizeof want, "\"%s\": \"%s\"", run_metric_names[m], run_metric_units[m]);
+        assert_non_null(strstr(units, want));
+    }
+    assert_true(strncmp(steps, "[-2.5, ", 7) == 0);
+    assert_non_null(strstr(steps, ", 2.5]"));
+    int commas = 0;
+    for (const char *p = steps; *p; p++)
+        commas += *p == ',';
+    assert_int_equal(commas, RUN_TRAV_STEPS - 1);
+    free(help);
+    free(units);
+    free(steps);
+
+    /* an earlier version's file: the same without the three attributes */
+    hid_t fl = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(fl >= 0);
+    assert_true(H5Adelete(fl, "key_help") >= 0);
+    assert_true(H5Adelete(fl, "metric_units") >= 0);
+    assert_true(H5Adelete(fl, "traversal_steps") >= 0);
+    H5Fclose(fl);
+    results_meta m = meta_of("test-sweep", YAML_A, 0x1234abcdULL);
+    results *f = open_ok(path, &m);
+    assert_string_equal(results_recovery(f), "");
+    make_att(&a[1], 1, 1, RUN_OK);
+    append_ok(f, &a[1]);
+    close_ok(f);
+    assert_file_holds(path, a, 2, 0);
+    assert_null(root_attr(path, "key_help"));
+    free_atts(a, 2);
+    rm_dir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1078,6 +1157,7 @@ int main(void)
         cmocka_unit_test(test_reader_does_not_block_resume),
         cmocka_unit_test(test_journal_bad_crc),
         cmocka_unit_test(test_foreign_and_unknown_journal),
+        cmocka_unit_test(test_program_attributes),
     };
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* the test's own raw HDF5 calls */
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,394 @@
+/* recovery.c: keeping the HDF5 file and its journal in step at open.
+ * check_file compares the file with the journal record by record and names a
+ * verdict; recover_and_open acts on it: rebuild the file from the journal
+ * (the damaged one is kept), or rewrite a journal that is behind the file
+ * (kept too), or nothing. Also the journal written from a file that has none.
+ * The formats are described in results_impl.h. */
+#include "results_impl.h"
+
+#include "untangle/data.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int recover_build_file(results *f, err *e)
+{
+    int rc = 0;
+    h5w w;
+    h5w_init(&w);
+    char *tmp = res_cat_str(f->path, ".rebuild");
+    uint8_t *p = NULL;
+    run_result r;
+    run_result_init(&r);
+    if (!tmp) {
+        rc = err_set(e, ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if ((rc = h5w_create(&w, tmp, &f->lay, &f->first, e)) < 0)
+        goto done;
+    for (size_t i = 0; i < f->n_rec; i++) {
+        if (f->rec[i].type == REC_META)
+            continue;
+        if ((rc = journal_read(f, i, &p, e)) < 0)
+            goto done;
+        if (f->rec[i].type == REC_SWEEP) {
+            sweep_rec s;
+            if (journal_dec_sweep(p, f->rec[i].len, &s) < 0) {
+                rc = err_set(e, ERR_INTERNAL, "%s: record %zu no longer decodes", f->jpath, i);
+                goto done;
+            }
+            rc = h5w_add_sweep(&w, &s, tmp, e);
+            sweep_rec_free(&s);
+        } else {
+            results_row row;
+            run_config c;
+            if (journal_dec_row(p, f->rec[i].len, &row, &c, &r) < 0) {
+                rc = err_set(e, ERR_INTERNAL, "%s: record %zu no longer decodes", f->jpath, i);
+                goto done;
+            }
+            rc = h5w_add_run(&w, &f->lay, &row, &c, &r, tmp, e);
+            run_result_free(&r);
+        }
+        free(p);
+        p = NULL;
+        if (rc < 0)
+            goto done;
+    }
+    if (H5Fflush(w.file, H5F_SCOPE_LOCAL) < 0) {
+        rc = h5util_err(e, "flushing", tmp);
+        goto done;
+    }
+    h5w_close(&w);
+    if (res_sync_file(tmp) < 0 || rename(tmp, f->path) < 0) {
+        rc = err_set(e, ERR_IO, "cannot move %s to %s: %s", tmp, f->path, strerror(errno));
+        goto done;
+    }
+    res_sync_dir(f->path);
+done:
+    h5w_close(&w);
+    run_result_free(&r);
+    free(p);
+    free(tmp);
+    return rc;
+}
+
+/* Move the file aside (kept, never deleted) and build it from the journal. */
+static int rebuild(results *f, const char *why, err *e)
+{
+    char kept[4200] = "";
+    if (res_path_exists(f->path)) {
+        res_free_name(f->path, "damaged", kept, sizeof kept);
+        if (rename(f->path, kept) < 0)
+            return err_set(e, ERR_IO, "cannot move damaged %s to %s: %s", f->path, kept,
+                           strerror(errno));
+        res_sync_dir(f->path);
+    }
+    int rc = recover_build_file(f, e);
+    if (rc < 0)
+        return err_prefix(e, "rebuilding %s from its journal: ", f->path);
+    char what[4400];
+    if (kept[0])
+        snprintf(what, sizeof what, "; the damaged file is kept as %s", kept);
+    else
+        what[0] = '\0';
+    res_add_note(f, "rebuilt the file from its journal (%s)%s", why, what);
+    return 0;
+}
+
+static int same_result_detail(const run_result *a, const run_result *b)
+{
+    if (a->n_units != b->n_units || a->n_curve != b->n_curve ||
+        memcmp(a->mig_factor, b->mig_factor, sizeof a->mig_factor) != 0 ||
+        memcmp(a->swap_factor, b->swap_factor, sizeof a->swap_factor) != 0)
+        return 0;
+    if (a->n_units > 0 &&
+        memcmp(a->mi, b->mi, sizeof(float) * (size_t)a->n_units * DATA_K) != 0)
+        return 0;
+    int ha = a->traversal ? a->trav_h : 0, wa = a->traversal ? a->trav_w : 0;
+    int hb = b->traversal ? b->trav_h : 0, wb = b->traversal ? b->trav_w : 0;
+    if (ha * wa == 0)
+        ha = wa = 0;
+    if (hb * wb == 0)
+        hb = wb = 0;
+    if (ha != hb || wa != wb || (ha && memcmp(a->traversal, b->traversal, (size_t)ha * wa) != 0))
+        return 0;
+    for (size_t i = 0; i < a->n_curve; i++) {
+        const run_curve_point *x = &a->curve[i], *y = &b->curve[i];
+        if (x->step != y->step || strncmp(x->name, y->name, sizeof x->name) != 0 ||
+            memcmp(&x->value, &y->value, sizeof x->value) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+static size_t n_rows_of(const results *f)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < f->n_rec; i++)
+        n += f->rec[i].type == REC_ROW;
+    return n;
+}
+
+static size_t n_sweeps_of(const results *f)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < f->n_rec; i++)
+        n += f->rec[i].type == REC_SWEEP;
+    return n;
+}
+
+/* What check_file found. */
+enum { FILE_SAME, FILE_REBUILD, FILE_AHEAD };
+
+/* The file holds rows of another sweep: never rebuilt over. */
+static int other_sweep(const results *f, const results_reader *rd)
+{
+    return rd->n > 0 && (rd->root.hash != f->first.hash || strcmp(rd->root.name, f->first.name));
+}
+
+/* The checks that need no journal record; the reason to rebuild in why, or "". */
+static void check_summary(const results *f, const results_reader *rd, size_t n_rows,
+                          size_t n_sweeps, char *why, size_t n)
+{
+    if (other_sweep(f, rd))
+        snprintf(why, n, "it belongs to sweep '%s'", rd->root.name);
+    else if (!rd->same_layout)
+        snprintf(why, n, "its /runs columns are not this version's");
+    else if (rd->n_skipped)
+        snprintf(why, n, "%zu invalid (all-zero) rows in /runs", rd->n_skipped);
+    else if (rd->n < n_rows)
+        snprintf(why, n, "it has %zu of the journal's %zu rows", rd->n, n_rows);
+    else if (rd->n_sw < n_sweeps || strcmp(rd->root.yaml, f->first.yaml) != 0 ||
+             rd->root.hash != f->first.hash || strcmp(rd->root.time, f->first.time) != 0)
+        snprintf(why, n, "its root attributes or /sweeps differ from the journal");
+}
+
+/* Journal ROW record i (payload p) against /runs row row_i of the file: the
+ * row byte for byte, then its curves and detail. *n_curves counts the
+ * journal's curve points. */
+static int check_row(const results *f, results_reader *rd, const uint8_t *p, size_t i,
+                     size_t row_i, uint8_t *mine, size_t *n_curves, char *why, size_t n, err *e)
+{
+    results_row rowj, rowf;
+    run_config cj, cf;
+    run_result rj, rf;
+    run_result_init(&rj);
+    run_result_init(&rf);
+    int found = 0;
+    err e3;
+    if (journal_dec_row(p, f->rec[i].len, &rowj, &cj, &rj) < 0) {
+        run_result_free(&rj);
+        return err_set(e, ERR_INTERNAL, "%s: record %zu no longer decodes", f->jpath, i);
+    }
+    row_encode(&f->lay, mine, &rowj, &cj, &rj);
+    *n_curves += rj.n_curve;
+    if (memcmp(mine, rd->rows + row_i * f->lay.size, f->lay.size) != 0)
+        snprintf(why, n, "/runs row %zu differs from the journal", row_i);
+    else if (reader_get(rd, row_i, &rowf, &cf, &rf, &found, &e3) < 0)
+        snprintf(why, n, "row %zu cannot be read: %s", row_i, e3.msg);
+    else if (!found || !same_result_detail(&rj, &rf))
+        snprintf(why, n, "the curves or detail of row %zu (%ld_%d) differ from the journal",
+                 row_i, rowj.index, rowj.attempt);
+    run_result_free(&rj);
+    run_result_free(&rf);
+    return 0;
+}
+
+/* Every SWEEP and ROW record against the file, until the first difference
+ * (its description in why). */
+static int check_records(const results *f, results_reader *rd, size_t *n_curves, char *why,
+                         size_t n, err *e)
+{
+    int rc = 0;
+    uint8_t *p = NULL, *mine = malloc(f->lay.size);
+    if (!mine)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    size_t row_i = 0, sw_i = 1;
+    for (size_t i = 0; i < f->n_rec && !why[0] && rc == 0; i++) {
+        if (f->rec[i].type == REC_META)
+            continue;
+        if ((rc = journal_read(f, i, &p, e)) < 0)
+            break;
+        if (f->rec[i].type == REC_SWEEP) {
+            sweep_rec s;
+            if (journal_dec_sweep(p, f->rec[i].len, &s) < 0) {
+                rc = err_set(e, ERR_INTERNAL, "%s: record %zu no longer decodes", f->jpath, i);
+            } else {
+                if (!sweep_rec_same(&s, &rd->sw[sw_i]))
+                    snprintf(why, n, "/sweeps row %zu differs from the journal", sw_i);
+                sw_i++;
+                sweep_rec_free(&s);
+            }
+        } else {
+            rc = check_row(f, rd, p, i, row_i++, mine, n_curves, why, n, e);
+        }
+        free(p);
+        p = NULL;
+    }
+    free(mine);
+    return rc;
+}
+
+/* Compare the HDF5 file with the journal, record by record. FILE_SAME: the
+ * file is exactly what the journal says. FILE_REBUILD (*why says why): it is
+ * missing, unreadable or lacks or garbles something the journal has.
+ * FILE_AHEAD: it holds everything the journal has, identically, and more
+ * (the journal lost its end, or an older journal was put back). A file that
+ * both has more and differs is refused (ERR_INPUT): that journal is not its
+ * own, and neither can be rebuilt from the other. The root attributes that
+ * the program derives (key_help, metric_units, traversal_steps) are not
+ * compared: a file of an earlier version lacks them. */
+static int check_file(results *f, int *verdict, char *why, size_t n, err *e)
+{
+    int rc = 0;
+    results_reader *rd = NULL;
+    why[0] = '\0';
+    *verdict = FILE_REBUILD;
+    if (!res_path_exists(f->path)) {
+        snprintf(why, n, "the file is missing");
+        return 0;
+    }
+    err e2;
+    err_clear(&e2);
+    if (reader_open(&rd, f->path, &e2) < 0) {
+        if (e2.code == ERR_NOMEM || e2.code == ERR_IO) /* locked, unreadable: not damage */
+            return err_set(e, e2.code, "%s", e2.msg);
+        snprintf(why, n, "it cannot be read: %s", e2.msg);
+        return 0;
+    }
+    size_t n_rows = n_rows_of(f), n_sweeps = 1 + n_sweeps_of(f), n_curves = 0;
+    int ahead = rd->n > n_rows || rd->n_sw > n_sweeps || other_sweep(f, rd);
+    check_summary(f, rd, n_rows, n_sweeps, why, n);
+    if (!why[0] && (rc = check_records(f, rd, &n_curves, why, n, e)) < 0)
+        goto done;
+    if (!why[0] && !ahead && n_curves != rd->n_curves)
+        snprintf(why, n, "/curves has %zu points, the journal %zu", rd->n_curves, n_curves);
+    if (!why[0])
+        *verdict = ahead ? FILE_AHEAD : FILE_SAME;
+    else if (ahead)
+        rc = err_set(e, ERR_INPUT,
+                     "%s holds %zu rows and %zu sweep YAMLs of sweep '%s', its journal %s %zu "
+                     "rows and %zu YAMLs of sweep '%s', and they differ (%s): the journal is not "
+                     "this file's; move %s away to have it rewritten from the file",
+                     f->path, rd->n, rd->n_sw, rd->root.name, f->jpath, n_rows, n_sweeps,
+                     f->first.name, why, f->jpath);
+done:
+    reader_free(rd);
+    return rc;
+}
+
+/* A file without a journal (copied, or its journal deleted): write one from
+ * the file's contents, then continue as usual. */
+int recover_journal_from_file(results *f, err *e)
+{
+    int rc = 0;
+    results_reader *rd = NULL;
+    char *tmp = res_cat_str(f->jpath, ".tmp");
+    run_result r;
+    run_result_init(&r);
+    if (!tmp) {
+        rc = err_set(e, ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if ((rc = reader_open(&rd, f->path, e)) < 0)
+        goto done;
+    unlink(tmp); /* a leftover of an interrupted attempt at this */
+    f->jfd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (f->jfd < 0) {
+        rc = err_set(e, ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
+        goto done;
+    }
+    if ((rc = journal_put_sweep(f, REC_META, &rd->root, e)) < 0)
+        goto done;
+    for (size_t i = 1; i < rd->n_sw; i++)
+        if ((rc = journal_put_sweep(f, REC_SWEEP, &rd->sw[i], e)) < 0)
+            goto done;
+    for (size_t i = 0; i < rd->n; i++) {
+        results_row row;
+        run_config c;
+        int found, dup = 0;
+        if ((rc = reader_get(rd, i, &row, &c, &r, &found, e)) < 0)
+            goto done;
+        for (size_t j = 0; j < f->n_att && !dup; j++)
+            dup = strcmp(f->att[j].run_id, row.run_id) == 0 && f->att[j].attempt == row.attempt;
+        if (!dup && r.status != RUN_STATUS_NONE) {
+            bytes b = {0};
+            rc = journal_enc_row(&b, &row, &c, &r, e);
+            if (rc == 0)
+                rc = journal_put(f, REC_ROW, &b, 0, e);
+            if (rc == 0 && journal_note_attempt(f, &row, &c, &r) < 0)
+                rc = err_set(e, ERR_NOMEM, "out of memory");
+            bytes_free(&b);
+        }
+        run_result_free(&r);
+        if (rc < 0)
+            goto done;
+    }
+    if ((rc = journal_sync(f, e)) < 0)
+        goto done;
+    if (rename(tmp, f->jpath) < 0) {
+        rc = err_set(e, ERR_IO, "cannot move %s to %s: %s", tmp, f->jpath, strerror(errno));
+        goto done;
+    }
+    res_sync_dir(f->jpath);
+    res_add_note(f, "%s had no journal: wrote %s from its contents", f->path, f->jpath);
+done:
+    run_result_free(&r);
+    reader_free(rd);
+    if (rc < 0 && f->jfd >= 0 && tmp)
+        unlink(tmp);
+    free(tmp);
+    /* the journal is reopened (and locked) by the caller; the state is rebuilt
+     * by its scan */
+    if (f->jfd >= 0)
+        close(f->jfd);
+    f->jfd = -1;
+    f->n_rec = f->n_att = 0;
+    f->jlen = 0;
+    f->has_first = 0;
+    sweep_rec_free(&f->first);
+    sweep_rec_free(&f->last);
+    return rc;
+}
+
+/* The journal is behind the file: keep it aside and write it afresh from the
+ * file (which holds all it has, and more). */
+static int journal_resync(results *f, err *e)
+{
+    char old[4200];
+    res_free_name(f->jpath, "behind", old, sizeof old);
+    if (rename(f->jpath, old) < 0)
+        return err_set(e, ERR_IO, "cannot move %s to %s: %s", f->jpath, old, strerror(errno));
+    close(f->jfd); /* after the rename: the lock is held until the journal moved */
+    f->jfd = -1;
+    f->n_rec = f->n_att = 0;
+    f->jlen = 0;
+    f->has_first = 0;
+    sweep_rec_free(&f->first);
+    sweep_rec_free(&f->last);
+    int rc;
+    if ((rc = recover_journal_from_file(f, e)) < 0 || (rc = journal_open(f, e)) < 0 ||
+        (rc = journal_scan(f, e)) < 0)
+        return rc;
+    res_add_note(f, "the journal was behind the file: kept as %s and rewritten from %s", old,
+             f->path);
+    return 0;
+}
+
+int recover_and_open(results *f, err *e)
+{
+    char why[1200];
+    int verdict = FILE_SAME;
+    int rc = check_file(f, &verdict, why, sizeof why, e);
+    if (rc < 0)
+        return rc;
+    if (verdict == FILE_REBUILD && (rc = rebuild(f, why, e)) < 0)
+        return rc;
+    if (verdict == FILE_AHEAD && (rc = journal_resync(f, e)) < 0)
+        return rc;
+    return h5w_open(&f->w, f->path, &f->lay, e);
+}
