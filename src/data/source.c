@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 enum {
@@ -194,13 +195,98 @@ static long pack_bits(uint8_t *bits, const uint8_t *px, size_t npix_total)
     return -1;
 }
 
+/* /latents/classes (dims dc) must list the factors in canonical order. */
+static int check_order(hid_t cls, const hsize_t *dc, const char *path, err *e)
+{
+    int rc = 0;
+    int64_t *rows = malloc(sizeof *rows * DATA_CLASS_SLAB * DATA_NCOL);
+    if (!rows)
+        return err_set(e, ERR_NOMEM, "data.path: %s: out of memory", path);
+    for (hsize_t r0 = 0; r0 < DATA_N; r0 += DATA_CLASS_SLAB) {
+        hsize_t cnt = DATA_N - r0 < DATA_CLASS_SLAB ? DATA_N - r0 : DATA_CLASS_SLAB;
+        if (read_rows(cls, H5T_NATIVE_INT64, 2, dc, r0, cnt, rows) < 0) {
+            rc = err_set(e, ERR_INPUT, "data.path: %s: dataset /latents/classes: read failed",
+                         path);
+            goto done;
+        }
+        for (hsize_t i = 0; i < cnt; i++) {
+            int f[DATA_K];
+            data_factors((uint32_t)(r0 + i), f);
+            const int64_t *row = rows + i * DATA_NCOL;
+            int ok = row[0] == 0;
+            for (int k = 0; k < DATA_K; k++)
+                ok &= row[k + 1] == f[k];
+            if (!ok) {
+                rc = err_set(e, ERR_INPUT,
+                             "data.path: %s: dataset /latents/classes: row %llu is "
+                             "(%lld,%lld,%lld,%lld,%lld,%lld), expected (0,%d,%d,%d,%d,%d): the "
+                             "images are not in the canonical order",
+                             path, (unsigned long long)(r0 + i), (long long)row[0],
+                             (long long)row[1], (long long)row[2], (long long)row[3],
+                             (long long)row[4], (long long)row[5], f[0], f[1], f[2], f[3],
+                             f[4]);
+                goto done;
+            }
+        }
+    }
+
+done:
+    free(rows);
+    return rc;
+}
+
+/* Read /imgs (dims di, side S) into a new source *out, bit-packed, checking
+ * that every pixel is 0 or 1. */
+static int read_images(hid_t imgs, const hsize_t *di, int S, const char *path,
+                       data_source **out, err *e)
+{
+    int rc = 0;
+    uint8_t *buf = NULL;
+    const size_t npix = (size_t)S * (size_t)S;
+    data_source *d = calloc(1, sizeof *d);
+    buf = malloc(npix * DATA_READ_SLAB);
+    if (d)
+        d->bits = malloc(npix / 8 * DATA_N);
+    if (!d || !buf || !d->bits) {
+        rc = err_set(e, ERR_NOMEM, "data.path: %s: out of memory for %zu MB of images", path,
+                     npix / 8 * DATA_N >> 20);
+        goto done;
+    }
+    d->S = S;
+    d->n = DATA_N;
+    for (hsize_t i0 = 0; i0 < DATA_N; i0 += DATA_READ_SLAB) {
+        hsize_t cnt = DATA_N - i0 < DATA_READ_SLAB ? DATA_N - i0 : DATA_READ_SLAB;
+        if (read_rows(imgs, H5T_NATIVE_UINT8, 3, di, i0, cnt, buf) < 0) {
+            rc = err_set(e, ERR_INPUT,
+                         "data.path: %s: dataset /imgs: read of images %llu..%llu failed",
+                         path, (unsigned long long)i0, (unsigned long long)(i0 + cnt - 1));
+            goto done;
+        }
+        long bad = pack_bits(d->bits + (size_t)i0 * (npix / 8), buf, (size_t)cnt * npix);
+        if (bad >= 0) {
+            rc = err_set(e, ERR_INPUT,
+                         "data.path: %s: dataset /imgs: image %llu has pixel value %u, "
+                         "expected 0 or 1",
+                         path, (unsigned long long)i0 + (unsigned long long)((size_t)bad / npix),
+                         (unsigned)buf[bad]);
+            goto done;
+        }
+    }
+
+done:
+    free(buf);
+    if (rc < 0)
+        data_close(d);
+    else
+        *out = d;
+    return rc;
+}
+
 int data_open_file(data_source **out, const char *path, int S_expected, err *e)
 {
     hid_t file = H5I_INVALID_HID, imgs = H5I_INVALID_HID, cls = H5I_INVALID_HID,
           vals = H5I_INVALID_HID;
     data_source *d = NULL;
-    uint8_t *buf = NULL;
-    int64_t *rows = NULL;
     int rc = 0;
 
     /* Silence HDF5's automatic error printing: every failure here becomes one
@@ -208,8 +294,14 @@ int data_open_file(data_source **out, const char *path, int S_expected, err *e)
     h5util_quiet q;
     h5util_quiet_begin(&q);
 
-    /* open(2) first, so a missing or unreadable file says why. */
-    int fd = open(path, O_RDONLY);
+    /* stat and open(2) first, so a missing or unreadable file says why; a
+     * FIFO or device would block or never end: only regular files */
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        rc = err_set(e, ERR_INPUT, "data.path: %s: not a regular file", path);
+        goto done;
+    }
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
     if (fd < 0) {
         rc = err_set(e, ERR_INPUT, "data.path: %s: cannot open: %s", path, strerror(errno));
         goto done;
@@ -269,69 +361,8 @@ int data_open_file(data_source **out, const char *path, int S_expected, err *e)
 
     /* The order check comes first: it is cheap (35 MB) and a misordered file
      * should not cost the 3 GB image read before it is refused. */
-    rows = malloc(sizeof *rows * DATA_CLASS_SLAB * DATA_NCOL);
-    if (!rows) {
-        rc = err_set(e, ERR_NOMEM, "data.path: %s: out of memory", path);
+    if ((rc = check_order(cls, dc, path, e)) < 0 || (rc = read_images(imgs, di, S, path, &d, e)) < 0)
         goto done;
-    }
-    for (hsize_t r0 = 0; r0 < DATA_N; r0 += DATA_CLASS_SLAB) {
-        hsize_t cnt = DATA_N - r0 < DATA_CLASS_SLAB ? DATA_N - r0 : DATA_CLASS_SLAB;
-        if (read_rows(cls, H5T_NATIVE_INT64, 2, dc, r0, cnt, rows) < 0) {
-            rc = err_set(e, ERR_INPUT, "data.path: %s: dataset /latents/classes: read failed",
-                         path);
-            goto done;
-        }
-        for (hsize_t i = 0; i < cnt; i++) {
-            int f[DATA_K];
-            data_factors((uint32_t)(r0 + i), f);
-            const int64_t *row = rows + i * DATA_NCOL;
-            int ok = row[0] == 0;
-            for (int k = 0; k < DATA_K; k++)
-                ok &= row[k + 1] == f[k];
-            if (!ok) {
-                rc = err_set(e, ERR_INPUT,
-                             "data.path: %s: dataset /latents/classes: row %llu is "
-                             "(%lld,%lld,%lld,%lld,%lld,%lld), expected (0,%d,%d,%d,%d,%d): the "
-                             "images are not in the canonical order",
-                             path, (unsigned long long)(r0 + i), (long long)row[0],
-                             (long long)row[1], (long long)row[2], (long long)row[3],
-                             (long long)row[4], (long long)row[5], f[0], f[1], f[2], f[3],
-                             f[4]);
-                goto done;
-            }
-        }
-    }
-
-    const size_t npix = (size_t)S * (size_t)S;
-    d = calloc(1, sizeof *d);
-    buf = malloc(npix * DATA_READ_SLAB);
-    if (d)
-        d->bits = malloc(npix / 8 * DATA_N);
-    if (!d || !buf || !d->bits) {
-        rc = err_set(e, ERR_NOMEM, "data.path: %s: out of memory for %zu MB of images", path,
-                     npix / 8 * DATA_N >> 20);
-        goto done;
-    }
-    d->S = S;
-    d->n = DATA_N;
-    for (hsize_t i0 = 0; i0 < DATA_N; i0 += DATA_READ_SLAB) {
-        hsize_t cnt = DATA_N - i0 < DATA_READ_SLAB ? DATA_N - i0 : DATA_READ_SLAB;
-        if (read_rows(imgs, H5T_NATIVE_UINT8, 3, di, i0, cnt, buf) < 0) {
-            rc = err_set(e, ERR_INPUT,
-                         "data.path: %s: dataset /imgs: read of images %llu..%llu failed",
-                         path, (unsigned long long)i0, (unsigned long long)(i0 + cnt - 1));
-            goto done;
-        }
-        long bad = pack_bits(d->bits + (size_t)i0 * (npix / 8), buf, (size_t)cnt * npix);
-        if (bad >= 0) {
-            rc = err_set(e, ERR_INPUT,
-                         "data.path: %s: dataset /imgs: image %llu has pixel value %u, "
-                         "expected 0 or 1",
-                         path, (unsigned long long)i0 + (unsigned long long)((size_t)bad / npix),
-                         (unsigned)buf[bad]);
-            goto done;
-        }
-    }
 
 done:
     h5util_close(vals);
@@ -339,8 +370,6 @@ done:
     h5util_close(imgs);
     h5util_close(file);
     h5util_quiet_end(&q);
-    free(rows);
-    free(buf);
     if (rc == 0)
         *out = d;
     else

@@ -54,14 +54,6 @@ static int injected_fault(long index)
     return 0;
 }
 
-/* In the child: a parent that no longer reads the pipe leaves nothing to do
- * but die (exit code 3, as the parent reports it). */
-static void child_write_all(int fd, const void *p, size_t n)
-{
-    if (fileio_write_all(fd, p, n) < 0)
-        _exit(3);
-}
-
 /* The child's stop request: SIGTERM from the parent (deadline, timeout, a
  * stop signal) or from the job; the run checkpoints and stops. */
 static volatile sig_atomic_t child_stop;
@@ -115,8 +107,10 @@ static void child(int fd, const sweep_task *t, const data_source *d, const char 
     if (run_result_pack(&r, &buf, &len, &e) < 0)
         _exit(4);
     uint64_t n = len;
-    child_write_all(fd, (const uint8_t *)&n, sizeof n);
-    child_write_all(fd, buf, len);
+    /* a parent that no longer reads the pipe leaves nothing to do but die
+     * (exit code 3, as the parent reports it) */
+    if (fileio_write_all(fd, &n, sizeof n) < 0 || fileio_write_all(fd, buf, len) < 0)
+        _exit(3);
     _exit(0);
 }
 
