@@ -39,6 +39,33 @@ expect 0 "resume after the deadline" "$UNTANGLE" sweep "$TMP/d.yaml" -o "$TMP/e.
 [ "$(count_ok "$TMP/e.h5")" -eq 9 ] && ok "all 9 ok after resume (stops used no retry)" ||
     fail "not all ok"
 
+# Ctrl-C in a single-process sweep: the first says which run is finishing,
+# the second checkpoints it and stops; the resumed run continues from it
+cat >"$TMP/long.yaml" <<YAML
+name: ctrlc
+data:  {name: dsprites, image_size: 32}
+train: {arch: mlp, steps: 3000, batch_size: 32, lr: 1.0e-3, log_every: 100}
+eval:  {images: 200, samples: 100, pairs: 5}
+grid: {model: betavae, beta: [4]}
+seeds: 1
+YAML
+"$UNTANGLE" sweep "$TMP/long.yaml" -o "$TMP/c.h5" --threads 1 2>"$TMP/ctrlc.log" &
+pid=$!
+sleep 4
+kill -INT "$pid"
+sleep 2
+kill -INT "$pid"
+wait "$pid"; code=$?
+sed 's/^/   | /' "$TMP/ctrlc.log"
+[ "$code" -eq 3 ] && ok "two Ctrl-C: exit 3" || fail "two Ctrl-C: exit $code, want 3"
+grep -q "run #0 is finishing (Ctrl-C again to checkpoint it and stop now)" "$TMP/ctrlc.log" &&
+    ok "the first Ctrl-C says which run finishes" || fail "no message after the first Ctrl-C"
+grep -q "run #0: checkpointing and stopping" "$TMP/ctrlc.log" &&
+    ok "the second Ctrl-C checkpoints and stops" || fail "no message after the second Ctrl-C"
+rows "$TMP/c.h5" | grep -q "^0 1 interrupted stopped by a signal; checkpointed" &&
+    ok "interrupted row, checkpointed" || fail "row: $(rows "$TMP/c.h5")"
+ls "$TMP/c.h5.runs/"*.ckpt >/dev/null 2>&1 && ok "the checkpoint is there" || fail "no checkpoint"
+
 # --min-start: no run starts with less time left than that before the deadline
 expect 3 "nothing starts with less than --min-start left" "$UNTANGLE" sweep "$TMP/d.yaml" \
     -o "$TMP/f.h5" --threads 1 --deadline 20 --min-start 30
