@@ -35,4 +35,19 @@ expect_err "SLURM started 4 tasks"
 [ ! -e "$TMP/d.h5" ] && ok "no file when the launch is wrong" || fail "file written despite the wrong launch"
 expect 1 "mpirun -np 1 while SLURM has 3 tasks" env SLURM_NTASKS=3 mpirun -np 1 "$UNTANGLE" sweep "$TMP/s.yaml" -o "$TMP/d.h5"
 expect_err "mpirun started 1 rank but SLURM allocated 3 tasks"
+
+# numeric options: strict, range-checked, the range in the message; nothing written
+for bad in "--retries 2147483648|0..1000" "--threads 1e10|1..4096" "--threads 2.7|an integer" \
+           "--max-runs 1e30|an integer" "--deadline -1|a number" "--checkpoint-every x|a number" \
+           "--min-start nan|a number" "--stop-grace 1e7|0..1e+06"; do
+    opt=${bad%%|*}
+    # shellcheck disable=SC2086 # the option and its value are two words
+    expect 1 "sweep $opt refused" "$UNTANGLE" sweep "$TMP/s.yaml" -o "$TMP/n.h5" $opt
+    expect_err "${bad#*|}"
+done
+[ ! -e "$TMP/n.h5" ] && ok "no file for a bad option" || fail "a bad option wrote a file"
+expect 1 "a key's maximum is named" "$UNTANGLE" train --set beta=1e30
+expect_err "beta: 1e30 is out of range (must be 0..1e+18)"
+expect 1 "a huge integer is out of range, not malformed" "$UNTANGLE" train --set steps=9223372036854775807
+expect_err "steps: 9223372036854775807 is out of range"
 finish
