@@ -28,4 +28,38 @@ rows "$TMP/r.h5" >"$TMP/rows"
 [ "$(count_ok_indices "$TMP/r.h5")" -eq 6 ] && [ "$(count_ok "$TMP/r.h5")" -eq 6 ] && ok "one ok row per index" || fail "ok rows per index"
 expect 0 "a finished sweep resumes to nothing" "$UNTANGLE" sweep "$TMP/s.yaml" -o "$TMP/r.h5" --resume
 [ "$(count_ok "$TMP/r.h5")" -eq 6 ] && ok "no run repeated" || fail "runs repeated"
+# A stopped worker (SIGSTOP) cannot hold the job: the master writes it off
+# after the deadline plus twice the stop grace, its run gets an interrupted
+# row, the job ends with exit 3, and --resume completes every run once.
+cat >"$TMP/h.yaml" <<YAML
+name: hung
+data:  {name: dsprites, image_size: 32}
+train: {arch: mlp, steps: 150, batch_size: 16, lr: 1.0e-3, log_every: 50}
+eval:  {images: 200, samples: 100, pairs: 5}
+grid: {model: betavae, beta: [1, 4]}
+seeds: 2
+YAML
+start=$(date +%s)
+mpirun -np 3 "$UNTANGLE" sweep "$TMP/h.yaml" -o "$TMP/h.h5" --threads 1 --deadline 15 \
+    --min-start 0 --stop-grace 1 >"$TMP/hung.log" 2>&1 &
+pid=$!
+sleep 3
+stopped=
+for p in $(pgrep -P "$pid"); do
+    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1'; then
+        kill -STOP "$p" && stopped=$p
+    fi
+done
+wait "$pid"; code=$?
+end=$(date +%s)
+[ -n "$stopped" ] && kill -CONT "$stopped" 2>/dev/null
+sed 's/^/   | /' "$TMP/hung.log" | grep -v '^   | --' | tail -n 8
+[ -n "$stopped" ] && ok "rank 1 stopped (pid $stopped)" || fail "no rank 1 found to stop"
+[ "$code" -eq 3 ] && ok "the job ends with exit 3" || fail "exit $code, want 3"
+[ $((end - start)) -le 40 ] && ok "ended $((end - start)) s after the start (deadline 15 s)" ||
+    fail "ran $((end - start)) s"
+grep -q "written off" "$TMP/hung.log" && ok "the stopped rank was written off" || fail "no write-off"
+expect 0 "resume completes the sweep" mpirun -np 3 "$UNTANGLE" sweep "$TMP/h.yaml" -o "$TMP/h.h5" --resume --threads 1
+[ "$(count_ok "$TMP/h.h5")" -eq 4 ] && [ "$(count_ok_indices "$TMP/h.h5")" -eq 4 ] &&
+    ok "every run exactly once" || fail "rows: $(rows "$TMP/h.h5")"
 finish
