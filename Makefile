@@ -6,6 +6,7 @@
 #   make check SANITIZE=1  the same under AddressSanitizer + UBSan (build-san/)
 #   make valgrind        the unit tests under valgrind memcheck (build-vg/; slow)
 #   make fuzz            fuzz the YAML loader with libFuzzer (FUZZ_SECONDS, default 600)
+#   make soak            the long fault soak (SOAK_FAULTS, default 200)
 #   make bench           print the benchmarks (tests/bench)
 #
 # Tests: tests/unit (cmocka, one program per module), tests/it (integration
@@ -57,7 +58,7 @@ TESTS   := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(wildcard tests/unit/test_
 IT_PROGS := $(patsubst tests/it/%.c,$(BUILD)/it/%,$(wildcard tests/it/*.c))
 BENCHES := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(wildcard tests/bench/*.c))
 
-.PHONY: all deps run report check valgrind fuzz bench install clean
+.PHONY: all deps run report check valgrind fuzz soak bench install clean
 all: $(BIN)
 
 $(BUILD)/obj/%.o: src/%.c
@@ -119,6 +120,15 @@ fuzz: deps
 	  $(PKG_CFLAGS) tests/fuzz/fuzz_config.c $(LIB_SRC) -o build/fuzz_config $(LIBS)
 	build/fuzz_config -max_total_time=$(FUZZ_SECONDS) -dict=tests/fuzz/config.dict \
 	  build/fuzz_corpus tests/fuzz/corpus
+
+# The long fault soak (tests/it/soak_faults.sh): SOAK_FAULTS random faults
+# (kills of master and workers, stopped workers, full disks as root, flipped
+# bytes) interleaved with --resume, then the comparison with an undisturbed
+# sweep.
+SOAK_FAULTS ?= 200
+soak: deps
+	@$(MAKE) --no-print-directory all
+	UNTANGLE=$(CURDIR)/$(BIN) sh tests/it/soak_faults.sh $(SOAK_FAULTS)
 
 bench: all $(BENCHES)
 	@for b in $(BENCHES); do echo "== $$b"; OPENBLAS_NUM_THREADS=1 $$b || exit 1; done
