@@ -1,13 +1,8 @@
 /* libFuzzer target for the sweep YAML loader: any bytes must give either a
  * sweep or an ERR_INPUT message, never a crash, a leak or a hang.
  *
- *   SRC="src/config/config.c src/config/list.c src/run/keys.c src/model/[a-z]*.c
- *        src/nn/[a-z]*.c src/data/[a-z]*.c src/err.c src/rng.c"
- *   clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude \
- *     $(pkg-config --cflags yaml-0.1 openblas hdf5-serial) tests/fuzz/fuzz_config.c $SRC \
- *     -o build/fuzz_config $(pkg-config --libs yaml-0.1 openblas hdf5-serial) -lm
- *   mkdir -p build/fuzz_corpus
- *   build/fuzz_config -max_total_time=120 build/fuzz_corpus tests/fuzz/corpus
+ *   make fuzz FUZZ_SECONDS=120   (builds it with clang from every source of
+ *                                 src/ but main.c, then runs it on tests/fuzz/corpus)
  *
  * A small max_runs keeps every input cheap; the loaded sweep is also listed
  * and compared so those paths see fuzzed sweeps too. */

@@ -8,7 +8,7 @@ PYTHONPATH), against what its writer expected.
 
 Exit status: 0 ok, 1 a check failed, 77 h5py/pandas/numpy missing (skip).
 
-The layout is documented in analysis/untangle/io.py and src/results/; the
+The layout is documented once, at the top of src/results/results_impl.h; the
 checks: every row the writer reported, once, with its values; strings
 decoded; statuses known; curve points and detail shapes per row; the mi
 matrix's factors attribute naming the file's mig_<factor> columns; the root
