@@ -26,7 +26,7 @@ seeds: $seeds
 YAML
 OPTS="--threads 1 --checkpoint-every 0.5 --stop-grace 1 --min-start 0 --retries 1000"
 expect 0 "undisturbed reference" mpirun -np 3 "$UNTANGLE" sweep "$TMP/s.yaml" -o "$TMP/ref.h5" --threads 1
-OUT=$TMP/out
+OUT=$TMP/results
 mkdir -p "$OUT"
 echo "a file outside the output directory" >"$TMP/outside"
 outside=$(md5sum "$TMP/outside" "$TMP/s.yaml" "$TMP/ref.h5" | md5sum)
