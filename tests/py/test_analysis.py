@@ -341,12 +341,14 @@ def test_failed_runs(files, tmp_path):
 
 
 def test_retry_then_ok(files, tmp_path):
-    """Resuming a file with failed runs under --retries: the latest ok
-    attempt is chosen, and the failed attempts still count."""
+    """Resuming a file with failed runs under --retries (--retry-diverged:
+    the diverged run's fault injection is gone, so its rerun differs): the
+    latest ok attempt is chosen, and the failed attempts still count."""
     p = tmp_path / "fault.h5"
     shutil.copy(files["fault"], p)
     shutil.copy(str(files["fault"]) + ".journal", str(p) + ".journal")
-    untangle(["sweep", files["dir"] / "fault.yaml", "-o", p, "--resume", "--retries", "1"])
+    untangle(["sweep", files["dir"] / "fault.yaml", "-o", p, "--resume", "--retries", "1",
+              "--retry-diverged"])
     runs = io.load_runs(p)
     assert list(runs["index"]) == list(range(6))
     assert (runs["status"] == "ok").all()
