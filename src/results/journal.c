@@ -274,8 +274,12 @@ static int note_record(results *f, int type, const uint8_t *p, size_t len)
  * PATH.journal.damaged-N (named in kept), fsync'ed: 0 or -1 (errno set). */
 static int copy_aside(const results *f, off_t size, char *kept, size_t n_kept)
 {
-    res_free_name(f->jpath, "damaged", kept, n_kept);
-    int out = open(kept, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int out = -1;
+    for (int i = 1; out < 0 && i <= 100000; i++) {
+        snprintf(kept, n_kept, "%s.damaged-%d", f->jpath, i);
+        if ((out = res_create_excl(kept, O_WRONLY)) < 0 && errno != EEXIST)
+            break;
+    }
     uint8_t buf[65536];
     off_t at = 0;
     int ok = out >= 0;
@@ -372,7 +376,7 @@ int journal_scan(results *f, err *e)
 
 int journal_create(results *f, err *e)
 {
-    f->jfd = open(f->jpath, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    f->jfd = res_create_excl(f->jpath, O_RDWR);
     if (f->jfd < 0)
         return err_set(e, ERR_IO, "cannot create results file %s: its journal %s: %s", f->path,
                        f->jpath, strerror(errno));
@@ -381,7 +385,7 @@ int journal_create(results *f, err *e)
 
 int journal_open(results *f, err *e)
 {
-    f->jfd = open(f->jpath, O_RDWR | O_CLOEXEC);
+    f->jfd = open(f->jpath, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
     if (f->jfd < 0)
         return err_set(e, ERR_IO, "cannot open %s: %s", f->jpath, strerror(errno));
     return journal_lock(f, e);

@@ -263,6 +263,20 @@ char *res_cat_str(const char *a, const char *b);
 int res_path_exists(const char *p);
 /* First free "base.suffix-N", N >= 1, into out. */
 void res_free_name(const char *base, const char *suffix, char *out, size_t n);
+/* Every file this module creates gets 0666 & ~umask (journal, file, copies). */
+#define RES_FILE_MODE 0666
+/* open(path, flags | O_CREAT | O_EXCL | O_NOFOLLOW): a new file, never an
+ * existing one or the target of a link; the fd or -1 (errno). */
+int res_create_excl(const char *path, int flags);
+/* rename(from, to) that fails with EEXIST when to exists (RENAME_NOREPLACE,
+ * or link + unlink where the file system lacks it): 0 or -1 (errno). */
+int res_rename_noreplace(const char *from, const char *to);
+/* Rename from to the first free "base.suffix-N" (into out), never over an
+ * existing name: 0 or -1 (errno). */
+int res_move_free(const char *from, const char *base, const char *suffix, char *out, size_t n);
+/* Remove whatever non-directory sits at the temporary name tmp (a leftover
+ * or a planted link; not what it points to): 0 or ERR_IO. */
+int res_clear_tmp(const char *tmp, err *e);
 /* fsync the directory holding path (a rename or creation becomes durable);
  * fsync the file path (0 or -1). */
 void res_sync_dir(const char *path);
@@ -319,7 +333,7 @@ hid_t res_make_fapl(int writer);
 hsize_t res_ds_len(hid_t ds);
 void h5w_init(h5w *w);
 void h5w_close(h5w *w);
-/* Create path (truncating) with the root attributes of m and empty datasets;
+/* Create path (it must not exist: H5F_ACC_EXCL, never through a link) with the root attributes of m and empty datasets;
  * /sweeps gets m's row. */
 int h5w_create(h5w *w, const char *path, const layout *L, const sweep_rec *m, err *e);
 int h5w_open(h5w *w, const char *path, const layout *L, err *e);

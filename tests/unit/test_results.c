@@ -1140,6 +1140,82 @@ static void test_program_attributes(void **state)
     rm_dir(dir);
 }
 
+/* ---- fault paths: temporaries and backups are never hijacked ---------------- */
+
+static void write_text(const char *p, const char *text)
+{
+    FILE *fp = fopen(p, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+static void assert_text(const char *p, const char *text)
+{
+    char buf[256] = "";
+    FILE *fp = fopen(p, "r");
+    assert_non_null(fp);
+    size_t n = fread(buf, 1, sizeof buf - 1, fp);
+    buf[n] = '\0';
+    fclose(fp);
+    assert_string_equal(buf, text);
+}
+
+static int is_link(const char *p)
+{
+    struct stat st;
+    return lstat(p, &st) == 0 && S_ISLNK(st.st_mode);
+}
+
+/* Links planted at every temporary and backup name (PATH.rebuild,
+ * PATH.damaged-1, PATH.journal.tmp, PATH.journal.damaged-1) point at a file
+ * that must survive a rebuild, a journal rewrite and a journal copy; the
+ * backups go to the next free name. */
+static void test_no_hijack(void **state)
+{
+    (void)state;
+    char dir[64], path[128], jpath[160], victim[160], name[220];
+    make_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    snprintf(jpath, sizeof jpath, "%s.journal", path);
+    snprintf(victim, sizeof victim, "%s/victim", dir);
+    results_meta m = meta_of("test-sweep", YAML_A, 0x1234abcdULL);
+    att a[3];
+    make_file(path, a, 3);
+    write_text(victim, "precious");
+    const char *planted[] = {".rebuild", ".damaged-1", ".journal.tmp", ".journal.damaged-1"};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(name, sizeof name, "%s%s", path, planted[i]);
+        assert_int_equal(symlink(victim, name), 0);
+    }
+    /* 1. a damaged file: moved aside (not over the link) and rebuilt */
+    assert_int_equal(truncate(path, file_size(path) / 2), 0);
+    results *f = open_ok(path, &m);
+    assert_non_null(strstr(results_recovery(f), "r.h5.damaged-2"));
+    close_ok(f);
+    assert_text(victim, "precious");
+    assert_file_holds(path, a, 3, 0);
+    snprintf(name, sizeof name, "%s.damaged-1", path);
+    assert_true(is_link(name));
+    /* 2. no journal: written from the file through a temporary */
+    assert_int_equal(unlink(jpath), 0);
+    f = open_ok(path, &m);
+    close_ok(f);
+    assert_text(victim, "precious");
+    /* 3. a bad CRC: the journal is copied aside to the next free name */
+    int fd = open(jpath, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, "\xff\xfe", 2, file_size(jpath) - 100), 2);
+    close(fd);
+    f = open_ok(path, &m);
+    assert_non_null(strstr(results_recovery(f), "journal.damaged-2"));
+    close_ok(f);
+    assert_text(victim, "precious");
+    assert_file_holds(path, a, 3, 0);
+    free_atts(a, 3);
+    rm_dir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1158,6 +1234,7 @@ int main(void)
         cmocka_unit_test(test_journal_bad_crc),
         cmocka_unit_test(test_foreign_and_unknown_journal),
         cmocka_unit_test(test_program_attributes),
+        cmocka_unit_test(test_no_hijack),
     };
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* the test's own raw HDF5 calls */
     return cmocka_run_group_tests(tests, NULL, NULL);
