@@ -316,31 +316,6 @@ static int master_record(master *m, const result_head *h, const run_result *r, e
 
 /* ---- set-up: the file, the queue ----------------------------------------------- */
 
-static void backup_name(const char *path, char *out, size_t n)
-{
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char stamp[32];
-    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-    snprintf(out, n, "%.4000s.bak-%s", path, stamp);
-}
-
-static int move_aside(const char *path, err *e)
-{
-    char bak[4096], j[4200], jbak[4200];
-    backup_name(path, bak, sizeof bak);
-    if (rename(path, bak) < 0)
-        return err_set(e, ERR_IO, "--restart: cannot move %s to %s: %s", path, bak,
-                       strerror(errno));
-    snprintf(j, sizeof j, "%s.journal", path);
-    snprintf(jbak, sizeof jbak, "%s.journal", bak);
-    if (access(j, F_OK) == 0 && rename(j, jbak) < 0)
-        return err_set(e, ERR_IO, "--restart: cannot move %s: %s", j, strerror(errno));
-    fprintf(stderr, "untangle: previous results kept as %s\n", bak);
-    return 0;
-}
-
 static int open_results(master *m, err *e)
 {
     const sweep_options *o = m->o;
@@ -359,13 +334,13 @@ static int open_results(master *m, err *e)
         .untangle_version = UNTANGLE_VERSION,
         .library_versions = vers,
     };
+    char bak[4200];
+    if (o->restart && results_move_aside(o->out_path, bak, sizeof bak, e) < 0)
+        return e->code;
+    if (o->restart && bak[0])
+        fprintf(stderr, "untangle: previous results kept as %s\n", bak);
     struct stat st;
     int exists = stat(o->out_path, &st) == 0;
-    if (exists && o->restart) {
-        if (move_aside(o->out_path, e) < 0)
-            return e->code;
-        exists = 0;
-    }
     int rc;
     if (!exists)
         rc = results_create(&m->f, o->out_path, &meta, e);

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "untangle/data.h"
@@ -1216,6 +1217,78 @@ static void test_no_hijack(void **state)
     rm_dir(dir);
 }
 
+/* --restart's move: never over an earlier backup (every name this second
+ * and the next is taken), never while a writer holds the lock, never a
+ * directory, FIFO or link, and a lone journal goes too (the next create
+ * starts afresh). */
+static void test_move_aside(void **state)
+{
+    (void)state;
+    char dir[64], path[128], jpath[160], kept[4200], taken[2][200], stamp[32];
+    make_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    snprintf(jpath, sizeof jpath, "%s.journal", path);
+    results_meta m = meta_of("test-sweep", YAML_A, 0x1234abcdULL);
+    att a[2];
+    make_file(path, a, 2);
+    for (int k = 0; k < 2; k++) {
+        time_t t = time(NULL) + k;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+        snprintf(taken[k], sizeof taken[k], "%s.bak-%s", path, stamp);
+        write_text(taken[k], "earlier backup");
+    }
+    /* a writer holds the lock: refused, nothing moved */
+    results *f = open_ok(path, &m);
+    err e;
+    err_clear(&e);
+    assert_int_equal(results_move_aside(path, kept, sizeof kept, &e), ERR_IO);
+    assert_non_null(strstr(e.msg, "in use"));
+    close_ok(f);
+    assert_true(exists(path) && exists(jpath));
+    /* moved to a free name */
+    assert_int_equal(results_move_aside(path, kept, sizeof kept, &e), 0);
+    assert_true(strcmp(kept, taken[0]) != 0 && strcmp(kept, taken[1]) != 0);
+    assert_text(taken[0], "earlier backup");
+    assert_text(taken[1], "earlier backup");
+    assert_false(exists(path) || exists(jpath));
+    assert_file_holds(kept, a, 2, 0);
+    /* nothing there: nothing to do */
+    assert_int_equal(results_move_aside(path, kept, sizeof kept, &e), 0);
+    assert_string_equal(kept, "");
+    /* a directory, a FIFO, a link, a foreign file: refused and left as they are */
+    assert_int_equal(mkdir(path, 0700), 0);
+    assert_int_equal(results_move_aside(path, kept, sizeof kept, &e), ERR_INPUT);
+    assert_non_null(strstr(e.msg, "directory"));
+    assert_int_equal(rmdir(path), 0);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    assert_int_equal(results_move_aside(path, kept, sizeof kept, &e), ERR_INPUT);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(symlink(taken[0], path), 0);
+    assert_int_equal(results_move_aside(path, kept, sizeof kept, &e), ERR_INPUT);
+    assert_int_equal(unlink(path), 0);
+    write_text(path, "not an HDF5 file");
+    assert_int_equal(results_move_aside(path, kept, sizeof kept, &e), ERR_INPUT);
+    assert_text(path, "not an HDF5 file");
+    assert_int_equal(unlink(path), 0);
+    /* a lone journal is moved too: the next create starts afresh */
+    att b[1];
+    make_file(path, b, 1);
+    free_atts(b, 1);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(results_move_aside(path, kept, sizeof kept, &e), 0);
+    assert_false(exists(jpath));
+    f = NULL;
+    assert_int_equal(results_create(&f, path, &m, &e), 0);
+    size_t n = 9;
+    results_attempts(f, &n);
+    assert_int_equal(n, 0);
+    close_ok(f);
+    free_atts(a, 2);
+    rm_dir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1235,6 +1308,7 @@ int main(void)
         cmocka_unit_test(test_foreign_and_unknown_journal),
         cmocka_unit_test(test_program_attributes),
         cmocka_unit_test(test_no_hijack),
+        cmocka_unit_test(test_move_aside),
     };
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* the test's own raw HDF5 calls */
     return cmocka_run_group_tests(tests, NULL, NULL);
