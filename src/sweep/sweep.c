@@ -116,6 +116,7 @@ typedef struct master {
     const sweep_options *o;
     const config_sweep *s;
     results *f;
+    int write_failed;    /* the results could not be written: SWEEP_NO_WRITE */
     double t0;
     double deadline_abs; /* sweep_now() time, 0 = none */
     /* per index */
@@ -287,8 +288,10 @@ static int master_record(master *m, const result_head *h, const run_result *r, e
     row.attempt = h->attempt;
     row.rank = h->rank;
     snprintf(row.host, sizeof row.host, "%s", h->host);
-    if (results_append(m->f, &row, &m->s->runs[h->index], r, e) < 0)
+    if (results_append(m->f, &row, &m->s->runs[h->index], r, e) < 0) {
+        m->write_failed = e->code != ERR_INPUT && e->code != ERR_NOMEM;
         return e->code;
+    }
     m->finished_here++;
     const run_config *c = &m->s->runs[h->index];
     if (r->status == RUN_OK) {
@@ -502,8 +505,10 @@ static int run_serial(master *m, err *e)
         if (pending(m) == 0 || next_job(m, &j) < 0)
             break;
         /* the rows so far reach the HDF5 file before the next run starts */
-        if ((rc = results_flush(m->f, e)) < 0)
+        if ((rc = results_flush(m->f, e)) < 0) {
+            m->write_failed = 1;
             break;
+        }
         sweep_task t;
         fill_task(m, &j, &t);
         if (t.deadline > 0)
@@ -688,7 +693,8 @@ static int run_master(master *m, int size, err *e)
         print_summary(m, 0);
         if (!flag) {
             if (rc == 0)
-                rc = results_flush(m->f, e);
+                if ((rc = results_flush(m->f, e)) < 0)
+                    m->write_failed = 1;
             nap(&wait_ns);
         }
     }
@@ -822,8 +828,12 @@ int sweep_main(const sweep_options *o, err *e)
         code = SWEEP_OK;
         goto stop;
     }
-    if ((rc = open_results(&m, e)) < 0 || (rc = check_same_sweep(&m, e)) < 0 ||
-        (rc = build_queue(&m, e)) < 0)
+    if ((rc = open_results(&m, e)) < 0) {
+        if (e->code == ERR_IO || e->code == ERR_HDF5)
+            code = SWEEP_NO_WRITE;
+        goto stop;
+    }
+    if ((rc = check_same_sweep(&m, e)) < 0 || (rc = build_queue(&m, e)) < 0)
         goto stop;
     if ((o->checkpoint_every > 0 || o->save_models) && (rc = run_file_mkdir(o->out_path, e)) < 0)
         goto stop;
@@ -836,7 +846,7 @@ int sweep_main(const sweep_options *o, err *e)
         print_summary(&m, 1);
         code = exit_code(&m);
     } else {
-        code = SWEEP_FAILED_RUNS;
+        code = m.write_failed ? SWEEP_NO_WRITE : SWEEP_FAILED_RUNS;
     }
 stop:
     if (mpi && size > 1 && !started) {
@@ -850,8 +860,12 @@ stop:
     err_clear(&ce);
     if (m.f && results_close(m.f, &ce) < 0 && rc == 0) {
         *e = ce;
-        code = SWEEP_FAILED_RUNS;
+        code = SWEEP_NO_WRITE;
     }
+    if (code == SWEEP_NO_WRITE)
+        err_prefix(e, "cannot write the results (exit %d; the rows written so far are kept in "
+                   "%s or its journal: free space and run again with --resume): ", code,
+                   o->out_path);
     size_t lost = m.n_lost;
     master_free(&m);
     config_free(s);
