@@ -380,6 +380,20 @@ static int journal_resync(results *f, err *e)
     return 0;
 }
 
+int recover_journal_lost(results *f, err *e)
+{
+    results_reader *rd = NULL;
+    err e2;
+    err_clear(&e2);
+    if (reader_open(&rd, f->path, &e2) < 0)
+        return err_set(e, ERR_INPUT,
+                       "%s: its journal %s has no intact header record and the file cannot be "
+                       "read either (%s): nothing was changed",
+                       f->path, f->jpath, e2.msg);
+    reader_free(rd);
+    return journal_resync(f, e);
+}
+
 int recover_and_open(results *f, err *e)
 {
     char why[1200];

@@ -270,10 +270,14 @@ static int do_open(results *f, const results_meta *meta, err *e)
     }
     if ((rc = journal_open(f, e)) < 0 || (rc = journal_scan(f, e)) < 0)
         return rc;
+    /* an empty or garbage journal (its bytes, if any, copied aside by the
+     * scan) beside an intact file: rewritten from the file */
+    if (!f->has_first && res_path_exists(f->path) && (rc = recover_journal_lost(f, e)) < 0)
+        return rc;
     if (!f->has_first)
         return err_set(e, ERR_INPUT,
-                       "%s: its journal %s has no header record: the file was never completely "
-                       "created (killed during creation?); remove both and start again",
+                       "%s: its journal %s has no header record and there is no file: nothing "
+                       "was recorded (killed during creation?); remove the journal to start again",
                        f->path, f->jpath);
     if ((rc = recover_and_open(f, e)) < 0)
         return rc;

@@ -387,6 +387,9 @@ int recover_build_file(results *f, err *e);
 /* A file without a journal (copied, or its journal deleted): write one from
  * the file's contents; the caller then opens and scans it. */
 int recover_journal_from_file(results *f, err *e);
+/* A journal without an intact header record beside a readable file: kept
+ * aside and rewritten from the file (ERR_INPUT when the file is unreadable). */
+int recover_journal_lost(results *f, err *e);
 /* Check the file against the journal; rebuild it when it lacks something,
  * rewrite the journal when the file has more. Then open it for appending. */
 int recover_and_open(results *f, err *e);

@@ -1289,6 +1289,85 @@ static void test_move_aside(void **state)
     rm_dir(dir);
 }
 
+/* Byte offset of journal record k (0 = META). */
+static off_t record_offset(const char *jpath, int k)
+{
+    int fd = open(jpath, O_RDONLY);
+    assert_true(fd >= 0);
+    off_t at = 0;
+    for (int i = 0; i < k; i++) {
+        uint64_t len;
+        assert_int_equal(pread(fd, &len, 8, at + 8), 8);
+        at += 20 + (off_t)len;
+    }
+    close(fd);
+    return at;
+}
+
+/* Journal damage in the middle (a length field, a CRC) loses only the
+ * damaged record: the intact ones after it are kept (the file is gone, so
+ * only the journal has them), and the damaged journal is copied aside. An
+ * empty or garbage journal beside an intact file is rewritten from it. */
+static void test_journal_damage_kept(void **state)
+{
+    (void)state;
+    char dir[64], path[128], jpath[160], copy[200];
+    make_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    snprintf(jpath, sizeof jpath, "%s.journal", path);
+    results_meta m = meta_of("test-sweep", YAML_A, 0x1234abcdULL);
+    att a[4];
+    for (int kind = 0; kind < 2; kind++) {
+        make_file(path, a, 4);
+        off_t size = file_size(jpath), at = record_offset(jpath, 3); /* row 2 */
+        int fd = open(jpath, O_WRONLY);
+        assert_true(fd >= 0);
+        if (kind == 0) { /* the length field of row 2 */
+            uint64_t huge = 1ull << 40;
+            assert_int_equal(pwrite(fd, &huge, 8, at + 8), 8);
+        } else { /* a payload byte of row 2: its CRC fails */
+            assert_int_equal(pwrite(fd, "\xff", 1, at + 30), 1);
+        }
+        close(fd);
+        assert_int_equal(unlink(path), 0);
+        results *f = open_ok(path, &m);
+        snprintf(copy, sizeof copy, "%s.damaged-1", jpath);
+        if (!strstr(results_recovery(f), copy))
+            print_error("kind %d: note: %s\n", kind, results_recovery(f));
+        assert_non_null(strstr(results_recovery(f), copy));
+        assert_int_equal(file_size(copy), size);
+        att keep[3] = {a[0], a[1], a[3]};
+        assert_attempts(f, keep, 3);
+        close_ok(f);
+        assert_file_holds(path, keep, 3, 0);
+        f = open_ok(path, &m); /* repaired for good: nothing more to do */
+        assert_string_equal(results_recovery(f), "");
+        close_ok(f);
+        free_atts(a, 4);
+        rm_dir(dir);
+        make_dir(dir, sizeof dir);
+        snprintf(path, sizeof path, "%s/r.h5", dir);
+        snprintf(jpath, sizeof jpath, "%s.journal", path);
+    }
+    /* an empty, then a garbage journal beside an intact file */
+    make_file(path, a, 4);
+    for (int kind = 0; kind < 2; kind++) {
+        int fd = open(jpath, O_WRONLY | O_TRUNC);
+        assert_true(fd >= 0);
+        if (kind == 1)
+            assert_int_equal(write(fd, "garbage, not a journal at all", 29), 29);
+        close(fd);
+        results *f = open_ok(path, &m);
+        assert_attempts(f, a, 4);
+        close_ok(f);
+        assert_file_holds(path, a, 4, 0);
+    }
+    snprintf(copy, sizeof copy, "%s.damaged-1", jpath);
+    assert_int_equal(file_size(copy), 29); /* the garbage is kept */
+    free_atts(a, 4);
+    rm_dir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1309,6 +1388,7 @@ int main(void)
         cmocka_unit_test(test_program_attributes),
         cmocka_unit_test(test_no_hijack),
         cmocka_unit_test(test_move_aside),
+        cmocka_unit_test(test_journal_damage_kept),
     };
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* the test's own raw HDF5 calls */
     return cmocka_run_group_tests(tests, NULL, NULL);
