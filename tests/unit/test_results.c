@@ -1368,6 +1368,49 @@ static void test_journal_damage_kept(void **state)
     rm_dir(dir);
 }
 
+static unsigned mode_of(const char *p)
+{
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    return (unsigned)(st.st_mode & 07777);
+}
+
+/* The file and its journal get 0666 & ~umask however they were made: fresh,
+ * rebuilt, a journal rewritten from the file, a merge. */
+static void test_file_modes(void **state)
+{
+    (void)state;
+    char dir[64], path[128], jpath[160], out[160], jout[200];
+    mode_t old = umask(0);
+    make_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    snprintf(jpath, sizeof jpath, "%s.journal", path);
+    snprintf(out, sizeof out, "%s/m.h5", dir);
+    snprintf(jout, sizeof jout, "%s.journal", out);
+    results_meta m = meta_of("test-sweep", YAML_A, 0x1234abcdULL);
+    att a[2];
+    err e;
+    err_clear(&e);
+    make_file(path, a, 2); /* fresh */
+    assert_int_equal(mode_of(path), 0666);
+    assert_int_equal(mode_of(jpath), 0666);
+    assert_int_equal(truncate(path, file_size(path) / 2), 0); /* rebuilt */
+    results *f = open_ok(path, &m);
+    close_ok(f);
+    assert_int_equal(mode_of(path), 0666);
+    assert_int_equal(unlink(jpath), 0); /* a journal rewritten from the file */
+    f = open_ok(path, &m);
+    close_ok(f);
+    assert_int_equal(mode_of(jpath), 0666);
+    const char *in[] = {path};
+    assert_int_equal(results_merge(out, in, 1, 0, NULL, NULL, &e), 0);
+    assert_int_equal(mode_of(out), 0666);
+    assert_int_equal(mode_of(jout), 0666);
+    umask(old);
+    free_atts(a, 2);
+    rm_dir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1389,6 +1432,7 @@ int main(void)
         cmocka_unit_test(test_no_hijack),
         cmocka_unit_test(test_move_aside),
         cmocka_unit_test(test_journal_damage_kept),
+        cmocka_unit_test(test_file_modes),
     };
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* the test's own raw HDF5 calls */
     return cmocka_run_group_tests(tests, NULL, NULL);
