@@ -9,6 +9,7 @@
  *   reader.c    results_reader_*: a file read back
  *   recovery.c  checking the file against the journal, rebuilding either
  *   merge.c     results_merge
+ *   aside.c     results_move_aside (--restart), under the writer's lock
  *   results.c   the public create / open / append / flush / close
  * *
  * ==== HDF5 layout (a contract: analysis/ and tests/read_results.py read it) ====
@@ -91,16 +92,32 @@
  *         name, string value as run_config_format writes it), u64 length +
  *         run_result_pack bytes (figures, metrics, detail, curves).
  * Append: write the record(s) (fdatasync at most every JOURNAL_SYNC_S and at
- * close), THEN write the HDF5 objects and H5Fflush. Open: scan the journal (a short last record = torn by a kill:
- * truncated away; a complete record with a bad CRC: the journal is copied to
- * PATH.journal.damaged-N first; an intact record this version cannot decode:
- * refused, nothing touched), then compare the HDF5 file with the journal:
+ * close), THEN write the HDF5 objects and H5Fflush. Open: scan the journal,
+ * resynchronising past damage on the next intact record (magic, a length
+ * that fits, a good CRC): a short last record = torn by a kill: truncated
+ * away without a copy; any other damage (a bad length, magic or CRC, in the
+ * middle or at the end): the whole journal is first copied to
+ * PATH.journal.damaged-N, then only the damaged bytes are dropped (the
+ * intact records after them are kept: the journal is replaced by its intact
+ * records); an intact record this version cannot decode: refused, nothing
+ * touched. A journal left without an intact META record beside a readable
+ * file is kept aside and rewritten from the file. Then compare the HDF5 file with the journal:
  * every /runs row byte for byte, every curve point, detail array and /sweeps
  * row; on any difference (cannot open, all-zero rows, fewer rows, a torn
  * chunk) rename it to PATH.damaged-N and rebuild it from the journal (into
  * PATH.rebuild, then rename). A file with rows or a sweep its journal lacks
  * is refused: that journal is not its own. Merge writes the output's journal
  * first (one fsync), then builds the file from it, like a rebuild.
+ *
+ * Temporaries and backups (PATH.rebuild, PATH.journal.tmp, .damaged-N,
+ * .behind-N, .orphan-N, .bak-STAMP[-N]) are in the file's directory, created
+ * exclusively (O_EXCL|O_NOFOLLOW, or H5F_ACC_EXCL after removing whatever
+ * non-directory sits at the temporary name, never following it), fsync'ed,
+ * and renamed with RENAME_NOREPLACE: nothing is renamed over an existing
+ * file except the journal by its repaired self. Every file gets 0666 &
+ * ~umask. A write that fails (out of space, quota, EIO) leaves each row in
+ * the file or the journal; HDF5's exit-time close is off (h5util), so a file
+ * whose close failed cannot crash the exit; `untangle sweep` exits 4.
  *
  * Locking: the writer flocks the journal (one writer per file) and opens the
  * HDF5 file without HDF5's own lock, so readers (h5py in a notebook) can read
