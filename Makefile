@@ -5,7 +5,8 @@
 #   make check           install what is missing, build, run every test
 #   make check SANITIZE=1  the same under AddressSanitizer + UBSan (build-san/)
 #   make valgrind        the unit tests under valgrind memcheck (build-vg/; slow)
-#   make fuzz            fuzz the YAML loader with libFuzzer (FUZZ_SECONDS, default 600)
+#   make fuzz            fuzz the YAML loader, the journal reader and the results-file
+#                        reader with libFuzzer (FUZZ_SECONDS each, default 600)
 #   make bench           print the benchmarks (tests/bench)
 #
 # Tests: tests/unit (cmocka, one program per module), tests/it (integration
@@ -119,6 +120,13 @@ fuzz: deps
 	  $(PKG_CFLAGS) tests/fuzz/fuzz_config.c $(LIB_SRC) -o build/fuzz_config $(LIBS)
 	build/fuzz_config -max_total_time=$(FUZZ_SECONDS) -dict=tests/fuzz/config.dict \
 	  build/fuzz_corpus tests/fuzz/corpus
+	@for t in journal results; do \
+	  mkdir -p build/fuzz_$${t}_corpus; \
+	  clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude \
+	    $(PKG_CFLAGS) tests/fuzz/fuzz_$$t.c $(LIB_SRC) -o build/fuzz_$$t $(LIBS) || exit 1; \
+	  ASAN_OPTIONS=allocator_may_return_null=1 \
+	    build/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) build/fuzz_$${t}_corpus || exit 1; \
+	done
 
 bench: all $(BENCHES)
 	@for b in $(BENCHES); do echo "== $$b"; OPENBLAS_NUM_THREADS=1 $$b || exit 1; done
