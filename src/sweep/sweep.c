@@ -797,6 +797,19 @@ static int check_single_rank(int size, err *e)
     return 0;
 }
 
+/* The directory of path exists (a write there failed for another reason). */
+static int out_dir_exists(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        return 1;
+    *(slash == dir ? slash + 1 : slash) = '\0';
+    struct stat st;
+    return stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 int sweep_main(const sweep_options *o, err *e)
 {
     config_sweep *s = NULL;
@@ -829,7 +842,8 @@ int sweep_main(const sweep_options *o, err *e)
         goto stop;
     }
     if ((rc = open_results(&m, e)) < 0) {
-        if (e->code == ERR_IO || e->code == ERR_HDF5)
+        /* a missing output directory is a usage error (1), as before */
+        if ((e->code == ERR_IO || e->code == ERR_HDF5) && out_dir_exists(o->out_path))
             code = SWEEP_NO_WRITE;
         goto stop;
     }
