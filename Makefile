@@ -5,7 +5,8 @@
 #   make check           install what is missing, build, run every test
 #   make check SANITIZE=1  the same under AddressSanitizer + UBSan (build-san/)
 #   make valgrind        the unit tests under valgrind memcheck (build-vg/; slow)
-#   make fuzz            fuzz the YAML loader with libFuzzer (FUZZ_SECONDS, default 600)
+#   make fuzz            fuzz the YAML loader, the journal reader and the results-file
+#                        reader with libFuzzer (FUZZ_SECONDS each, default 600)
 #   make soak            the long fault soak (SOAK_FAULTS, default 200)
 #   make bench           print the benchmarks (tests/bench)
 #
@@ -120,6 +121,13 @@ fuzz: deps
 	  $(PKG_CFLAGS) tests/fuzz/fuzz_config.c $(LIB_SRC) -o build/fuzz_config $(LIBS)
 	build/fuzz_config -max_total_time=$(FUZZ_SECONDS) -dict=tests/fuzz/config.dict \
 	  build/fuzz_corpus tests/fuzz/corpus
+	@for t in journal results; do \
+	  mkdir -p build/fuzz_$${t}_corpus; \
+	  clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude \
+	    $(PKG_CFLAGS) tests/fuzz/fuzz_$$t.c $(LIB_SRC) -o build/fuzz_$$t $(LIBS) || exit 1; \
+	  ASAN_OPTIONS=allocator_may_return_null=1 \
+	    build/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) build/fuzz_$${t}_corpus || exit 1; \
+	done
 
 # The long fault soak (tests/it/soak_faults.sh): SOAK_FAULTS random faults
 # (kills of master and workers, stopped workers, full disks as root, flipped

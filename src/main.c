@@ -343,7 +343,8 @@ static const char usage_sweep[] =
     "--deadline); SIGTERM or a second SIGINT also checkpoint and stop the running\n"
     "runs. Rows are written, exit 3; --resume continues.\n"
     "Exit codes: 0 all runs ok, 1 usage or input error (nothing written), 2 some runs\n"
-    "failed, 3 interrupted (resumable).\n";
+    "failed, 3 interrupted (resumable), 4 cannot write the results (out of space,\n"
+    "quota, I/O error, in use: rows written are kept; --resume with space again).\n";
 
 static int cmd_sweep(int argc, char **argv)
 {

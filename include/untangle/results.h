@@ -109,6 +109,15 @@ const char *results_library_version(char *buf, size_t n);
 /* Flush and close; NULL is a no-op. */
 int results_close(results *f, err *e);
 
+/* --restart: move path and its journal aside to path.bak-<UTC stamp> (then
+ * -2, -3, ...: never over an existing name), under the writer's lock on the
+ * journal (ERR_IO "in use" while a sweep writes it). A lone journal is moved
+ * too. Only a regular file with HDF5's signature and a regular journal are
+ * moved: anything else at either name (a directory, device, link, foreign
+ * file) is ERR_INPUT, nothing moved. kept: the backup name, "" when nothing
+ * was there. */
+int results_move_aside(const char *path, char *kept, size_t n, err *e);
+
 /* Merge shard files of one sweep into out (created, with a fresh journal),
  * reading the inputs' HDF5 contents (their journals are not needed): all must
  * have the sweep name and hash of the first (else ERR_INPUT naming the file);

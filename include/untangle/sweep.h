@@ -33,8 +33,19 @@ typedef struct sweep_options {
                                has to checkpoint before it is killed (default 30) */
 } sweep_options;
 
-/* Exit codes of `untangle sweep` (docs/architecture.md section 2). */
-enum { SWEEP_OK = 0, SWEEP_USAGE = 1, SWEEP_FAILED_RUNS = 2, SWEEP_INTERRUPTED = 3 };
+/* Exit codes of `untangle sweep` (docs/architecture.md section 2).
+ * SWEEP_NO_WRITE: the results file or its journal could not be created or
+ * written (out of space, quota, an I/O error, an unwritable directory, or in
+ * use by another sweep); the sweep stopped, no run failed because of it, and
+ * every row written is kept in the file or its journal: --resume with space
+ * again completes it. Not worth requeueing as it is. */
+enum {
+    SWEEP_OK = 0,
+    SWEEP_USAGE = 1,
+    SWEEP_FAILED_RUNS = 2,
+    SWEEP_INTERRUPTED = 3,
+    SWEEP_NO_WRITE = 4
+};
 
 void sweep_options_defaults(sweep_options *o);
 

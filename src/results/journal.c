@@ -274,8 +274,12 @@ static int note_record(results *f, int type, const uint8_t *p, size_t len)
  * PATH.journal.damaged-N (named in kept), fsync'ed: 0 or -1 (errno set). */
 static int copy_aside(const results *f, off_t size, char *kept, size_t n_kept)
 {
-    res_free_name(f->jpath, "damaged", kept, n_kept);
-    int out = open(kept, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int out = -1;
+    for (int i = 1; out < 0 && i <= 100000; i++) {
+        snprintf(kept, n_kept, "%s.damaged-%d", f->jpath, i);
+        if ((out = res_create_excl(kept, O_WRONLY)) < 0 && errno != EEXIST)
+            break;
+    }
     uint8_t buf[65536];
     off_t at = 0;
     int ok = out >= 0;
@@ -291,46 +295,148 @@ static int copy_aside(const results *f, off_t size, char *kept, size_t n_kept)
     return ok ? 0 : -1;
 }
 
-int journal_scan(results *f, err *e)
+/* The record at pos: 1 when it is intact (magic, a length that fits, a good
+ * CRC over type, length and payload; a type this version does not know is
+ * refused by the caller, not skipped; *type, *len, payload in *p, malloc'd), 0
+ * when not (*short_ = 1 when it starts like a record but runs past the end: a
+ * torn tail), -1 on a read error (errno). */
+static int rec_at(const results *f, off_t pos, off_t size, uint32_t *type, uint64_t *len,
+                  uint8_t **p, int *short_)
 {
-    struct stat st;
-    if (fstat(f->jfd, &st) < 0)
-        return err_set(e, ERR_IO, "reading %s: %s", f->jpath, strerror(errno));
-    off_t size = st.st_size, pos = 0;
-    int torn = 0, bad = 0;
-    uint8_t *p = NULL;
-    while (pos < size) {
-        uint8_t hdr[REC_HEADER];
-        uint32_t magic, type, crc;
-        uint64_t len;
-        if (size - pos < REC_HEADER) {
-            torn = 1;
-            break;
+    uint8_t hdr[REC_HEADER];
+    uint32_t magic, crc;
+    *p = NULL;
+    *short_ = size - pos < REC_HEADER;
+    if (*short_)
+        return 0;
+    if (fileio_pread_all(f->jfd, hdr, sizeof hdr, pos) < 0)
+        return -1;
+    memcpy(&magic, hdr, 4);
+    memcpy(type, hdr + 4, 4);
+    memcpy(len, hdr + 8, 8);
+    memcpy(&crc, hdr + 16, 4);
+    if (magic != JOURNAL_MAGIC)
+        return 0;
+    if (*len > (uint64_t)(size - pos - REC_HEADER)) {
+        *short_ = 1;
+        return 0;
+    }
+    if (!(*p = malloc(*len ? (size_t)*len : 1))) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if (fileio_pread_all(f->jfd, *p, (size_t)*len, pos + REC_HEADER) < 0)
+        return -1;
+    if (rec_crc(*type, *len, *p) == crc)
+        return 1;
+    free(*p);
+    *p = NULL;
+    return 0;
+}
+
+/* The offset of the next intact record after pos, or size when none. */
+static off_t next_intact(const results *f, off_t pos, off_t size)
+{
+    uint8_t buf[65536];
+    uint32_t magic = JOURNAL_MAGIC;
+    for (off_t at = pos + 1; at + REC_HEADER <= size;) {
+        size_t n = size - at < (off_t)sizeof buf ? (size_t)(size - at) : sizeof buf;
+        if (fileio_pread_all(f->jfd, buf, n, at) < 0)
+            return size;
+        for (size_t k = 0; k + 4 <= n; k++) {
+            if (memcmp(buf + k, &magic, 4) != 0)
+                continue;
+            uint32_t type;
+            uint64_t len;
+            uint8_t *p;
+            int short_, ok = rec_at(f, at + (off_t)k, size, &type, &len, &p, &short_);
+            free(p);
+            if (ok == 1)
+                return at + (off_t)k;
         }
-        if (fileio_pread_all(f->jfd, hdr, sizeof hdr, pos) < 0)
-            return err_set(e, ERR_IO, "reading %s: %s", f->jpath, strerror(errno));
-        memcpy(&magic, hdr, 4);
-        memcpy(&type, hdr + 4, 4);
-        memcpy(&len, hdr + 8, 8);
-        memcpy(&crc, hdr + 16, 4);
-        if (magic != JOURNAL_MAGIC) {
-            bad = 1;
+        at += (off_t)n - 3; /* a magic across the window's end */
+        if (n < sizeof buf)
             break;
-        }
-        if (len > (uint64_t)(size - pos - REC_HEADER)) {
-            torn = 1;
-            break;
-        }
+    }
+    return size;
+}
+
+/* A new journal of the intact records only, in place of the damaged one (the
+ * whole damaged journal was copied aside first); its fd, locked, replaces
+ * f->jfd. The state is reset for a new scan. */
+static int compact(results *f, err *e)
+{
+    char *tmp = res_cat_str(f->jpath, ".tmp");
+    int rc = 0, out = -1;
+    if (!tmp)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    if ((rc = res_clear_tmp(tmp, e)) < 0)
+        goto done;
+    if ((out = res_create_excl(tmp, O_RDWR)) < 0 || flock(out, LOCK_EX | LOCK_NB) < 0) {
+        rc = err_set(e, ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
+        goto done;
+    }
+    off_t at = 0;
+    for (size_t i = 0; i < f->n_rec && rc == 0; i++) {
+        off_t from = f->rec[i].off - REC_HEADER;
+        size_t n = REC_HEADER + f->rec[i].len;
+        uint8_t *p = malloc(n);
+        if (!p || fileio_pread_all(f->jfd, p, n, from) < 0 || fileio_pwrite_all(out, p, n, at) < 0)
+            rc = err_set(e, ERR_IO, "writing %s: %s", tmp, p ? strerror(errno) : "out of memory");
         free(p);
-        if (!(p = malloc(len ? (size_t)len : 1)))
-            return err_set(e, ERR_NOMEM, "out of memory reading %s", f->jpath);
-        if (fileio_pread_all(f->jfd, p, (size_t)len, pos + REC_HEADER) < 0) {
+        at += (off_t)n;
+    }
+    /* the one intended replacement of an existing file: the journal by its
+     * repaired self */
+    if (rc == 0 && (fsync(out) < 0 || rename(tmp, f->jpath) < 0))
+        rc = err_set(e, ERR_IO, "cannot replace %s by %s: %s", f->jpath, tmp, strerror(errno));
+    if (rc == 0) {
+        res_sync_dir(f->jpath);
+        close(f->jfd);
+        f->jfd = out;
+        out = -1;
+        f->n_rec = f->n_att = 0;
+        f->has_first = 0;
+        sweep_rec_free(&f->first);
+        sweep_rec_free(&f->last);
+    }
+done:
+    if (out >= 0) {
+        close(out);
+        unlink(tmp);
+    }
+    free(tmp);
+    return rc;
+}
+
+/* Read every intact record into f; *dropped counts the bytes of damaged
+ * stretches skipped before the last intact record, *end is the end of the
+ * last intact record, *torn tells whether what follows it is a torn record
+ * (cut without a copy) rather than damage. */
+static int scan_records(results *f, off_t size, off_t *dropped, off_t *end, int *torn, err *e)
+{
+    off_t pos = 0;
+    *dropped = 0;
+    *end = 0;
+    *torn = 0;
+    while (pos < size) {
+        uint32_t type = 0;
+        uint64_t len = 0;
+        uint8_t *p = NULL;
+        int short_ = 0, ok = rec_at(f, pos, size, &type, &len, &p, &short_);
+        if (ok < 0) {
             free(p);
             return err_set(e, ERR_IO, "reading %s: %s", f->jpath, strerror(errno));
         }
-        if (rec_crc(type, len, p) != crc) {
-            bad = 1;
-            break;
+        if (ok == 0) { /* resynchronise on the next intact record */
+            off_t q = next_intact(f, pos, size);
+            if (q == size) {
+                *torn = short_;
+                break;
+            }
+            *dropped += q - pos;
+            pos = q;
+            continue;
         }
         if (note_record(f, (int)type, p, (size_t)len) < 0) {
             /* intact (its CRC is right) but not understood: another version's
@@ -341,30 +447,49 @@ int journal_scan(results *f, err *e)
                            "this version of untangle; nothing was changed",
                            f->jpath, f->n_rec, (unsigned)type, (long long)pos);
         }
-        if (push_rec(f, (int)type, pos + REC_HEADER, (size_t)len) < 0) {
-            free(p);
+        free(p);
+        if (push_rec(f, (int)type, pos + REC_HEADER, (size_t)len) < 0)
             return err_set(e, ERR_NOMEM, "out of memory reading %s", f->jpath);
-        }
         pos += REC_HEADER + (off_t)len;
+        *end = pos;
     }
-    free(p);
-    f->jlen = pos;
-    if (!torn && !bad)
+    return 0;
+}
+
+int journal_scan(results *f, err *e)
+{
+    struct stat st;
+    if (fstat(f->jfd, &st) < 0)
+        return err_set(e, ERR_IO, "reading %s: %s", f->jpath, strerror(errno));
+    off_t size = st.st_size, dropped, end;
+    int torn, rc;
+    if ((rc = scan_records(f, size, &dropped, &end, &torn, e)) < 0)
+        return rc;
+    f->jlen = end;
+    if (end == size && dropped == 0)
         return 0;
-    char kept[4200] = "";
-    if (bad && copy_aside(f, size, kept, sizeof kept) < 0)
+    char kept[4200] = "", what[200];
+    int damaged = dropped > 0 || !torn;
+    if (damaged && copy_aside(f, size, kept, sizeof kept) < 0)
         /* Not what a kill leaves: a copy of the whole journal comes first. */
-        return err_set(e, ERR_IO, "%s has a damaged record at byte %lld and it could not be "
-                       "copied to %s before repair: %s", f->jpath, (long long)pos, kept,
-                       strerror(errno));
-    if (ftruncate(f->jfd, pos) < 0 || fdatasync(f->jfd) < 0)
+        return err_set(e, ERR_IO, "%s is damaged and could not be copied to %s before repair: "
+                       "%s", f->jpath, kept, strerror(errno));
+    if (dropped > 0) { /* damage before intact records: keep those, drop the rest */
+        if ((rc = compact(f, e)) < 0 || (rc = journal_scan(f, e)) < 0)
+            return rc;
+        snprintf(what, sizeof what, "%lld damaged bytes of %lld, the intact records after them "
+                 "kept", (long long)(size - f->jlen), (long long)size);
+        res_add_note(f, "dropped damaged journal records (%s; the journal was copied to %s)",
+                     what, kept);
+        return 0;
+    }
+    if (ftruncate(f->jfd, end) < 0 || fdatasync(f->jfd) < 0)
         return err_set(e, ERR_IO, "truncating the torn end of %s: %s", f->jpath, strerror(errno));
-    char what[160];
-    snprintf(what, sizeof what, "%lld bytes at byte %lld",
-             (long long)(size - pos), (long long)pos);
-    if (bad)
+    snprintf(what, sizeof what, "%lld bytes at byte %lld", (long long)(size - end),
+             (long long)end);
+    if (damaged)
         res_add_note(f, "dropped a damaged journal record (%s; the journal was copied to %s)", what,
-                 kept);
+                     kept);
     else
         res_add_note(f, "dropped a torn last journal record (%s%s)", what, "");
     return 0;
@@ -372,7 +497,7 @@ int journal_scan(results *f, err *e)
 
 int journal_create(results *f, err *e)
 {
-    f->jfd = open(f->jpath, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    f->jfd = res_create_excl(f->jpath, O_RDWR);
     if (f->jfd < 0)
         return err_set(e, ERR_IO, "cannot create results file %s: its journal %s: %s", f->path,
                        f->jpath, strerror(errno));
@@ -381,7 +506,7 @@ int journal_create(results *f, err *e)
 
 int journal_open(results *f, err *e)
 {
-    f->jfd = open(f->jpath, O_RDWR | O_CLOEXEC);
+    f->jfd = open(f->jpath, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
     if (f->jfd < 0)
         return err_set(e, ERR_IO, "cannot open %s: %s", f->jpath, strerror(errno));
     return journal_lock(f, e);

@@ -190,8 +190,7 @@ int results_merge(const char *out, const char *const *inputs, size_t n_inputs, l
     if (n_missing)
         *n_missing = nm;
 done:
-    if (rc < 0 && created) {
-        unlink(f->path);
+    if (rc < 0 && created) { /* the file at out, if any, is not ours: the build failed */
         unlink(f->jpath);
         char *tmp = res_cat_str(f->path, ".rebuild");
         if (tmp)

@@ -28,7 +28,7 @@ int recover_build_file(results *f, err *e)
         rc = err_set(e, ERR_NOMEM, "out of memory");
         goto done;
     }
-    if ((rc = h5w_create(&w, tmp, &f->lay, &f->first, e)) < 0)
+    if ((rc = res_clear_tmp(tmp, e)) < 0 || (rc = h5w_create(&w, tmp, &f->lay, &f->first, e)) < 0)
         goto done;
     for (size_t i = 0; i < f->n_rec; i++) {
         if (f->rec[i].type == REC_META)
@@ -63,8 +63,10 @@ int recover_build_file(results *f, err *e)
         goto done;
     }
     h5w_close(&w);
-    if (res_sync_file(tmp) < 0 || rename(tmp, f->path) < 0) {
+    /* path was moved aside or never existed: nothing is renamed over a file */
+    if (res_sync_file(tmp) < 0 || res_rename_noreplace(tmp, f->path) < 0) {
         rc = err_set(e, ERR_IO, "cannot move %s to %s: %s", tmp, f->path, strerror(errno));
+        unlink(tmp);
         goto done;
     }
     res_sync_dir(f->path);
@@ -81,8 +83,7 @@ static int rebuild(results *f, const char *why, err *e)
 {
     char kept[4200] = "";
     if (res_path_exists(f->path)) {
-        res_free_name(f->path, "damaged", kept, sizeof kept);
-        if (rename(f->path, kept) < 0)
+        if (res_move_free(f->path, f->path, "damaged", kept, sizeof kept) < 0)
             return err_set(e, ERR_IO, "cannot move damaged %s to %s: %s", f->path, kept,
                            strerror(errno));
         res_sync_dir(f->path);
@@ -296,8 +297,9 @@ int recover_journal_from_file(results *f, err *e)
     }
     if ((rc = reader_open(&rd, f->path, e)) < 0)
         goto done;
-    unlink(tmp); /* a leftover of an interrupted attempt at this */
-    f->jfd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if ((rc = res_clear_tmp(tmp, e)) < 0) /* a leftover of an interrupted attempt */
+        goto done;
+    f->jfd = res_create_excl(tmp, O_RDWR);
     if (f->jfd < 0) {
         rc = err_set(e, ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
         goto done;
@@ -330,7 +332,7 @@ int recover_journal_from_file(results *f, err *e)
     }
     if ((rc = journal_sync(f, e)) < 0)
         goto done;
-    if (rename(tmp, f->jpath) < 0) {
+    if (res_rename_noreplace(tmp, f->jpath) < 0) {
         rc = err_set(e, ERR_IO, "cannot move %s to %s: %s", tmp, f->jpath, strerror(errno));
         goto done;
     }
@@ -360,8 +362,7 @@ done:
 static int journal_resync(results *f, err *e)
 {
     char old[4200];
-    res_free_name(f->jpath, "behind", old, sizeof old);
-    if (rename(f->jpath, old) < 0)
+    if (res_move_free(f->jpath, f->jpath, "behind", old, sizeof old) < 0)
         return err_set(e, ERR_IO, "cannot move %s to %s: %s", f->jpath, old, strerror(errno));
     close(f->jfd); /* after the rename: the lock is held until the journal moved */
     f->jfd = -1;
@@ -377,6 +378,20 @@ static int journal_resync(results *f, err *e)
     res_add_note(f, "the journal was behind the file: kept as %s and rewritten from %s", old,
              f->path);
     return 0;
+}
+
+int recover_journal_lost(results *f, err *e)
+{
+    results_reader *rd = NULL;
+    err e2;
+    err_clear(&e2);
+    if (reader_open(&rd, f->path, &e2) < 0)
+        return err_set(e, ERR_INPUT,
+                       "%s: its journal %s has no intact header record and the file cannot be "
+                       "read either (%s): nothing was changed",
+                       f->path, f->jpath, e2.msg);
+    reader_free(rd);
+    return journal_resync(f, e);
 }
 
 int recover_and_open(results *f, err *e)

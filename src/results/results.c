@@ -55,6 +55,57 @@ void res_free_name(const char *base, const char *suffix, char *out, size_t n)
     }
 }
 
+int res_create_excl(const char *path, int flags)
+{
+    return open(path, flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, RES_FILE_MODE);
+}
+
+int res_rename_noreplace(const char *from, const char *to)
+{
+    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+        return -1;
+    /* a file system without RENAME_NOREPLACE: link fails on an existing name */
+    if (link(from, to) < 0)
+        return -1;
+    if (unlink(from) < 0) {
+        int keep = errno;
+        unlink(to);
+        errno = keep;
+        return -1;
+    }
+    return 0;
+}
+
+int res_move_free(const char *from, const char *base, const char *suffix, char *out, size_t n)
+{
+    for (int i = 1; i <= 100000; i++) {
+        snprintf(out, n, "%s.%s-%d", base, suffix, i);
+        if (res_rename_noreplace(from, out) == 0)
+            return 0;
+        if (errno != EEXIST)
+            return -1;
+    }
+    errno = EEXIST;
+    return -1;
+}
+
+int res_clear_tmp(const char *tmp, err *e)
+{
+    struct stat st;
+    if (lstat(tmp, &st) < 0)
+        return errno == ENOENT ? 0 : err_set(e, ERR_IO, "%s: %s", tmp, strerror(errno));
+    if (S_ISDIR(st.st_mode))
+        return err_set(e, ERR_IO, "%s is a directory, not a leftover temporary file: refusing "
+                       "to use that name", tmp);
+    /* a leftover of an interrupted rebuild, or a planted link: the name goes,
+     * whatever it points to is not touched */
+    if (unlink(tmp) < 0)
+        return err_set(e, ERR_IO, "cannot remove the leftover %s: %s", tmp, strerror(errno));
+    return 0;
+}
+
 void res_sync_dir(const char *path)
 {
     char *d = res_dup_str(path);
@@ -76,7 +127,7 @@ void res_sync_dir(const char *path)
 
 int res_sync_file(const char *path)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return -1;
     int rc = fsync(fd);
@@ -219,10 +270,14 @@ static int do_open(results *f, const results_meta *meta, err *e)
     }
     if ((rc = journal_open(f, e)) < 0 || (rc = journal_scan(f, e)) < 0)
         return rc;
+    /* an empty or garbage journal (its bytes, if any, copied aside by the
+     * scan) beside an intact file: rewritten from the file */
+    if (!f->has_first && res_path_exists(f->path) && (rc = recover_journal_lost(f, e)) < 0)
+        return rc;
     if (!f->has_first)
         return err_set(e, ERR_INPUT,
-                       "%s: its journal %s has no header record: the file was never completely "
-                       "created (killed during creation?); remove both and start again",
+                       "%s: its journal %s has no header record and there is no file: nothing "
+                       "was recorded (killed during creation?); remove the journal to start again",
                        f->path, f->jpath);
     if ((rc = recover_and_open(f, e)) < 0)
         return rc;
@@ -277,8 +332,7 @@ static int orphan_journal(results **fp, const results_meta *meta, int *mine, err
     free(path);
     if (!f)
         return err_set(e, ERR_NOMEM, "out of memory");
-    res_free_name(f->jpath, "orphan", aside, sizeof aside);
-    if (rename(f->jpath, aside) < 0)
+    if (res_move_free(f->jpath, f->jpath, "orphan", aside, sizeof aside) < 0)
         return err_set(e, ERR_IO, "cannot move the stale journal %s aside: %s", f->jpath,
                        strerror(errno));
     res_add_note(f, "moved a journal without its file (another sweep's) aside to %s%s", aside, "");
@@ -329,7 +383,10 @@ int results_create(results **out, const char *path, const results_meta *meta, er
     if ((rc = journal_put_sweep(f, REC_META, &s, e)) < 0 || (rc = journal_sync(f, e)) < 0)
         goto done;
     res_sync_dir(f->jpath);
-    if ((rc = recover_build_file(f, e)) < 0 || (rc = h5w_open(&f->w, f->path, &f->lay, e)) < 0)
+    if ((rc = recover_build_file(f, e)) < 0)
+        goto done;
+    made = 2; /* the file at path is ours */
+    if ((rc = h5w_open(&f->w, f->path, &f->lay, e)) < 0)
         goto done;
     *out = f;
     f = NULL;
@@ -340,7 +397,8 @@ done:
         if (tmp)
             unlink(tmp);
         free(tmp);
-        unlink(f->path);
+        if (made == 2)
+            unlink(f->path);
         unlink(f->jpath);
     }
     sweep_rec_free(&s);

@@ -9,6 +9,7 @@
  *   reader.c    results_reader_*: a file read back
  *   recovery.c  checking the file against the journal, rebuilding either
  *   merge.c     results_merge
+ *   aside.c     results_move_aside (--restart), under the writer's lock
  *   results.c   the public create / open / append / flush / close
  * *
  * ==== HDF5 layout (a contract: analysis/ and tests/read_results.py read it) ====
@@ -91,16 +92,32 @@
  *         name, string value as run_config_format writes it), u64 length +
  *         run_result_pack bytes (figures, metrics, detail, curves).
  * Append: write the record(s) (fdatasync at most every JOURNAL_SYNC_S and at
- * close), THEN write the HDF5 objects and H5Fflush. Open: scan the journal (a short last record = torn by a kill:
- * truncated away; a complete record with a bad CRC: the journal is copied to
- * PATH.journal.damaged-N first; an intact record this version cannot decode:
- * refused, nothing touched), then compare the HDF5 file with the journal:
+ * close), THEN write the HDF5 objects and H5Fflush. Open: scan the journal,
+ * resynchronising past damage on the next intact record (magic, a length
+ * that fits, a good CRC): a short last record = torn by a kill: truncated
+ * away without a copy; any other damage (a bad length, magic or CRC, in the
+ * middle or at the end): the whole journal is first copied to
+ * PATH.journal.damaged-N, then only the damaged bytes are dropped (the
+ * intact records after them are kept: the journal is replaced by its intact
+ * records); an intact record this version cannot decode: refused, nothing
+ * touched. A journal left without an intact META record beside a readable
+ * file is kept aside and rewritten from the file. Then compare the HDF5 file with the journal:
  * every /runs row byte for byte, every curve point, detail array and /sweeps
  * row; on any difference (cannot open, all-zero rows, fewer rows, a torn
  * chunk) rename it to PATH.damaged-N and rebuild it from the journal (into
  * PATH.rebuild, then rename). A file with rows or a sweep its journal lacks
  * is refused: that journal is not its own. Merge writes the output's journal
  * first (one fsync), then builds the file from it, like a rebuild.
+ *
+ * Temporaries and backups (PATH.rebuild, PATH.journal.tmp, .damaged-N,
+ * .behind-N, .orphan-N, .bak-STAMP[-N]) are in the file's directory, created
+ * exclusively (O_EXCL|O_NOFOLLOW, or H5F_ACC_EXCL after removing whatever
+ * non-directory sits at the temporary name, never following it), fsync'ed,
+ * and renamed with RENAME_NOREPLACE: nothing is renamed over an existing
+ * file except the journal by its repaired self. Every file gets 0666 &
+ * ~umask. A write that fails (out of space, quota, EIO) leaves each row in
+ * the file or the journal; HDF5's exit-time close is off (h5util), so a file
+ * whose close failed cannot crash the exit; `untangle sweep` exits 4.
  *
  * Locking: the writer flocks the journal (one writer per file) and opens the
  * HDF5 file without HDF5's own lock, so readers (h5py in a notebook) can read
@@ -263,6 +280,20 @@ char *res_cat_str(const char *a, const char *b);
 int res_path_exists(const char *p);
 /* First free "base.suffix-N", N >= 1, into out. */
 void res_free_name(const char *base, const char *suffix, char *out, size_t n);
+/* Every file this module creates gets 0666 & ~umask (journal, file, copies). */
+#define RES_FILE_MODE 0666
+/* open(path, flags | O_CREAT | O_EXCL | O_NOFOLLOW): a new file, never an
+ * existing one or the target of a link; the fd or -1 (errno). */
+int res_create_excl(const char *path, int flags);
+/* rename(from, to) that fails with EEXIST when to exists (RENAME_NOREPLACE,
+ * or link + unlink where the file system lacks it): 0 or -1 (errno). */
+int res_rename_noreplace(const char *from, const char *to);
+/* Rename from to the first free "base.suffix-N" (into out), never over an
+ * existing name: 0 or -1 (errno). */
+int res_move_free(const char *from, const char *base, const char *suffix, char *out, size_t n);
+/* Remove whatever non-directory sits at the temporary name tmp (a leftover
+ * or a planted link; not what it points to): 0 or ERR_IO. */
+int res_clear_tmp(const char *tmp, err *e);
 /* fsync the directory holding path (a rename or creation becomes durable);
  * fsync the file path (0 or -1). */
 void res_sync_dir(const char *path);
@@ -319,7 +350,7 @@ hid_t res_make_fapl(int writer);
 hsize_t res_ds_len(hid_t ds);
 void h5w_init(h5w *w);
 void h5w_close(h5w *w);
-/* Create path (truncating) with the root attributes of m and empty datasets;
+/* Create path (it must not exist: H5F_ACC_EXCL, never through a link) with the root attributes of m and empty datasets;
  * /sweeps gets m's row. */
 int h5w_create(h5w *w, const char *path, const layout *L, const sweep_rec *m, err *e);
 int h5w_open(h5w *w, const char *path, const layout *L, err *e);
@@ -373,6 +404,9 @@ int recover_build_file(results *f, err *e);
 /* A file without a journal (copied, or its journal deleted): write one from
  * the file's contents; the caller then opens and scans it. */
 int recover_journal_from_file(results *f, err *e);
+/* A journal without an intact header record beside a readable file: kept
+ * aside and rewritten from the file (ERR_INPUT when the file is unreadable). */
+int recover_journal_lost(results *f, err *e);
 /* Check the file against the journal; rebuild it when it lacks something,
  * rewrite the journal when the file has more. Then open it for appending. */
 int recover_and_open(results *f, err *e);

@@ -239,7 +239,7 @@ int h5w_create(h5w *w, const char *path, const layout *L, const sweep_rec *m, er
     hid_t fapl = H5I_INVALID_HID, ft = H5I_INVALID_HID;
     int32_t fmt = (int32_t)m->format;
     if ((fapl = res_make_fapl(1)) < 0 ||
-        (w->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)) < 0) {
+        (w->file = H5Fcreate(path, H5F_ACC_EXCL, H5P_DEFAULT, fapl)) < 0) {
         rc = h5util_err(e, "cannot create", path);
         goto done;
     }

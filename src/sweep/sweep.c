@@ -116,6 +116,7 @@ typedef struct master {
     const sweep_options *o;
     const config_sweep *s;
     results *f;
+    int write_failed;    /* the results could not be written: SWEEP_NO_WRITE */
     double t0;
     double deadline_abs; /* sweep_now() time, 0 = none */
     /* per index */
@@ -287,8 +288,10 @@ static int master_record(master *m, const result_head *h, const run_result *r, e
     row.attempt = h->attempt;
     row.rank = h->rank;
     snprintf(row.host, sizeof row.host, "%s", h->host);
-    if (results_append(m->f, &row, &m->s->runs[h->index], r, e) < 0)
+    if (results_append(m->f, &row, &m->s->runs[h->index], r, e) < 0) {
+        m->write_failed = e->code != ERR_INPUT && e->code != ERR_NOMEM;
         return e->code;
+    }
     m->finished_here++;
     const run_config *c = &m->s->runs[h->index];
     if (r->status == RUN_OK) {
@@ -316,31 +319,6 @@ static int master_record(master *m, const result_head *h, const run_result *r, e
 
 /* ---- set-up: the file, the queue ----------------------------------------------- */
 
-static void backup_name(const char *path, char *out, size_t n)
-{
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char stamp[32];
-    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-    snprintf(out, n, "%.4000s.bak-%s", path, stamp);
-}
-
-static int move_aside(const char *path, err *e)
-{
-    char bak[4096], j[4200], jbak[4200];
-    backup_name(path, bak, sizeof bak);
-    if (rename(path, bak) < 0)
-        return err_set(e, ERR_IO, "--restart: cannot move %s to %s: %s", path, bak,
-                       strerror(errno));
-    snprintf(j, sizeof j, "%s.journal", path);
-    snprintf(jbak, sizeof jbak, "%s.journal", bak);
-    if (access(j, F_OK) == 0 && rename(j, jbak) < 0)
-        return err_set(e, ERR_IO, "--restart: cannot move %s: %s", j, strerror(errno));
-    fprintf(stderr, "untangle: previous results kept as %s\n", bak);
-    return 0;
-}
-
 static int open_results(master *m, err *e)
 {
     const sweep_options *o = m->o;
@@ -359,13 +337,13 @@ static int open_results(master *m, err *e)
         .untangle_version = UNTANGLE_VERSION,
         .library_versions = vers,
     };
+    char bak[4200];
+    if (o->restart && results_move_aside(o->out_path, bak, sizeof bak, e) < 0)
+        return e->code;
+    if (o->restart && bak[0])
+        fprintf(stderr, "untangle: previous results kept as %s\n", bak);
     struct stat st;
     int exists = stat(o->out_path, &st) == 0;
-    if (exists && o->restart) {
-        if (move_aside(o->out_path, e) < 0)
-            return e->code;
-        exists = 0;
-    }
     int rc;
     if (!exists)
         rc = results_create(&m->f, o->out_path, &meta, e);
@@ -527,8 +505,10 @@ static int run_serial(master *m, err *e)
         if (pending(m) == 0 || next_job(m, &j) < 0)
             break;
         /* the rows so far reach the HDF5 file before the next run starts */
-        if ((rc = results_flush(m->f, e)) < 0)
+        if ((rc = results_flush(m->f, e)) < 0) {
+            m->write_failed = 1;
             break;
+        }
         sweep_task t;
         fill_task(m, &j, &t);
         if (t.deadline > 0)
@@ -713,7 +693,8 @@ static int run_master(master *m, int size, err *e)
         print_summary(m, 0);
         if (!flag) {
             if (rc == 0)
-                rc = results_flush(m->f, e);
+                if ((rc = results_flush(m->f, e)) < 0)
+                    m->write_failed = 1;
             nap(&wait_ns);
         }
     }
@@ -816,6 +797,19 @@ static int check_single_rank(int size, err *e)
     return 0;
 }
 
+/* The directory of path exists (a write there failed for another reason). */
+static int out_dir_exists(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        return 1;
+    *(slash == dir ? slash + 1 : slash) = '\0';
+    struct stat st;
+    return stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 int sweep_main(const sweep_options *o, err *e)
 {
     config_sweep *s = NULL;
@@ -847,8 +841,13 @@ int sweep_main(const sweep_options *o, err *e)
         code = SWEEP_OK;
         goto stop;
     }
-    if ((rc = open_results(&m, e)) < 0 || (rc = check_same_sweep(&m, e)) < 0 ||
-        (rc = build_queue(&m, e)) < 0)
+    if ((rc = open_results(&m, e)) < 0) {
+        /* a missing output directory is a usage error (1), as before */
+        if ((e->code == ERR_IO || e->code == ERR_HDF5) && out_dir_exists(o->out_path))
+            code = SWEEP_NO_WRITE;
+        goto stop;
+    }
+    if ((rc = check_same_sweep(&m, e)) < 0 || (rc = build_queue(&m, e)) < 0)
         goto stop;
     if ((o->checkpoint_every > 0 || o->save_models) && (rc = run_file_mkdir(o->out_path, e)) < 0)
         goto stop;
@@ -861,7 +860,7 @@ int sweep_main(const sweep_options *o, err *e)
         print_summary(&m, 1);
         code = exit_code(&m);
     } else {
-        code = SWEEP_FAILED_RUNS;
+        code = m.write_failed ? SWEEP_NO_WRITE : SWEEP_FAILED_RUNS;
     }
 stop:
     if (mpi && size > 1 && !started) {
@@ -875,8 +874,12 @@ stop:
     err_clear(&ce);
     if (m.f && results_close(m.f, &ce) < 0 && rc == 0) {
         *e = ce;
-        code = SWEEP_FAILED_RUNS;
+        code = SWEEP_NO_WRITE;
     }
+    if (code == SWEEP_NO_WRITE)
+        err_prefix(e, "cannot write the results (exit %d; the rows written so far are kept in "
+                   "%s or its journal: free space and run again with --resume): ", code,
+                   o->out_path);
     size_t lost = m.n_lost;
     master_free(&m);
     config_free(s);

@@ -4,6 +4,14 @@
 #include <stdio.h>
 #include <string.h>
 
+/* HDF5 closes every open file at exit (atexit). A file whose close failed
+ * (its flush hit a full disk, a quota, an I/O error) stays open inside the
+ * library, and 1.10's exit-time close of it crashes (SIGSEGV in
+ * H5F__close_cb) or prints "infinite loop closing library". Every file is
+ * closed explicitly; what a failed close leaves, the journal already holds.
+ * So no exit-time close: this runs before main, before any HDF5 call. */
+__attribute__((constructor)) static void h5util_no_atexit(void) { H5dont_atexit(); }
+
 void h5util_quiet_begin(h5util_quiet *q)
 {
     H5Eget_auto2(H5E_DEFAULT, &q->func, &q->data);

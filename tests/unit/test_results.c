@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "untangle/data.h"
@@ -1140,6 +1141,276 @@ static void test_program_attributes(void **state)
     rm_dir(dir);
 }
 
+/* ---- fault paths: temporaries and backups are never hijacked ---------------- */
+
+static void write_text(const char *p, const char *text)
+{
+    FILE *fp = fopen(p, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+static void assert_text(const char *p, const char *text)
+{
+    char buf[256] = "";
+    FILE *fp = fopen(p, "r");
+    assert_non_null(fp);
+    size_t n = fread(buf, 1, sizeof buf - 1, fp);
+    buf[n] = '\0';
+    fclose(fp);
+    assert_string_equal(buf, text);
+}
+
+static int is_link(const char *p)
+{
+    struct stat st;
+    return lstat(p, &st) == 0 && S_ISLNK(st.st_mode);
+}
+
+/* Links planted at every temporary and backup name (PATH.rebuild,
+ * PATH.damaged-1, PATH.journal.tmp, PATH.journal.damaged-1) point at a file
+ * that must survive a rebuild, a journal rewrite and a journal copy; the
+ * backups go to the next free name. */
+static void test_no_hijack(void **state)
+{
+    (void)state;
+    char dir[64], path[128], jpath[160], victim[160], name[220];
+    make_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    snprintf(jpath, sizeof jpath, "%s.journal", path);
+    snprintf(victim, sizeof victim, "%s/victim", dir);
+    results_meta m = meta_of("test-sweep", YAML_A, 0x1234abcdULL);
+    att a[3];
+    make_file(path, a, 3);
+    write_text(victim, "precious");
+    const char *planted[] = {".rebuild", ".damaged-1", ".journal.tmp", ".journal.damaged-1"};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(name, sizeof name, "%s%s", path, planted[i]);
+        assert_int_equal(symlink(victim, name), 0);
+    }
+    /* 1. a damaged file: moved aside (not over the link) and rebuilt */
+    assert_int_equal(truncate(path, file_size(path) / 2), 0);
+    results *f = open_ok(path, &m);
+    assert_non_null(strstr(results_recovery(f), "r.h5.damaged-2"));
+    close_ok(f);
+    assert_text(victim, "precious");
+    assert_file_holds(path, a, 3, 0);
+    snprintf(name, sizeof name, "%s.damaged-1", path);
+    assert_true(is_link(name));
+    /* 2. no journal: written from the file through a temporary */
+    assert_int_equal(unlink(jpath), 0);
+    f = open_ok(path, &m);
+    close_ok(f);
+    assert_text(victim, "precious");
+    /* 3. a bad CRC: the journal is copied aside to the next free name */
+    int fd = open(jpath, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, "\xff\xfe", 2, file_size(jpath) - 100), 2);
+    close(fd);
+    f = open_ok(path, &m);
+    assert_non_null(strstr(results_recovery(f), "journal.damaged-2"));
+    close_ok(f);
+    assert_text(victim, "precious");
+    assert_file_holds(path, a, 3, 0);
+    free_atts(a, 3);
+    rm_dir(dir);
+}
+
+/* --restart's move: never over an earlier backup (every name this second
+ * and the next is taken), never while a writer holds the lock, never a
+ * directory, FIFO or link, and a lone journal goes too (the next create
+ * starts afresh). */
+static void test_move_aside(void **state)
+{
+    (void)state;
+    char dir[64], path[128], jpath[160], kept[4200], taken[2][200], stamp[32];
+    make_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    snprintf(jpath, sizeof jpath, "%s.journal", path);
+    results_meta m = meta_of("test-sweep", YAML_A, 0x1234abcdULL);
+    att a[2];
+    make_file(path, a, 2);
+    for (int k = 0; k < 2; k++) {
+        time_t t = time(NULL) + k;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+        snprintf(taken[k], sizeof taken[k], "%s.bak-%s", path, stamp);
+        write_text(taken[k], "earlier backup");
+    }
+    /* a writer holds the lock: refused, nothing moved */
+    results *f = open_ok(path, &m);
+    err e;
+    err_clear(&e);
+    assert_int_equal(results_move_aside(path, kept, sizeof kept, &e), ERR_IO);
+    assert_non_null(strstr(e.msg, "in use"));
+    close_ok(f);
+    assert_true(exists(path) && exists(jpath));
+    /* moved to a free name */
+    assert_int_equal(results_move_aside(path, kept, sizeof kept, &e), 0);
+    assert_true(strcmp(kept, taken[0]) != 0 && strcmp(kept, taken[1]) != 0);
+    assert_text(taken[0], "earlier backup");
+    assert_text(taken[1], "earlier backup");
+    assert_false(exists(path) || exists(jpath));
+    assert_file_holds(kept, a, 2, 0);
+    /* nothing there: nothing to do */
+    assert_int_equal(results_move_aside(path, kept, sizeof kept, &e), 0);
+    assert_string_equal(kept, "");
+    /* a directory, a FIFO, a link, a foreign file: refused and left as they are */
+    assert_int_equal(mkdir(path, 0700), 0);
+    assert_int_equal(results_move_aside(path, kept, sizeof kept, &e), ERR_INPUT);
+    assert_non_null(strstr(e.msg, "directory"));
+    assert_int_equal(rmdir(path), 0);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    assert_int_equal(results_move_aside(path, kept, sizeof kept, &e), ERR_INPUT);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(symlink(taken[0], path), 0);
+    assert_int_equal(results_move_aside(path, kept, sizeof kept, &e), ERR_INPUT);
+    assert_int_equal(unlink(path), 0);
+    write_text(path, "not an HDF5 file");
+    assert_int_equal(results_move_aside(path, kept, sizeof kept, &e), ERR_INPUT);
+    assert_text(path, "not an HDF5 file");
+    assert_int_equal(unlink(path), 0);
+    /* a lone journal is moved too: the next create starts afresh */
+    att b[1];
+    make_file(path, b, 1);
+    free_atts(b, 1);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(results_move_aside(path, kept, sizeof kept, &e), 0);
+    assert_false(exists(jpath));
+    f = NULL;
+    assert_int_equal(results_create(&f, path, &m, &e), 0);
+    size_t n = 9;
+    results_attempts(f, &n);
+    assert_int_equal(n, 0);
+    close_ok(f);
+    free_atts(a, 2);
+    rm_dir(dir);
+}
+
+/* Byte offset of journal record k (0 = META). */
+static off_t record_offset(const char *jpath, int k)
+{
+    int fd = open(jpath, O_RDONLY);
+    assert_true(fd >= 0);
+    off_t at = 0;
+    for (int i = 0; i < k; i++) {
+        uint64_t len;
+        assert_int_equal(pread(fd, &len, 8, at + 8), 8);
+        at += 20 + (off_t)len;
+    }
+    close(fd);
+    return at;
+}
+
+/* Journal damage in the middle (a length field, a CRC) loses only the
+ * damaged record: the intact ones after it are kept (the file is gone, so
+ * only the journal has them), and the damaged journal is copied aside. An
+ * empty or garbage journal beside an intact file is rewritten from it. */
+static void test_journal_damage_kept(void **state)
+{
+    (void)state;
+    char dir[64], path[128], jpath[160], copy[200];
+    make_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    snprintf(jpath, sizeof jpath, "%s.journal", path);
+    results_meta m = meta_of("test-sweep", YAML_A, 0x1234abcdULL);
+    att a[4];
+    for (int kind = 0; kind < 2; kind++) {
+        make_file(path, a, 4);
+        off_t size = file_size(jpath), at = record_offset(jpath, 3); /* row 2 */
+        int fd = open(jpath, O_WRONLY);
+        assert_true(fd >= 0);
+        if (kind == 0) { /* the length field of row 2 */
+            uint64_t huge = 1ull << 40;
+            assert_int_equal(pwrite(fd, &huge, 8, at + 8), 8);
+        } else { /* a payload byte of row 2: its CRC fails */
+            assert_int_equal(pwrite(fd, "\xff", 1, at + 30), 1);
+        }
+        close(fd);
+        assert_int_equal(unlink(path), 0);
+        results *f = open_ok(path, &m);
+        snprintf(copy, sizeof copy, "%s.damaged-1", jpath);
+        if (!strstr(results_recovery(f), copy))
+            print_error("kind %d: note: %s\n", kind, results_recovery(f));
+        assert_non_null(strstr(results_recovery(f), copy));
+        assert_int_equal(file_size(copy), size);
+        att keep[3] = {a[0], a[1], a[3]};
+        assert_attempts(f, keep, 3);
+        close_ok(f);
+        assert_file_holds(path, keep, 3, 0);
+        f = open_ok(path, &m); /* repaired for good: nothing more to do */
+        assert_string_equal(results_recovery(f), "");
+        close_ok(f);
+        free_atts(a, 4);
+        rm_dir(dir);
+        make_dir(dir, sizeof dir);
+        snprintf(path, sizeof path, "%s/r.h5", dir);
+        snprintf(jpath, sizeof jpath, "%s.journal", path);
+    }
+    /* an empty, then a garbage journal beside an intact file */
+    make_file(path, a, 4);
+    for (int kind = 0; kind < 2; kind++) {
+        int fd = open(jpath, O_WRONLY | O_TRUNC);
+        assert_true(fd >= 0);
+        if (kind == 1)
+            assert_int_equal(write(fd, "garbage, not a journal at all", 29), 29);
+        close(fd);
+        results *f = open_ok(path, &m);
+        assert_attempts(f, a, 4);
+        close_ok(f);
+        assert_file_holds(path, a, 4, 0);
+    }
+    snprintf(copy, sizeof copy, "%s.damaged-1", jpath);
+    assert_int_equal(file_size(copy), 29); /* the garbage is kept */
+    free_atts(a, 4);
+    rm_dir(dir);
+}
+
+static unsigned mode_of(const char *p)
+{
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    return (unsigned)(st.st_mode & 07777);
+}
+
+/* The file and its journal get 0666 & ~umask however they were made: fresh,
+ * rebuilt, a journal rewritten from the file, a merge. */
+static void test_file_modes(void **state)
+{
+    (void)state;
+    char dir[64], path[128], jpath[160], out[160], jout[200];
+    mode_t old = umask(0);
+    make_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    snprintf(jpath, sizeof jpath, "%s.journal", path);
+    snprintf(out, sizeof out, "%s/m.h5", dir);
+    snprintf(jout, sizeof jout, "%s.journal", out);
+    results_meta m = meta_of("test-sweep", YAML_A, 0x1234abcdULL);
+    att a[2];
+    err e;
+    err_clear(&e);
+    make_file(path, a, 2); /* fresh */
+    assert_int_equal(mode_of(path), 0666);
+    assert_int_equal(mode_of(jpath), 0666);
+    assert_int_equal(truncate(path, file_size(path) / 2), 0); /* rebuilt */
+    results *f = open_ok(path, &m);
+    close_ok(f);
+    assert_int_equal(mode_of(path), 0666);
+    assert_int_equal(unlink(jpath), 0); /* a journal rewritten from the file */
+    f = open_ok(path, &m);
+    close_ok(f);
+    assert_int_equal(mode_of(jpath), 0666);
+    const char *in[] = {path};
+    assert_int_equal(results_merge(out, in, 1, 0, NULL, NULL, &e), 0);
+    assert_int_equal(mode_of(out), 0666);
+    assert_int_equal(mode_of(jout), 0666);
+    umask(old);
+    free_atts(a, 2);
+    rm_dir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1158,6 +1429,10 @@ int main(void)
         cmocka_unit_test(test_journal_bad_crc),
         cmocka_unit_test(test_foreign_and_unknown_journal),
         cmocka_unit_test(test_program_attributes),
+        cmocka_unit_test(test_no_hijack),
+        cmocka_unit_test(test_move_aside),
+        cmocka_unit_test(test_journal_damage_kept),
+        cmocka_unit_test(test_file_modes),
     };
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* the test's own raw HDF5 calls */
     return cmocka_run_group_tests(tests, NULL, NULL);

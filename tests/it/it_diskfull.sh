@@ -1,0 +1,37 @@
+#!/bin/sh
+# A full file system (a small tmpfs, as root): the sweep stops with exit 4
+# (cannot write the results, SWEEP_NO_WRITE) and one message, never a crash
+# (exit >= 128), whether space runs out at creation (16 KiB) or after some
+# rows (300 KiB; no checkpoints or saved models: only the results fill it); the files copied to a normal directory then resume to
+# completion with every run exactly once.
+. tests/it/lib.sh
+if [ "$(id -u)" -ne 0 ]; then echo "skipped: it_diskfull needs root to mount a tmpfs"; finish; fi
+D="$TMP/full"
+mkdir "$D"
+if ! mount -t tmpfs -o size=16k tmpfs "$D" 2>/dev/null; then
+    echo "skipped: it_diskfull cannot mount a tmpfs here"; finish
+fi
+trap 'umount "$D" 2>/dev/null; rm -rf "$TMP"' EXIT
+tiny_sweep "$TMP/t.yaml"
+full_sweep() { # size: a sweep into a fresh tmpfs of that size
+    umount "$D"; mount -t tmpfs -o size="$1" tmpfs "$D"
+    "$UNTANGLE" sweep "$TMP/t.yaml" -o "$D/r.h5" --threads 1 \
+        --checkpoint-every 0 --no-save-models >"$TMP/out" 2>"$TMP/err"
+    got=$?
+    [ "$got" -eq 4 ] && ok "$1: exit 4" || { fail "$1: exit $got, want 4"; tail -n 5 "$TMP/err"; }
+    n=$(grep -c "^untangle sweep: " "$TMP/err")
+    [ "$n" -eq 1 ] && ok "$1: one error line" || fail "$1: $n error lines"
+    expect_err "cannot write the results"
+    expect_err "No space left on device"
+}
+full_sweep 16k
+full_sweep 300k
+mkdir "$TMP/copy"
+cp -r "$D"/r.h5* "$TMP/copy/"
+expect 0 "resume the copy with space again" "$UNTANGLE" sweep "$TMP/t.yaml" \
+    -o "$TMP/copy/r.h5" --resume --threads 1
+n=$(rows "$TMP/copy/r.h5" | wc -l)
+d=$(rows "$TMP/copy/r.h5" | awk '{print $1}' | sort -u | wc -l)
+[ "$n" -eq 6 ] && [ "$d" -eq 6 ] && [ "$(count_ok "$TMP/copy/r.h5")" -eq 6 ] &&
+    ok "every run exactly once" || fail "$n rows, $d distinct indices"
+finish
