@@ -111,14 +111,13 @@ int results_close(results *f, err *e);
 
 /* Merge shard files of one sweep into out (created, with a fresh journal),
  * reading the inputs' HDF5 contents (their journals are not needed): all must
- * have the sweep name and hash of the first (else ERR_INPUT naming the file);
- * for each index keeps the best attempt (ok first, then the latest attempt,
- * then the later input); writes the missing indices (0..n_expected-1 without
- * any row, when n_expected > 0) into missing[] (caller-sized n_expected, may
- * be NULL when n_expected <= 0) and *n_missing (may be NULL). On error
- * nothing is left at out. */
-int results_merge(const char *out, const char *const *inputs, size_t n_inputs,
-                  long n_expected, long *missing, size_t *n_missing, err *e);
+ * have the sweep name and hash of the first (else ERR_INPUT naming the file).
+ * Rows are paired by (run_id, attempt), never by index (indices move when a
+ * grid grows): every attempt of every input is kept once (of two copies of
+ * one attempt, the ok one, then the later input's), in input order. Which
+ * runs of a grid are missing is the caller's question (read out back). On
+ * error nothing is left at out. */
+int results_merge(const char *out, const char *const *inputs, size_t n_inputs, err *e);
 
 /* ---- reading a file back (merge, tests, tools) ------------------------------ */
 

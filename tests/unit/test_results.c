@@ -769,30 +769,64 @@ static void test_merge(void **state)
     assert_int_equal(unlink(jp), 0);
 
     const char *in[2] = {s1, s2};
-    long missing[6];
-    size_t n_missing = 99;
     err e;
     err_clear(&e);
-    int rc = results_merge(out, in, 2, 6, missing, &n_missing, &e);
+    int rc = results_merge(out, in, 2, &e);
     if (rc)
         print_error("merge: %s\n", e.msg);
     assert_int_equal(rc, 0);
-    assert_int_equal(n_missing, 3);
-    assert_int_equal(missing[0], 1);
-    assert_int_equal(missing[1], 3);
-    assert_int_equal(missing[2], 5);
-    att want[4] = {a[0], a[1], a[4], a[5]};
-    assert_file_holds(out, want, 4, 0);
+    /* every attempt of every input, in input order */
+    assert_file_holds(out, a, 6, 0);
     /* the merged file has its own journal and opens without repair */
     f = open_ok(out, &m);
     assert_string_equal(results_recovery(f), "");
-    assert_attempts(f, want, 4);
+    assert_attempts(f, a, 6);
     close_ok(f);
     /* the output must not exist */
     err_clear(&e);
-    assert_int_equal(results_merge(out, in, 2, 6, missing, &n_missing, &e), ERR_IO);
+    assert_int_equal(results_merge(out, in, 2, &e), ERR_IO);
     assert_non_null(strstr(e.msg, out));
     free_atts(a, 6);
+    rm_dir(dir);
+}
+
+/* A shard of a grown grid holds runs under other indices than the first
+ * shard (a run was inserted before them): rows pair by run_id and attempt,
+ * so no run is lost, and a copy of the same attempt in both is kept once. */
+static void test_merge_grown_grid(void **state)
+{
+    (void)state;
+    char dir[64], s1[128], s2[128], out[128];
+    make_dir(dir, sizeof dir);
+    snprintf(s1, sizeof s1, "%s/old.h5", dir);
+    snprintf(s2, sizeof s2, "%s/grown.h5", dir);
+    snprintf(out, sizeof out, "%s/merged.h5", dir);
+    results_meta m = meta_of("test-sweep", YAML_A, 0x1234abcdULL);
+    att a[5];
+    make_att(&a[0], 0, 1, RUN_OK); /* old grid: runs A (index 0) and B (index 1) */
+    make_att(&a[1], 1, 1, RUN_OK);
+    make_att(&a[2], 7, 1, RUN_OK); /* grown grid: a new run C at index 0 ... */
+    a[2].row.index = 0;
+    make_att(&a[3], 1, 1, RUN_OK); /* ... B again (the same attempt, copied) at index 2 */
+    a[3].row.index = 2;
+    make_att(&a[4], 0, 2, RUN_OK); /* ... A's second attempt at index 1 */
+    a[4].row.index = 1;
+    results *f = create_ok(s1, &m);
+    append_ok(f, &a[0]);
+    append_ok(f, &a[1]);
+    close_ok(f);
+    f = create_ok(s2, &m);
+    for (int i = 2; i < 5; i++)
+        append_ok(f, &a[i]);
+    close_ok(f);
+    const char *in[2] = {s1, s2};
+    err e;
+    err_clear(&e);
+    assert_int_equal(results_merge(out, in, 2, &e), 0);
+    /* B's copy in the later input wins; A, A's retry and C all stay */
+    att want[4] = {a[0], a[2], a[3], a[4]};
+    assert_file_holds(out, want, 4, 0);
+    free_atts(a, 5);
     rm_dir(dir);
 }
 
@@ -816,7 +850,7 @@ static void test_merge_other_sweep(void **state)
     const char *in[2] = {s1, s2};
     err e;
     err_clear(&e);
-    assert_int_equal(results_merge(out, in, 2, 0, NULL, NULL, &e), ERR_INPUT);
+    assert_int_equal(results_merge(out, in, 2, &e), ERR_INPUT);
     assert_non_null(strstr(e.msg, s2));
     assert_non_null(strstr(e.msg, "sweep"));
     assert_false(exists(out));
@@ -1152,6 +1186,7 @@ int main(void)
         cmocka_unit_test(test_no_journal_and_orphan),
         cmocka_unit_test(test_yaml_history),
         cmocka_unit_test(test_merge),
+        cmocka_unit_test(test_merge_grown_grid),
         cmocka_unit_test(test_merge_other_sweep),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_reader_does_not_block_resume),
