@@ -25,6 +25,7 @@ static const char usage_main[] =
     "  list      show the expanded grid of a sweep file and its size\n"
     "  train     train one run: SWEEP.yaml --index I, or --set key=value ... [--json]\n"
     "  merge     merge the shard files of one sweep: OUT.h5 IN1.h5 IN2.h5 ...\n"
+    "  eval      recompute the metrics of saved models: RESULTS.h5 [--runs LIST] [--set k=v]\n"
     "  dsprites  write the built-in dSprites set: -o FILE.h5 [--image-size 64|32]\n"
     "\n"
     "untangle COMMAND --help shows a command's options; untangle --version the version.\n";
@@ -562,6 +563,69 @@ static int cmd_merge(int argc, char **argv)
     return expect > 0 && merge_missing(out, (long)expect) ? 2 : 0;
 }
 
+/* ---- eval ---------------------------------------------------------------------- */
+
+static const char usage_eval[] =
+    "usage: untangle eval RESULTS.h5 [--runs LIST] [--set key=value ...] [--threads N]\n"
+    "\n"
+    "Evaluate the saved models (RESULTS.h5.runs/<run_id>.model) of the file's ok runs\n"
+    "again, without training, and store the metrics as re-evaluations: rows of\n"
+    "/evals numbered 1, 2, ... per run (the training's own evaluation stays in /runs;\n"
+    "load_runs shows the latest). Under `mpirun -np P` rank 0 schedules and writes,\n"
+    "ranks 1..P-1 evaluate, as in a sweep. With the training's eval keys and thread\n"
+    "count the metrics equal the training's bit for bit.\n"
+    "\n"
+    "  --runs LIST       only these runs: run ids or indices, comma-separated\n"
+    "  --set key=value   change an eval key (images, samples, pairs); repeatable\n"
+    "  --threads N       OpenBLAS threads per run (default: cores / ranks on the node)\n"
+    "\n"
+    "A run whose saved model is missing or damaged gets a one-line message and no row.\n"
+    "Exit codes: 0 all evaluated, 1 usage or input error (nothing written), 2 some\n"
+    "runs not evaluated, 3 interrupted (run again for the rest).\n";
+
+static int cmd_eval(int argc, char **argv)
+{
+    sweep_options o;
+    sweep_options_defaults(&o);
+    o.eval = 1;
+    const char **set = calloc((size_t)argc, sizeof *set);
+    size_t n_set = 0;
+    int rc = -1;
+    for (int i = 1; i < argc && rc == -1; i++) {
+        const char *a = argv[i];
+        double v = 0;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage_eval, stdout);
+            rc = 0;
+        } else if (strcmp(a, "--runs") == 0 && i + 1 < argc) {
+            o.eval_runs = argv[++i];
+        } else if (strcmp(a, "--set") == 0 && i + 1 < argc) {
+            set[n_set++] = argv[++i];
+        } else if (strcmp(a, "--threads") == 0 && i + 1 < argc) {
+            if (parse_number("eval", a, argv[++i], 1, 4096, 1, &v) < 0)
+                rc = 1;
+            o.threads = (int)v;
+        } else if (a[0] != '-' && !o.out_path) {
+            o.out_path = a;
+        } else {
+            rc = usage_error("eval", "unknown or incomplete argument '%s'", a);
+        }
+    }
+    if (rc == -1 && !o.out_path)
+        rc = usage_error("eval", "%s", "the results file is required");
+    if (rc == -1) {
+        o.eval_set = set;
+        o.n_eval_set = n_set;
+        err e;
+        err_clear(&e);
+        rc = sweep_main(&o, &e);
+        if (e.code)
+            fprintf(stderr, "untangle eval: %s\n", e.msg);
+    }
+    free(set);
+    return rc;
+}
+
 /* ---- dsprites ------------------------------------------------------------------ */
 
 static void write_progress(size_t done, size_t total)
@@ -623,6 +687,8 @@ int main(int argc, char **argv)
         return cmd_list(argc - 1, argv + 1);
     if (strcmp(cmd, "merge") == 0)
         return cmd_merge(argc - 1, argv + 1);
+    if (strcmp(cmd, "eval") == 0)
+        return cmd_eval(argc - 1, argv + 1);
     if (strcmp(cmd, "dsprites") == 0)
         return cmd_dsprites(argc - 1, argv + 1);
     fprintf(stderr, "untangle: unknown command '%s'\n\n%s", cmd, usage_main);

@@ -41,6 +41,8 @@ typedef struct results_row {
     int attempt;      /* 1, 2, ... */
     int rank;         /* MPI rank that ran it (0 without MPI) */
     char host[64];
+    int evaluation;   /* 0: the training's own row (/runs); 1, 2, ...: a
+                         re-evaluation of the run's saved model (/evals) */
 } results_row;
 
 /* Create path (it must not exist; the caller handles --restart and moves
@@ -73,6 +75,11 @@ int results_open(results **out, const char *path, const results_meta *meta, err 
  * further appends are refused. */
 int results_append(results *f, const results_row *row, const run_config *c,
                    const run_result *r, err *e);
+/* With row->evaluation >= 1, results_append records a re-evaluation instead
+ * (`untangle eval`): an EVAL journal record, then a row of /evals (created
+ * with the first) and its detail; a (run_id, evaluation) already recorded is
+ * ERR_INPUT. The highest evaluation number recorded for run_id (0: none). */
+int results_last_evaluation(const results *f, const char *run_id);
 
 /* results_append flushes the HDF5 file at most every 50 ms (the journal has
  * every row at once); this flushes what is pending. For idle moments. */
@@ -90,6 +97,12 @@ typedef struct results_attempt {
     char model[16], arch[8];
 } results_attempt;
 const results_attempt *results_attempts(const results *f, size_t *n);
+/* Attempt i of results_attempts as the journal recorded it: its row, its
+ * configuration (c->set as recorded; c->takes is not: model_resolve it) and
+ * result (r initialised; freed and refilled). For `untangle eval`. 0,
+ * ERR_IO, ERR_NOMEM, or ERR_INTERNAL when the record no longer decodes. */
+int results_attempt_row(const results *f, size_t i, results_row *row, run_config *c,
+                        run_result *r, err *e);
 
 /* The root attributes of the file as created (for "belongs to another
  * sweep" checks): name, hash and text of the FIRST sweep YAML. */
@@ -139,6 +152,11 @@ size_t results_reader_skipped(const results_reader *r);
  * initialised (run_result_init); it is freed and refilled. */
 int results_reader_row(results_reader *r, size_t i, results_row *row, run_config *c,
                        run_result *res, err *e);
+/* The valid rows of /evals (0 when the file has none), and row i of them
+ * (row->evaluation >= 1) with its detail; no curves. */
+size_t results_reader_count_evals(const results_reader *r);
+int results_reader_eval(results_reader *r, size_t i, results_row *row, run_config *c,
+                        run_result *res, err *e);
 /* NULL is a no-op. */
 void results_reader_close(results_reader *r);
 

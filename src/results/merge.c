@@ -103,7 +103,7 @@ static void pick_best(results_reader *const *rd, size_t n_inputs, cand *cs, size
 }
 
 /* The output's journal: META (the first input's root, opened now), every
- * other distinct sweep YAML of the inputs, the chosen rows. */
+ * other distinct sweep YAML of the inputs, the chosen rows, the re-evaluations. */
 static int write_journal(results *f, results_reader *const *rd, size_t n_inputs,
                          const cand *cs, size_t n_best, err *e)
 {
@@ -138,6 +138,8 @@ static int write_journal(results *f, results_reader *const *rd, size_t n_inputs,
         bytes_free(&b);
         run_result_free(&r);
     }
+    for (size_t j = 0; j < n_inputs && rc == 0; j++)
+        rc = journal_put_evals(f, rd[j], e);
     return rc;
 }
 

@@ -123,7 +123,7 @@
 /* ---- constants --------------------------------------------------------------- */
 
 #define JOURNAL_MAGIC 0x4a4e5455u /* bytes "UTNJ" */
-enum { REC_META = 1, REC_SWEEP = 2, REC_ROW = 3 };
+enum { REC_META = 1, REC_SWEEP = 2, REC_ROW = 3, REC_EVAL = 4 };
 enum { REC_HEADER = 20 };         /* magic, type, length, crc */
 
 enum {
@@ -155,7 +155,8 @@ _Static_assert(sizeof(((run_curve_point *)0)->name) == CURVE_NAME_LEN, "curve na
 typedef enum col_kind { COL_I64, COL_I32, COL_F64, COL_STR } col_kind;
 typedef enum col_src {
     SRC_INDEX, SRC_RUN_ID, SRC_ATTEMPT, SRC_KEY, SRC_STATUS, SRC_ERROR, SRC_RANK, SRC_HOST,
-    SRC_WALL, SRC_TRAIN, SRC_EVAL, SRC_IPS, SRC_STEPS, SRC_METRIC, SRC_MIG, SRC_SWAP
+    SRC_WALL, SRC_TRAIN, SRC_EVAL, SRC_IPS, SRC_STEPS, SRC_METRIC, SRC_MIG, SRC_SWAP,
+    SRC_EVALUATION
 } col_src;
 
 typedef struct col {
@@ -206,6 +207,8 @@ typedef struct h5w {
     hid_t file, runs, curves, sweeps, detail;
     hid_t rtype, ctype, stype; /* memory types; rtype is also the file type */
     hsize_t n_runs, n_curves, n_sweeps;
+    hid_t evals, etype;        /* /evals (absent until the first re-evaluation) */
+    hsize_t n_evals;
 } h5w;
 
 /* ---- the results object (results.c) and its journal (journal.c) ------------------- */
@@ -226,6 +229,9 @@ struct results {
     h5w w;
     results_attempt *att;
     size_t n_att, cap_att;
+    layout elay;      /* /evals */
+    struct eval_note { char run_id[RUN_ID_LEN]; int evaluation; } *ev;
+    size_t n_ev, cap_ev;
     sweep_rec first;  /* META */
     sweep_rec last;   /* the last YAML recorded (META or SWEEP) */
     sweep_rec pending;
@@ -244,6 +250,10 @@ struct results_reader {
     int same_layout;  /* /runs has exactly this version's columns */
     uint8_t *rows;    /* (n, lay.size) valid rows */
     size_t n, n_skipped;
+    layout elay;      /* /evals, when the file has it: */
+    int epresent[MAX_COLS];
+    uint8_t *erows;   /* (n_ev, elay.size) valid rows */
+    size_t n_ev, n_ev_skipped;
     curve_row *curves; /* sorted by (run_id, attempt, position) */
     size_t n_curves;
     sweep_rec root;
@@ -283,6 +293,8 @@ void res_hdf5_version(char *buf, size_t n);
 /* A UTF-8 NUL-terminated string type of size bytes (or H5T_VARIABLE). */
 hid_t res_str_type(size_t size);
 void layout_init(layout *L);
+/* /evals: the /runs columns, then evaluation int32. */
+void layout_init_evals(layout *L);
 /* The compound type of the layout; present (may be NULL = all) selects the
  * members, at their packed offsets (a subset reads an older file). */
 hid_t layout_type(const layout *L, const int *present);
@@ -327,6 +339,10 @@ int h5w_add_sweep(h5w *w, const sweep_rec *s, const char *path, err *e);
 /* Curves, detail, then the /runs row (no flush). */
 int h5w_add_run(h5w *w, const layout *L, const results_row *row, const run_config *c,
                 const run_result *r, const char *path, err *e);
+/* A re-evaluation (row->evaluation >= 1): detail, then the /evals row, /evals
+ * created with the first one (no flush; no curves). */
+int h5w_add_eval(h5w *w, const layout *EL, const results_row *row, const run_config *c,
+                 const run_result *r, const char *path, err *e);
 
 /* ---- journal.c ------------------------------------------------------------------ */
 
@@ -338,6 +354,13 @@ int journal_enc_row(bytes *b, const results_row *row, const run_config *c, const
                     err *e);
 int journal_dec_row(const uint8_t *p, size_t len, results_row *row, run_config *c,
                     run_result *r);
+/* EVAL records: i32 evaluation, then a ROW payload. */
+int journal_enc_eval(bytes *b, const results_row *row, const run_config *c, const run_result *r,
+                     err *e);
+int journal_dec_eval(const uint8_t *p, size_t len, results_row *row, run_config *c,
+                     run_result *r);
+/* Remember that run_id has re-evaluation number evaluation: 0 or -1. */
+int journal_note_eval(results *f, const results_row *row);
 /* Create the journal (it must not exist) or open it, and take the writer's lock. */
 int journal_create(results *f, err *e);
 int journal_open(results *f, err *e);
@@ -365,6 +388,9 @@ void reader_free(results_reader *r);
  * group exists. */
 int reader_get(results_reader *rd, size_t i, results_row *row, run_config *c, run_result *r,
                int *found_detail, err *e);
+/* Row i of /evals with its detail (no curves). */
+int reader_get_eval(results_reader *rd, size_t i, results_row *row, run_config *c,
+                    run_result *r, int *found_detail, err *e);
 
 /* ---- recovery.c ----------------------------------------------------------------- */
 
@@ -373,6 +399,10 @@ int recover_build_file(results *f, err *e);
 /* A file without a journal (copied, or its journal deleted): write one from
  * the file's contents; the caller then opens and scans it. */
 int recover_journal_from_file(results *f, err *e);
+/* Append an EVAL record for every /evals row of rd whose (run_id,
+ * evaluation) the journal does not hold yet (a copy in an earlier input of a
+ * merge is dropped). */
+int journal_put_evals(results *f, results_reader *rd, err *e);
 /* Check the file against the journal; rebuild it when it lacks something,
  * rewrite the journal when the file has more. Then open it for appending. */
 int recover_and_open(results *f, err *e);
