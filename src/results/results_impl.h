@@ -57,6 +57,19 @@
  *        mig_<f>, then swap_acc_<f> float64 for f in shape, scale, orientation,
  *          posX, posY (data_factor_names).
  *
+ * /evals  (created by the first re-evaluation, `untangle eval`; a file
+ *      without it reads and opens as before) 1-D extendible chunked compound,
+ *      one row per re-evaluation of a run's saved model, in append order:
+ *      the /runs columns, then evaluation int32 (1, 2, ... per run_id; 0 is
+ *      never stored: it names the training's own evaluation, the /runs row).
+ *      index, run_id and attempt are those of the evaluated /runs row; the
+ *      key columns are its configuration with the eval keys (images, samples,
+ *      pairs) the re-evaluation used; status is always "ok" (a failed
+ *      re-evaluation leaves no row); train_s 0, imgs_per_s NaN, steps_done the
+ *      trained steps, loss the training's final loss (copied); the other
+ *      metric and per-factor columns as measured. (run_id, evaluation) is
+ *      unique in a file.
+ *
  * /curves  1-D extendible chunked compound, long format, the training curves
  *      of every attempt in append order:
  *      {index int64, run_id S17, attempt int32, step int64, name S16, value float64}
@@ -66,7 +79,9 @@
  * attempt) is unique in a file.
  *
  * /detail/<run_id>_<attempt>  one group per row of /runs (e.g.
- *      /detail/787575c816ae4a37_1),
+ *      /detail/787575c816ae4a37_1), and /detail/<run_id>_<attempt>_e<evaluation>
+ *      one per row of /evals (e.g. /detail/787575c816ae4a37_1_e2, with an
+ *      attribute evaluation int32 too),
  *      attributes index int64, attempt int32, run_id str:
  *        mi         float32 (n_units, 5): I(unit; factor) in nats, units = the D
  *                   continuous latents then one per discrete variable;
@@ -90,17 +105,23 @@
  *         char host[64], u32 n_keys, n_keys x (u8 explicitly set, string key
  *         name, string value as run_config_format writes it), u64 length +
  *         run_result_pack bytes (figures, metrics, detail, curves).
+ *   EVAL  (type 4): i32 evaluation (>= 1), then a ROW payload (no curves):
+ *         one row of /evals. Journals without EVAL records are unchanged;
+ *         an older untangle refuses a journal that has them (a type it
+ *         cannot decode) and touches nothing.
  * Append: write the record(s) (fdatasync at most every JOURNAL_SYNC_S and at
  * close), THEN write the HDF5 objects and H5Fflush. Open: scan the journal (a short last record = torn by a kill:
  * truncated away; a complete record with a bad CRC: the journal is copied to
  * PATH.journal.damaged-N first; an intact record this version cannot decode:
  * refused, nothing touched), then compare the HDF5 file with the journal:
- * every /runs row byte for byte, every curve point, detail array and /sweeps
- * row; on any difference (cannot open, all-zero rows, fewer rows, a torn
+ * every /runs and /evals row byte for byte, every curve point, detail array
+ * and /sweeps row; on any difference (cannot open, all-zero rows, fewer rows, a torn
  * chunk) rename it to PATH.damaged-N and rebuild it from the journal (into
  * PATH.rebuild, then rename). A file with rows or a sweep its journal lacks
  * is refused: that journal is not its own. Merge writes the output's journal
- * first (one fsync), then builds the file from it, like a rebuild.
+ * first (one fsync), then builds the file from it, like a rebuild: every
+ * attempt of every input once (rows pair by run_id and attempt, never by
+ * index), then every re-evaluation once (by run_id and evaluation).
  *
  * Locking: the writer flocks the journal (one writer per file) and opens the
  * HDF5 file without HDF5's own lock, so readers (h5py in a notebook) can read
