@@ -346,7 +346,9 @@ def test_retry_then_ok(files, tmp_path):
     p = tmp_path / "fault.h5"
     shutil.copy(files["fault"], p)
     shutil.copy(str(files["fault"]) + ".journal", str(p) + ".journal")
-    untangle(["sweep", files["dir"] / "fault.yaml", "-o", p, "--resume", "--retries", "1"])
+    # the diverged run too: its fault was injected (a real divergence repeats)
+    untangle(["sweep", files["dir"] / "fault.yaml", "-o", p, "--resume", "--retries", "1",
+              "--retry-diverged"])
     runs = io.load_runs(p)
     assert list(runs["index"]) == list(range(6))
     assert (runs["status"] == "ok").all()
