@@ -25,6 +25,7 @@ static const char usage_main[] =
     "  list      show the expanded grid of a sweep file and its size\n"
     "  train     train one run: SWEEP.yaml --index I, or --set key=value ... [--json]\n"
     "  merge     merge the shard files of one sweep: OUT.h5 IN1.h5 IN2.h5 ...\n"
+    "  eval      recompute the metrics of saved models: RESULTS.h5 [--runs LIST] [--set k=v]\n"
     "  dsprites  write the built-in dSprites set: -o FILE.h5 [--image-size 64|32]\n"
     "\n"
     "untangle COMMAND --help shows a command's options; untangle --version the version.\n";
@@ -441,13 +442,95 @@ static int cmd_list(int argc, char **argv)
     return rc < 0 ? 1 : 0;
 }
 
+/* The run ids with an ok row in the results file path, sorted (malloc'd). */
+static int ok_run_ids(const char *path, char (**ids)[17], size_t *n, err *e)
+{
+    results_reader *rd = NULL;
+    int rc = results_reader_open(&rd, path, e);
+    size_t cnt = rc < 0 ? 0 : results_reader_count(rd), k = 0;
+    char(*out)[17] = rc < 0 ? NULL : calloc(cnt ? cnt : 1, sizeof *out);
+    run_result r;
+    run_result_init(&r);
+    if (rc == 0 && !out)
+        rc = err_set(e, ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < cnt && rc == 0; i++) {
+        results_row row;
+        run_config c;
+        if ((rc = results_reader_row(rd, i, &row, &c, &r, e)) == 0 && r.status == RUN_OK)
+            memcpy(out[k++], row.run_id, sizeof row.run_id);
+    }
+    run_result_free(&r);
+    results_reader_close(rd);
+    if (rc < 0) {
+        free(out);
+        return rc;
+    }
+    qsort(out, k, sizeof *out, (int (*)(const void *, const void *))strcmp);
+    size_t u = 0; /* distinct */
+    for (size_t i = 0; i < k; i++)
+        if (u == 0 || strcmp(out[u - 1], out[i]) != 0)
+            memmove(out[u++], out[i], sizeof *out);
+    *ids = out;
+    *n = u;
+    return 0;
+}
+
+/* --expect N: the grid is the newest sweep YAML of the merged file with N
+ * runs; its run ids without an ok row are listed with their index in that
+ * grid. Without such a YAML only the count is known. The number missing. */
+static size_t merge_missing(const char *out, long expect)
+{
+    err e;
+    err_clear(&e);
+    char(*ids)[17] = NULL;
+    size_t n_ok = 0, nm = 0;
+    if (ok_run_ids(out, &ids, &n_ok, &e) < 0) {
+        fprintf(stderr, "untangle merge: %s\n", e.msg);
+        return 1;
+    }
+    results_reader *rd = NULL;
+    config_sweep *grid = NULL;
+    if (results_reader_open(&rd, out, &e) == 0) {
+        for (size_t i = results_reader_n_sweeps(rd); i-- > 0 && !grid;) {
+            const char *y = results_reader_sweep(rd, i)->sweep_yaml;
+            if (config_load_text(&grid, y, strlen(y), out, 0, &e) == 0 &&
+                grid->n_runs != (size_t)expect) {
+                config_free(grid);
+                grid = NULL;
+            }
+        }
+        results_reader_close(rd);
+    }
+    if (grid) {
+        for (size_t i = 0; i < grid->n_runs; i++)
+            if (!bsearch(grid->run_ids[i], ids, n_ok, sizeof *ids,
+                         (int (*)(const void *, const void *))strcmp)) {
+                if (nm++ == 0)
+                    fprintf(stderr, "untangle merge: runs missing (index run_id):");
+                fprintf(stderr, " %zu %s", i, grid->run_ids[i]);
+            }
+        if (nm)
+            fprintf(stderr, "\nuntangle merge: %zu of %ld runs missing\n", nm, expect);
+    } else if (n_ok < (size_t)expect) {
+        nm = (size_t)expect - n_ok;
+        fprintf(stderr, "untangle merge: %zu of %ld runs missing (%zu run ids have an ok row; "
+                "no sweep YAML in the file has %ld runs, so which cannot be named)\n",
+                nm, expect, n_ok, expect);
+    }
+    config_free(grid);
+    free(ids);
+    return nm;
+}
+
 static int cmd_merge(int argc, char **argv)
 {
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         puts("usage: untangle merge OUT.h5 IN1.h5 IN2.h5 ... [--expect N]\n\n"
              "Merge the shard files of one sweep (untangle sweep --shard I/N) into one\n"
-             "results file: per index the best attempt (ok first, then the latest).\n"
-             "With --expect N (the sweep's size) the indices no shard holds are listed.");
+             "results file. Rows are paired by run id and attempt, never by index (indices\n"
+             "move when a grid grows): every attempt of every input is kept once, and the\n"
+             "re-evaluations (untangle eval) too. With --expect N (the sweep's size) the\n"
+             "runs of the grid without an ok row are listed, with their index and run id.");
         return 0;
     }
     const char *out = NULL;
@@ -470,22 +553,78 @@ static int cmd_merge(int argc, char **argv)
         free(in);
         return usage_error("merge", "%s", "OUT.h5 and at least one input are required");
     }
-    long *missing = calloc((size_t)expect + 1, sizeof *missing);
-    size_t n_missing = 0;
     err e;
     err_clear(&e);
-    int rc = results_merge(out, in, n_in, (long)expect, missing, &n_missing, &e);
-    if (rc < 0)
-        fprintf(stderr, "untangle merge: %s\n", e.msg);
-    else if (n_missing) {
-        fprintf(stderr, "untangle merge: %zu indices missing:", n_missing);
-        for (size_t i = 0; i < n_missing; i++)
-            fprintf(stderr, " %ld", missing[i]);
-        fputc('\n', stderr);
-    }
-    free(missing);
+    int rc = results_merge(out, in, n_in, &e);
     free(in);
-    return rc < 0 ? 1 : n_missing ? 2 : 0;
+    if (rc < 0) {
+        fprintf(stderr, "untangle merge: %s\n", e.msg);
+        return 1;
+    }
+    return expect > 0 && merge_missing(out, (long)expect) ? 2 : 0;
+}
+
+/* ---- eval ---------------------------------------------------------------------- */
+
+static const char usage_eval[] =
+    "usage: untangle eval RESULTS.h5 [--runs LIST] [--set key=value ...] [--threads N]\n"
+    "\n"
+    "Evaluate the saved models (RESULTS.h5.runs/<run_id>.model) of the file's ok runs\n"
+    "again, without training, and store the metrics as re-evaluations: rows of\n"
+    "/evals numbered 1, 2, ... per run (the training's own evaluation stays in /runs;\n"
+    "load_runs shows the latest). Under `mpirun -np P` rank 0 schedules and writes,\n"
+    "ranks 1..P-1 evaluate, as in a sweep. With the training's eval keys and thread\n"
+    "count the metrics equal the training's bit for bit.\n"
+    "\n"
+    "  --runs LIST       only these runs: run ids or indices, comma-separated\n"
+    "  --set key=value   change an eval key (images, samples, pairs); repeatable\n"
+    "  --threads N       OpenBLAS threads per run (default: cores / ranks on the node)\n"
+    "\n"
+    "A run whose saved model is missing or damaged gets a one-line message and no row.\n"
+    "Exit codes: 0 all evaluated, 1 usage or input error (nothing written), 2 some\n"
+    "runs not evaluated, 3 interrupted (run again for the rest).\n";
+
+static int cmd_eval(int argc, char **argv)
+{
+    sweep_options o;
+    sweep_options_defaults(&o);
+    o.eval = 1;
+    const char **set = calloc((size_t)argc, sizeof *set);
+    size_t n_set = 0;
+    int rc = -1;
+    for (int i = 1; i < argc && rc == -1; i++) {
+        const char *a = argv[i];
+        double v = 0;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage_eval, stdout);
+            rc = 0;
+        } else if (strcmp(a, "--runs") == 0 && i + 1 < argc) {
+            o.eval_runs = argv[++i];
+        } else if (strcmp(a, "--set") == 0 && i + 1 < argc) {
+            set[n_set++] = argv[++i];
+        } else if (strcmp(a, "--threads") == 0 && i + 1 < argc) {
+            if (parse_number("eval", a, argv[++i], 1, 4096, 1, &v) < 0)
+                rc = 1;
+            o.threads = (int)v;
+        } else if (a[0] != '-' && !o.out_path) {
+            o.out_path = a;
+        } else {
+            rc = usage_error("eval", "unknown or incomplete argument '%s'", a);
+        }
+    }
+    if (rc == -1 && !o.out_path)
+        rc = usage_error("eval", "%s", "the results file is required");
+    if (rc == -1) {
+        o.eval_set = set;
+        o.n_eval_set = n_set;
+        err e;
+        err_clear(&e);
+        rc = sweep_main(&o, &e);
+        if (e.code)
+            fprintf(stderr, "untangle eval: %s\n", e.msg);
+    }
+    free(set);
+    return rc;
 }
 
 /* ---- dsprites ------------------------------------------------------------------ */
@@ -549,6 +688,8 @@ int main(int argc, char **argv)
         return cmd_list(argc - 1, argv + 1);
     if (strcmp(cmd, "merge") == 0)
         return cmd_merge(argc - 1, argv + 1);
+    if (strcmp(cmd, "eval") == 0)
+        return cmd_eval(argc - 1, argv + 1);
     if (strcmp(cmd, "dsprites") == 0)
         return cmd_dsprites(argc - 1, argv + 1);
     fprintf(stderr, "untangle: unknown command '%s'\n\n%s", cmd, usage_main);

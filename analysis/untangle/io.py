@@ -23,6 +23,12 @@ src/results/ (its top comment documents every column):
   /detail/<run_id>_<attempt>   mi (units, factors) float32 with attribute
             factors, mig (factors), swap_acc (factors), traversal (H, W)
             uint8; mi and traversal absent when the run made none.
+  /evals    (files that `untangle eval` wrote into) one row per
+            re-evaluation of a run's saved model: the /runs columns of the
+            evaluated attempt's row (the eval keys and metrics as measured)
+            plus evaluation int32 (1, 2, ... per run; 0 stands for the
+            training's own evaluation in /runs). Its detail is
+            /detail/<run_id>_<attempt>_e<evaluation>.
 
 What the file says about itself is read from it: the configuration keys,
 the metrics and the factors from /runs' column names (config_keys,
@@ -53,8 +59,12 @@ __all__ = [
     "FALLBACK_METRIC_UNITS", "FALLBACK_TRAVERSAL_STEPS", "config_keys", "metric_names",
     "factor_names", "load_labels", "load_meta", "runs_table", "load_attempts", "load_runs",
     "load_curves", "load_detail", "choose_attempts", "attempt_key", "parse_list",
-    "writer_pid",
+    "writer_pid", "evals_table", "EVAL_KEYS",
 ]
+
+# The configuration keys a re-evaluation may change (section "eval" of the key
+# table): a re-evaluation's values replace the training's in load_runs.
+EVAL_KEYS = ("images", "samples", "pairs")
 
 # ---- fallbacks for files written before the root attributes existed ------------------
 # Copies of C tables, used only when the file does not carry them.
@@ -189,7 +199,7 @@ def factor_names(columns):
 
 
 # Columns the readers add to /runs' own (load_attempts, load_runs).
-_ADDED = ("row", "n_attempts")
+_ADDED = ("row", "n_attempts", "evaluation")
 
 
 def metric_names(columns):
@@ -285,15 +295,59 @@ def load_attempts(path):
     return df
 
 
-def load_runs(path):
+def evals_table(path):
+    """The valid rows of /evals (re-evaluations by `untangle eval`) as stored,
+    a numpy structured array in append order; None when the file has no
+    /evals."""
+    data = _retry(path, lambda f: f["evals"][()] if "evals" in f else None)
+    if data is None:
+        return None
+    return data[data["status"] != b""] if len(data) else data
+
+
+def load_runs(path, evaluations="latest"):
     """One row per run (run_id; in a file written by one sweep YAML, one per
     index): its latest attempt with status ok, or its last attempt when none
     is ok. Columns: those of /runs (strings decoded; integer keys int64 with
     -1 = not applicable, real keys and metrics float64 with NaN = not
     applicable / not computed) plus n_attempts (the run's attempts in the
-    file). Sorted by index. An empty DataFrame (with the columns) when the
-    file holds no valid row yet."""
-    return choose_attempts(load_attempts(path))
+    file) and evaluation. Sorted by index. An empty DataFrame (with the
+    columns) when the file holds no valid row yet.
+
+    Re-evaluations (/evals, `untangle eval`): by default ("latest") a run's
+    row shows its latest evaluation: the metric and per-factor columns, the
+    eval keys (EVAL_KEYS) and eval_s of its highest evaluation number replace
+    the training's, and evaluation says which (0: the training's own).
+    evaluations="all" returns one row per evaluation of each chosen attempt
+    (0 first), sorted by index and evaluation."""
+    if evaluations not in ("latest", "all"):
+        raise ValueError(f"evaluations must be 'latest' or 'all', not {evaluations!r}")
+    runs = choose_attempts(load_attempts(path))
+    runs["evaluation"] = np.zeros(len(runs), dtype=np.int32)
+    ev = evals_table(path)
+    if ev is None or len(ev) == 0 or len(runs) == 0:
+        return runs
+    ev = _decode(pd.DataFrame.from_records(ev))
+    cols = list(runs.columns)
+    measured = [c for c in metric_names(cols) + [c for c in cols if c.startswith(
+        ("mig_", "swap_acc_")) and c != "mig_hist"] + list(EVAL_KEYS) + ["eval_s"] if c in ev]
+    out = []
+    for _, run in runs.iterrows():
+        mine = ev[(ev["run_id"] == run["run_id"]) & (ev["attempt"] == run["attempt"])]
+        mine = mine.sort_values("evaluation", kind="stable")
+        if evaluations == "all":
+            out.append(run.to_frame().T)
+        for _, e in (mine.tail(1) if evaluations == "latest" else mine).iterrows():
+            r = run.copy()
+            for c in measured:
+                r[c] = e[c]
+            r["evaluation"] = int(e["evaluation"])
+            out.append(r.to_frame().T)
+        if evaluations == "latest" and len(mine) == 0:
+            out.append(run.to_frame().T)
+    df = pd.concat(out, ignore_index=True).astype(runs.dtypes.to_dict())
+    df = df.sort_values(["index", "evaluation"], kind="stable")
+    return df.reset_index(drop=True)
 
 
 def choose_attempts(attempts):
@@ -354,7 +408,8 @@ def load_detail(path, run, attempt=None):
       swap_acc  (K,) per-factor swap accuracy
       traversal (H, W) uint8 image grid, one row of 10 cells per unit, or None
       kl        (units,) per-unit KL in nats if the file stores it, else None
-      row       the run's row of /runs (a pandas Series)
+      row       the run's row of /runs (a pandas Series); with attempt None
+                its latest evaluation's (load_runs), whose detail this is
     Raises KeyError when the file holds no such run / attempt."""
     by = "run_id" if isinstance(run, str) else "index"
     if attempt is None:
@@ -375,6 +430,8 @@ def load_detail(path, run, attempt=None):
                "mig": np.full(len(factors), np.nan), "swap_acc": np.full(len(factors), np.nan),
                "factors": list(factors)}
         names = [f"{row['run_id']}_{attempt}", f"{int(row['index'])}_{attempt}"]
+        if int(row.get("evaluation", 0) or 0) > 0:  # a re-evaluation's own detail
+            names.insert(0, f"{row['run_id']}_{attempt}_e{int(row['evaluation'])}")
         name = next((n for n in names if "detail" in f and n in f["detail"]), None)
         if name is None:
             return out

@@ -41,6 +41,8 @@ typedef struct results_row {
     int attempt;      /* 1, 2, ... */
     int rank;         /* MPI rank that ran it (0 without MPI) */
     char host[64];
+    int evaluation;   /* 0: the training's own row (/runs); 1, 2, ...: a
+                         re-evaluation of the run's saved model (/evals) */
 } results_row;
 
 /* Create path (it must not exist; the caller handles --restart and moves
@@ -73,6 +75,11 @@ int results_open(results **out, const char *path, const results_meta *meta, err 
  * further appends are refused. */
 int results_append(results *f, const results_row *row, const run_config *c,
                    const run_result *r, err *e);
+/* With row->evaluation >= 1, results_append records a re-evaluation instead
+ * (`untangle eval`): an EVAL journal record, then a row of /evals (created
+ * with the first) and its detail; a (run_id, evaluation) already recorded is
+ * ERR_INPUT. The highest evaluation number recorded for run_id (0: none). */
+int results_last_evaluation(const results *f, const char *run_id);
 
 /* results_append flushes the HDF5 file at most every 50 ms (the journal has
  * every row at once); this flushes what is pending. For idle moments. */
@@ -90,6 +97,12 @@ typedef struct results_attempt {
     char model[16], arch[8];
 } results_attempt;
 const results_attempt *results_attempts(const results *f, size_t *n);
+/* Attempt i of results_attempts as the journal recorded it: its row, its
+ * configuration (c->set as recorded; c->takes is not: model_resolve it) and
+ * result (r initialised; freed and refilled). For `untangle eval`. 0,
+ * ERR_IO, ERR_NOMEM, or ERR_INTERNAL when the record no longer decodes. */
+int results_attempt_row(const results *f, size_t i, results_row *row, run_config *c,
+                        run_result *r, err *e);
 
 /* The root attributes of the file as created (for "belongs to another
  * sweep" checks): name, hash and text of the FIRST sweep YAML. */
@@ -120,14 +133,13 @@ int results_move_aside(const char *path, char *kept, size_t n, err *e);
 
 /* Merge shard files of one sweep into out (created, with a fresh journal),
  * reading the inputs' HDF5 contents (their journals are not needed): all must
- * have the sweep name and hash of the first (else ERR_INPUT naming the file);
- * for each index keeps the best attempt (ok first, then the latest attempt,
- * then the later input); writes the missing indices (0..n_expected-1 without
- * any row, when n_expected > 0) into missing[] (caller-sized n_expected, may
- * be NULL when n_expected <= 0) and *n_missing (may be NULL). On error
- * nothing is left at out. */
-int results_merge(const char *out, const char *const *inputs, size_t n_inputs,
-                  long n_expected, long *missing, size_t *n_missing, err *e);
+ * have the sweep name and hash of the first (else ERR_INPUT naming the file).
+ * Rows are paired by (run_id, attempt), never by index (indices move when a
+ * grid grows): every attempt of every input is kept once (of two copies of
+ * one attempt, the ok one, then the later input's), in input order. Which
+ * runs of a grid are missing is the caller's question (read out back). On
+ * error nothing is left at out. */
+int results_merge(const char *out, const char *const *inputs, size_t n_inputs, err *e);
 
 /* ---- reading a file back (merge, tests, tools) ------------------------------ */
 
@@ -149,6 +161,11 @@ size_t results_reader_skipped(const results_reader *r);
  * initialised (run_result_init); it is freed and refilled. */
 int results_reader_row(results_reader *r, size_t i, results_row *row, run_config *c,
                        run_result *res, err *e);
+/* The valid rows of /evals (0 when the file has none), and row i of them
+ * (row->evaluation >= 1) with its detail; no curves. */
+size_t results_reader_count_evals(const results_reader *r);
+int results_reader_eval(results_reader *r, size_t i, results_row *row, run_config *c,
+                        run_result *res, err *e);
 /* NULL is a no-op. */
 void results_reader_close(results_reader *r);
 

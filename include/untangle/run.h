@@ -40,6 +40,18 @@ typedef struct run_hooks {
 int run_execute(const run_config *c, const data_source *d, int eval, const run_hooks *h,
                 run_result *r, err *e);
 
+/* Evaluate the saved model of run run_id again (`untangle eval`), without
+ * training: read model_path (RUN_FILE_MODEL; its .prev when it is damaged),
+ * build the model from c (the run's configuration; only its eval keys may
+ * differ from the training's), load the saved parameters and call
+ * run_evaluate with c's eval sizes. With the training's eval keys and thread
+ * count the metrics equal the training's bit for bit. d NULL: open the data c
+ * names. Fills r (initialised): status OK with the metrics, steps = c->steps,
+ * train_s 0; or FAILED with r->error and a negative code (ERR_INPUT: no saved
+ * model, or one that is damaged or belongs to another run, e says which). */
+int run_reevaluate(const run_config *c, const data_source *d, const char *model_path,
+                   const char *run_id, run_result *r, err *e);
+
 /* ---- a run's files: checkpoints and saved models (src/run/ckpt.c) ---------- */
 
 enum {

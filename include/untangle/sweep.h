@@ -31,6 +31,12 @@ typedef struct sweep_options {
     int save_models;        /* keep the final parameters of ok runs (default 1) */
     double stop_grace;      /* seconds a run asked to stop (deadline, timeout, SIGTERM)
                                has to checkpoint before it is killed (default 30) */
+    /* `untangle eval`: instead of a sweep file, re-evaluate the saved models
+     * of out_path's ok runs (src/sweep/eval.c); yaml_path is unused */
+    int eval;
+    const char *eval_runs;         /* "id,id,index,..." or NULL: every ok run */
+    const char *const *eval_set;   /* n_eval_set "key=value": eval keys only */
+    size_t n_eval_set;
 } sweep_options;
 
 /* Exit codes of `untangle sweep` (docs/architecture.md section 2).

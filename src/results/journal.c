@@ -124,6 +124,43 @@ int journal_dec_row(const uint8_t *p, size_t len, results_row *row, run_config *
     return 0;
 }
 
+int journal_enc_eval(bytes *b, const results_row *row, const run_config *c, const run_result *r,
+                     err *e)
+{
+    int32_t ev = row->evaluation;
+    bytes_put(b, &ev, sizeof ev);
+    return journal_enc_row(b, row, c, r, e);
+}
+
+int journal_dec_eval(const uint8_t *p, size_t len, results_row *row, run_config *c,
+                     run_result *r)
+{
+    int32_t ev = 0;
+    if (len < sizeof ev)
+        return -1;
+    memcpy(&ev, p, sizeof ev);
+    if (ev < 1 || journal_dec_row(p + sizeof ev, len - sizeof ev, row, c, r) < 0)
+        return -1;
+    row->evaluation = ev;
+    return 0;
+}
+
+int journal_note_eval(results *f, const results_row *row)
+{
+    if (f->n_ev == f->cap_ev) {
+        size_t cap = f->cap_ev ? 2 * f->cap_ev : 64;
+        struct eval_note *p = realloc(f->ev, cap * sizeof *p);
+        if (!p)
+            return -1;
+        f->ev = p;
+        f->cap_ev = cap;
+    }
+    struct eval_note *n = &f->ev[f->n_ev++];
+    res_get_str(n->run_id, sizeof n->run_id, (const uint8_t *)row->run_id, sizeof row->run_id);
+    n->evaluation = row->evaluation;
+    return 0;
+}
+
 static int push_rec(results *f, int type, off_t off, size_t len)
 {
     if (f->n_rec == f->cap_rec) {
@@ -257,15 +294,16 @@ static int note_record(results *f, int type, const uint8_t *p, size_t len)
         sweep_rec_free(&s);
         return rc;
     }
-    if (type != REC_ROW || !f->has_first)
+    if ((type != REC_ROW && type != REC_EVAL) || !f->has_first)
         return -1;
     results_row row;
     run_config c;
     run_result r;
     run_result_init(&r);
-    int rc = journal_dec_row(p, len, &row, &c, &r);
+    int rc = type == REC_ROW ? journal_dec_row(p, len, &row, &c, &r)
+                             : journal_dec_eval(p, len, &row, &c, &r);
     if (rc == 0)
-        rc = journal_note_attempt(f, &row, &c, &r);
+        rc = type == REC_ROW ? journal_note_attempt(f, &row, &c, &r) : journal_note_eval(f, &row);
     run_result_free(&r);
     return rc;
 }

@@ -87,6 +87,12 @@ void layout_init(layout *L)
     }
 }
 
+void layout_init_evals(layout *L)
+{
+    layout_init(L);
+    lay_add(L, "evaluation", COL_I32, 4, SRC_EVALUATION, 0);
+}
+
 /* The compound type of the layout; present (may be NULL = all) selects the
  * members, at their packed offsets (a subset reads an older file). */
 hid_t layout_type(const layout *L, const int *present)
@@ -183,6 +189,7 @@ void row_encode(const layout *L, uint8_t *buf, const results_row *row,
         case SRC_METRIC: f64 = r->metric[cl->arg]; break;
         case SRC_MIG: f64 = r->mig_factor[cl->arg]; break;
         case SRC_SWAP: f64 = r->swap_factor[cl->arg]; break;
+        case SRC_EVALUATION: i32 = row->evaluation; break;
         }
         if (cl->kind == COL_I64)
             memcpy(p, &i64, 8);
@@ -249,6 +256,7 @@ void row_decode(const layout *L, const uint8_t *buf, const int *present, results
         case SRC_METRIC: r->metric[cl->arg] = f64; break;
         case SRC_MIG: r->mig_factor[cl->arg] = f64; break;
         case SRC_SWAP: r->swap_factor[cl->arg] = f64; break;
+        case SRC_EVALUATION: row->evaluation = i32; break;
         }
     }
 }

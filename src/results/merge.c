@@ -1,6 +1,6 @@
 /* merge.c: results_merge: shard files of one sweep into one file. The
- * output's journal is written first (the best attempt of each index), then
- * the file is built from it like a rebuild (recovery.c). */
+ * output's journal is written first (every attempt of every input, once),
+ * then the file is built from it like a rebuild (recovery.c). */
 #include "results_impl.h"
 
 #include <errno.h>
@@ -9,27 +9,37 @@
 #include <unistd.h>
 
 typedef struct cand {
-    long index;
+    char run_id[RUN_ID_LEN];
     int attempt, status;
     size_t file, row;
 } cand;
 
+/* Groups the copies of one (run_id, attempt), in input order. */
 static int cmp_cand(const void *a, const void *b)
 {
     const cand *x = a, *y = b;
-    if (x->index != y->index)
-        return x->index < y->index ? -1 : 1;
+    int c = strcmp(x->run_id, y->run_id);
+    if (c)
+        return c < 0 ? -1 : 1;
+    if (x->attempt != y->attempt)
+        return x->attempt < y->attempt ? -1 : 1;
     return x->file < y->file ? -1 : x->file > y->file ? 1 : x->row < y->row ? -1 : x->row > y->row;
 }
 
-/* ok first, then the latest attempt, then the later input. */
+/* Input order: the output keeps the inputs' append order. */
+static int cmp_pos(const void *a, const void *b)
+{
+    const cand *x = a, *y = b;
+    return x->file < y->file ? -1 : x->file > y->file ? 1 : x->row < y->row ? -1 : x->row > y->row;
+}
+
+/* Of two copies of one attempt (the same shard given twice, overlapping
+ * shards): the ok one, then the later input. */
 static int better(const cand *a, const cand *b)
 {
     int oa = a->status == RUN_OK, ob = b->status == RUN_OK;
     if (oa != ob)
         return oa > ob;
-    if (a->attempt != b->attempt)
-        return a->attempt > b->attempt;
     return a->file > b->file || (a->file == b->file && a->row > b->row);
 }
 
@@ -53,8 +63,10 @@ static int open_inputs(results_reader **rd, const char *const *inputs, size_t n_
     return 0;
 }
 
-/* The best row of each index, by index, into cs[0..*n_best) (cs holds room
- * for every row of every input). */
+/* Every attempt of every input, once: rows are paired by (run_id, attempt),
+ * never by index (an index is a position in the grid the row ran under, and
+ * moves when a grid grows). Into cs[0..*n_best), in input order (cs holds
+ * room for every row of every input). */
 static void pick_best(results_reader *const *rd, size_t n_inputs, cand *cs, size_t *n_best)
 {
     size_t n_cs = 0;
@@ -66,42 +78,32 @@ static void pick_best(results_reader *const *rd, size_t n_inputs, cand *cs, size
             run_config c;
             row_decode(&rd[j]->lay, rd[j]->rows + i * rd[j]->lay.size, rd[j]->present, &row, &c,
                        &r);
-            if (r.status != RUN_STATUS_NONE && row.index >= 0 && row.attempt >= 1)
-                cs[n_cs++] = (cand){row.index, row.attempt, r.status, j, i};
+            if (r.status == RUN_STATUS_NONE || row.attempt < 1)
+                continue;
+            cs[n_cs] = (cand){.attempt = row.attempt, .status = r.status, .file = j, .row = i};
+            memcpy(cs[n_cs].run_id, row.run_id, RUN_ID_LEN);
+            n_cs++;
         }
     run_result_free(&r);
     qsort(cs, n_cs, sizeof *cs, cmp_cand);
-    /* keep the best candidate of each index at the front */
     size_t nb = 0;
     for (size_t i = 0; i < n_cs;) {
         size_t best = i, k = i + 1;
-        for (; k < n_cs && cs[k].index == cs[i].index; k++)
+        for (; k < n_cs && cs[k].attempt == cs[i].attempt &&
+               strcmp(cs[k].run_id, cs[i].run_id) == 0;
+             k++)
             if (better(&cs[k], &cs[best]))
                 best = k;
         cs[nb++] = cs[best];
         i = k;
     }
+    if (nb)
+        qsort(cs, nb, sizeof *cs, cmp_pos);
     *n_best = nb;
 }
 
-/* Indices 0..n_expected-1 without a row, into missing (may be NULL); their count. */
-static size_t find_missing(const cand *cs, size_t n_best, long n_expected, long *missing)
-{
-    size_t nm = 0, k = 0;
-    for (long idx = 0; idx < n_expected; idx++) {
-        while (k < n_best && cs[k].index < idx)
-            k++;
-        if (k < n_best && cs[k].index == idx)
-            continue;
-        if (missing)
-            missing[nm] = idx;
-        nm++;
-    }
-    return nm;
-}
-
 /* The output's journal: META (the first input's root, opened now), every
- * other distinct sweep YAML of the inputs, the chosen rows. */
+ * other distinct sweep YAML of the inputs, the chosen rows, the re-evaluations. */
 static int write_journal(results *f, results_reader *const *rd, size_t n_inputs,
                          const cand *cs, size_t n_best, err *e)
 {
@@ -136,11 +138,12 @@ static int write_journal(results *f, results_reader *const *rd, size_t n_inputs,
         bytes_free(&b);
         run_result_free(&r);
     }
+    for (size_t j = 0; j < n_inputs && rc == 0; j++)
+        rc = journal_put_evals(f, rd[j], e);
     return rc;
 }
 
-int results_merge(const char *out, const char *const *inputs, size_t n_inputs, long n_expected,
-                  long *missing, size_t *n_missing, err *e)
+int results_merge(const char *out, const char *const *inputs, size_t n_inputs, err *e)
 {
     h5util_quiet q;
     h5util_quiet_begin(&q);
@@ -170,7 +173,6 @@ int results_merge(const char *out, const char *const *inputs, size_t n_inputs, l
         goto done;
     }
     pick_best(rd, n_inputs, cs, &n_best);
-    size_t nm = n_expected > 0 ? find_missing(cs, n_best, n_expected, missing) : 0;
     /* the output: its journal first, then the file built from it */
     if (!(f = res_new(out))) {
         rc = err_set(e, ERR_NOMEM, "out of memory");
@@ -187,8 +189,6 @@ int results_merge(const char *out, const char *const *inputs, size_t n_inputs, l
         (rc = journal_sync(f, e)) < 0 || (rc = recover_build_file(f, e)) < 0)
         goto done;
     res_sync_dir(out);
-    if (n_missing)
-        *n_missing = nm;
 done:
     if (rc < 0 && created) { /* the file at out, if any, is not ours: the build failed */
         unlink(f->jpath);

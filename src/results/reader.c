@@ -100,6 +100,7 @@ void reader_free(results_reader *r)
     h5util_close(r->detail);
     h5util_close(r->file);
     free(r->rows);
+    free(r->erows);
     free(r->curves);
     sweep_rec_free(&r->root);
     for (size_t i = 0; i < r->n_sw; i++)
@@ -199,20 +200,28 @@ done:
     return rc;
 }
 
-static int read_runs(results_reader *r, err *e)
+/* The valid rows of the table name (/runs or /evals) with layout L, the
+ * columns present in the file, whether its type is exactly L's. */
+typedef struct table {
+    const char *name;
+    const layout *L;
+    int *present;
+    uint8_t **rows;
+    size_t *n, *n_skipped;
+    int *same_layout;
+} table;
+
+static int read_table(results_reader *r, const table *t, err *e)
 {
     int rc = 0;
-    const layout *L = &r->lay;
+    const layout *L = t->L;
+    int *present = t->present;
     hid_t ds = H5I_INVALID_HID, ft = H5I_INVALID_HID, mt = H5I_INVALID_HID, full = H5I_INVALID_HID;
     hsize_t n = 0;
     uint8_t *all = NULL;
-    if (H5Lexists(r->file, "runs", H5P_DEFAULT) <= 0) {
-        rc = err_set(e, ERR_INPUT, "%s is not an untangle results file (no /runs)", r->path);
-        goto done;
-    }
-    if ((ds = H5Dopen2(r->file, "runs", H5P_DEFAULT)) < 0 || (ft = H5Dget_type(ds)) < 0 ||
+    if ((ds = H5Dopen2(r->file, t->name, H5P_DEFAULT)) < 0 || (ft = H5Dget_type(ds)) < 0 ||
         H5Tget_class(ft) != H5T_COMPOUND) {
-        rc = h5util_err(e, "opening /runs of", r->path);
+        rc = h5util_err(e, t->name[0] == 'r' ? "opening /runs of" : "opening /evals of", r->path);
         goto done;
     }
     for (size_t i = 0; i < L->n; i++) {
@@ -223,43 +232,43 @@ static int read_runs(results_reader *r, err *e)
         H5T_class_t want = L->c[i].kind == COL_STR   ? H5T_STRING
                            : L->c[i].kind == COL_F64 ? H5T_FLOAT
                                                      : H5T_INTEGER;
-        r->present[i] = cls == want;
+        present[i] = cls == want;
     }
-    if (!r->present[L->status_col]) {
-        rc = err_set(e, ERR_INPUT, "%s is not an untangle results file (/runs has no status)",
-                     r->path);
+    if (!present[L->status_col]) {
+        rc = err_set(e, ERR_INPUT, "%s is not an untangle results file (/%s has no status)",
+                     r->path, t->name);
         goto done;
     }
-    if ((full = layout_type(L, NULL)) < 0 || (mt = layout_type(L, r->present)) < 0) {
-        rc = h5util_err(e, "building the /runs type for", r->path);
+    if ((full = layout_type(L, NULL)) < 0 || (mt = layout_type(L, present)) < 0) {
+        rc = h5util_err(e, "building the row type for", r->path);
         goto done;
     }
-    r->same_layout = H5Tequal(full, ft) > 0;
+    *t->same_layout = H5Tequal(full, ft) > 0;
     n = res_ds_len(ds);
     if (n > ((size_t)1 << 40) / L->size || !(all = malloc(n ? n * L->size : 1))) {
-        rc = err_set(e, ERR_NOMEM, "%s: out of memory reading /runs (%llu rows)", r->path,
-                     (unsigned long long)n);
+        rc = err_set(e, ERR_NOMEM, "%s: out of memory reading /%s (%llu rows)", r->path,
+                     t->name, (unsigned long long)n);
         goto done;
     }
     memset(all, 0, n * L->size);
     if (n && H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, all) < 0) {
-        rc = h5util_err(e, "reading /runs of", r->path);
+        rc = h5util_err(e, t->name[0] == 'r' ? "reading /runs of" : "reading /evals of", r->path);
         goto done;
     }
     /* A row is valid when its status is not empty (a kill can leave rows of
      * zeros at the end): keep the valid ones, in order. */
-    size_t soff = L->c[L->status_col].off;
+    size_t soff = L->c[L->status_col].off, *nv = t->n;
     for (hsize_t i = 0; i < n; i++) {
         const uint8_t *row = all + i * L->size;
         if (row[soff] == 0) {
-            r->n_skipped++;
+            (*t->n_skipped)++;
             continue;
         }
-        if (r->n != i)
-            memcpy(all + r->n * L->size, row, L->size);
-        r->n++;
+        if (*nv != i)
+            memcpy(all + *nv * L->size, row, L->size);
+        (*nv)++;
     }
-    r->rows = all;
+    *t->rows = all;
     all = NULL;
 done:
     free(all);
@@ -268,6 +277,19 @@ done:
     h5util_close(ft);
     h5util_close(ds);
     return rc;
+}
+
+/* /runs (required) and /evals (when the file has it). */
+static int read_runs(results_reader *r, err *e)
+{
+    if (H5Lexists(r->file, "runs", H5P_DEFAULT) <= 0)
+        return err_set(e, ERR_INPUT, "%s is not an untangle results file (no /runs)", r->path);
+    table runs = {"runs", &r->lay, r->present, &r->rows, &r->n, &r->n_skipped, &r->same_layout};
+    int rc = read_table(r, &runs, e), same = 0;
+    if (rc < 0 || H5Lexists(r->file, "evals", H5P_DEFAULT) <= 0)
+        return rc;
+    table evals = {"evals", &r->elay, r->epresent, &r->erows, &r->n_ev, &r->n_ev_skipped, &same};
+    return read_table(r, &evals, e);
 }
 
 static int read_curves(results_reader *r, err *e)
@@ -313,6 +335,7 @@ int reader_open(results_reader **out, const char *path, err *e)
     }
     r->file = r->detail = H5I_INVALID_HID;
     layout_init(&r->lay);
+    layout_init_evals(&r->elay);
     struct stat st;
     if (stat(path, &st) < 0) {
         rc = err_set(e, ERR_IO, "cannot open results file %s: %s", path, strerror(errno));
@@ -376,20 +399,20 @@ static int get_curves(const results_reader *rd, const results_row *row, run_resu
     return 0;
 }
 
-int reader_get(results_reader *rd, size_t i, results_row *row, run_config *c,
-                      run_result *r, int *found_detail, err *e)
+/* The /detail group of row (named by run_id, attempt and, for a
+ * re-evaluation, evaluation) into r, when it exists. */
+static int get_detail(results_reader *rd, const results_row *row, run_result *r,
+                      int *found_detail, err *e)
 {
     int rc = 0;
     hid_t g = H5I_INVALID_HID;
     void *buf = NULL;
-    if (i >= rd->n)
-        return err_set(e, ERR_INTERNAL, "%s: row %zu of %zu", rd->path, i, rd->n);
-    row_decode(&rd->lay, rd->rows + i * rd->lay.size, rd->present, row, c, r);
     *found_detail = 0;
-    if ((rc = get_curves(rd, row, r, e)) < 0)
-        goto done;
     char name[64];
-    snprintf(name, sizeof name, "%.16s_%d", row->run_id, row->attempt);
+    if (row->evaluation > 0)
+        snprintf(name, sizeof name, "%.16s_%d_e%d", row->run_id, row->attempt, row->evaluation);
+    else
+        snprintf(name, sizeof name, "%.16s_%d", row->run_id, row->attempt);
     if (rd->detail < 0 || H5Lexists(rd->detail, name, H5P_DEFAULT) <= 0)
         goto done;
     if ((g = H5Gopen2(rd->detail, name, H5P_DEFAULT)) < 0)
@@ -440,6 +463,27 @@ done:
     return rc;
 }
 
+int reader_get(results_reader *rd, size_t i, results_row *row, run_config *c, run_result *r,
+               int *found_detail, err *e)
+{
+    int rc;
+    if (i >= rd->n)
+        return err_set(e, ERR_INTERNAL, "%s: row %zu of %zu", rd->path, i, rd->n);
+    row_decode(&rd->lay, rd->rows + i * rd->lay.size, rd->present, row, c, r);
+    if ((rc = get_curves(rd, row, r, e)) < 0 || (rc = get_detail(rd, row, r, found_detail, e)) < 0)
+        run_result_free(r);
+    return rc;
+}
+
+int reader_get_eval(results_reader *rd, size_t i, results_row *row, run_config *c,
+                    run_result *r, int *found_detail, err *e)
+{
+    if (i >= rd->n_ev)
+        return err_set(e, ERR_INTERNAL, "%s: /evals row %zu of %zu", rd->path, i, rd->n_ev);
+    row_decode(&rd->elay, rd->erows + i * rd->elay.size, rd->epresent, row, c, r);
+    return get_detail(rd, row, r, found_detail, e);
+}
+
 int results_reader_open(results_reader **out, const char *path, err *e)
 {
     h5util_quiet q;
@@ -465,6 +509,19 @@ int results_reader_row(results_reader *r, size_t i, results_row *row, run_config
     h5util_quiet_begin(&q);
     int found;
     int rc = reader_get(r, i, row, c, res, &found, e);
+    h5util_quiet_end(&q);
+    return rc;
+}
+
+size_t results_reader_count_evals(const results_reader *r) { return r->n_ev; }
+
+int results_reader_eval(results_reader *r, size_t i, results_row *row, run_config *c,
+                        run_result *res, err *e)
+{
+    h5util_quiet q;
+    h5util_quiet_begin(&q);
+    int found;
+    int rc = reader_get_eval(r, i, row, c, res, &found, e);
     h5util_quiet_end(&q);
     return rc;
 }

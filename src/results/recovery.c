@@ -46,11 +46,14 @@ int recover_build_file(results *f, err *e)
         } else {
             results_row row;
             run_config c;
-            if (journal_dec_row(p, f->rec[i].len, &row, &c, &r) < 0) {
+            int ev = f->rec[i].type == REC_EVAL;
+            if ((ev ? journal_dec_eval(p, f->rec[i].len, &row, &c, &r)
+                    : journal_dec_row(p, f->rec[i].len, &row, &c, &r)) < 0) {
                 rc = err_set(e, ERR_INTERNAL, "%s: record %zu no longer decodes", f->jpath, i);
                 goto done;
             }
-            rc = h5w_add_run(&w, &f->lay, &row, &c, &r, tmp, e);
+            rc = ev ? h5w_add_eval(&w, &f->elay, &row, &c, &r, tmp, e)
+                    : h5w_add_run(&w, &f->lay, &row, &c, &r, tmp, e);
             run_result_free(&r);
         }
         free(p);
@@ -126,19 +129,11 @@ static int same_result_detail(const run_result *a, const run_result *b)
     return 1;
 }
 
-static size_t n_rows_of(const results *f)
+static size_t n_records_of(const results *f, int type)
 {
     size_t n = 0;
     for (size_t i = 0; i < f->n_rec; i++)
-        n += f->rec[i].type == REC_ROW;
-    return n;
-}
-
-static size_t n_sweeps_of(const results *f)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < f->n_rec; i++)
-        n += f->rec[i].type == REC_SWEEP;
+        n += f->rec[i].type == type;
     return n;
 }
 
@@ -155,6 +150,7 @@ static int other_sweep(const results *f, const results_reader *rd)
 static void check_summary(const results *f, const results_reader *rd, size_t n_rows,
                           size_t n_sweeps, char *why, size_t n)
 {
+    size_t n_evals = n_records_of(f, REC_EVAL);
     if (other_sweep(f, rd))
         snprintf(why, n, "it belongs to sweep '%s'", rd->root.name);
     else if (!rd->same_layout)
@@ -163,17 +159,24 @@ static void check_summary(const results *f, const results_reader *rd, size_t n_r
         snprintf(why, n, "%zu invalid (all-zero) rows in /runs", rd->n_skipped);
     else if (rd->n < n_rows)
         snprintf(why, n, "it has %zu of the journal's %zu rows", rd->n, n_rows);
+    else if (rd->n_ev_skipped)
+        snprintf(why, n, "%zu invalid (all-zero) rows in /evals", rd->n_ev_skipped);
+    else if (rd->n_ev < n_evals)
+        snprintf(why, n, "it has %zu of the journal's %zu re-evaluations", rd->n_ev, n_evals);
     else if (rd->n_sw < n_sweeps || strcmp(rd->root.yaml, f->first.yaml) != 0 ||
              rd->root.hash != f->first.hash || strcmp(rd->root.time, f->first.time) != 0)
         snprintf(why, n, "its root attributes or /sweeps differ from the journal");
 }
 
-/* Journal ROW record i (payload p) against /runs row row_i of the file: the
- * row byte for byte, then its curves and detail. *n_curves counts the
- * journal's curve points. */
+/* Journal ROW record i (payload p) against /runs row row_i of the file (an
+ * EVAL record: /evals row row_i): the row byte for byte, then its curves and
+ * detail. *n_curves counts the journal's curve points. mine holds a row of
+ * either layout. */
 static int check_row(const results *f, results_reader *rd, const uint8_t *p, size_t i,
                      size_t row_i, uint8_t *mine, size_t *n_curves, char *why, size_t n, err *e)
 {
+    const int ev = f->rec[i].type == REC_EVAL;
+    const layout *L = ev ? &f->elay : &f->lay;
     results_row rowj, rowf;
     run_config cj, cf;
     run_result rj, rf;
@@ -181,15 +184,17 @@ static int check_row(const results *f, results_reader *rd, const uint8_t *p, siz
     run_result_init(&rf);
     int found = 0;
     err e3;
-    if (journal_dec_row(p, f->rec[i].len, &rowj, &cj, &rj) < 0) {
+    if ((ev ? journal_dec_eval(p, f->rec[i].len, &rowj, &cj, &rj)
+            : journal_dec_row(p, f->rec[i].len, &rowj, &cj, &rj)) < 0) {
         run_result_free(&rj);
         return err_set(e, ERR_INTERNAL, "%s: record %zu no longer decodes", f->jpath, i);
     }
-    row_encode(&f->lay, mine, &rowj, &cj, &rj);
+    row_encode(L, mine, &rowj, &cj, &rj);
     *n_curves += rj.n_curve;
-    if (memcmp(mine, rd->rows + row_i * f->lay.size, f->lay.size) != 0)
-        snprintf(why, n, "/runs row %zu differs from the journal", row_i);
-    else if (reader_get(rd, row_i, &rowf, &cf, &rf, &found, &e3) < 0)
+    if (memcmp(mine, (ev ? rd->erows : rd->rows) + row_i * L->size, L->size) != 0)
+        snprintf(why, n, "%s row %zu differs from the journal", ev ? "/evals" : "/runs", row_i);
+    else if ((ev ? reader_get_eval(rd, row_i, &rowf, &cf, &rf, &found, &e3)
+                 : reader_get(rd, row_i, &rowf, &cf, &rf, &found, &e3)) < 0)
         snprintf(why, n, "row %zu cannot be read: %s", row_i, e3.msg);
     else if (!found || !same_result_detail(&rj, &rf))
         snprintf(why, n, "the curves or detail of row %zu (%ld_%d) differ from the journal",
@@ -205,10 +210,10 @@ static int check_records(const results *f, results_reader *rd, size_t *n_curves,
                          size_t n, err *e)
 {
     int rc = 0;
-    uint8_t *p = NULL, *mine = malloc(f->lay.size);
+    uint8_t *p = NULL, *mine = malloc(f->elay.size); /* the larger layout */
     if (!mine)
         return err_set(e, ERR_NOMEM, "out of memory");
-    size_t row_i = 0, sw_i = 1;
+    size_t row_i = 0, ev_i = 0, sw_i = 1;
     for (size_t i = 0; i < f->n_rec && !why[0] && rc == 0; i++) {
         if (f->rec[i].type == REC_META)
             continue;
@@ -224,6 +229,8 @@ static int check_records(const results *f, results_reader *rd, size_t *n_curves,
                 sw_i++;
                 sweep_rec_free(&s);
             }
+        } else if (f->rec[i].type == REC_EVAL) {
+            rc = check_row(f, rd, p, i, ev_i++, mine, n_curves, why, n, e);
         } else {
             rc = check_row(f, rd, p, i, row_i++, mine, n_curves, why, n, e);
         }
@@ -261,8 +268,10 @@ static int check_file(results *f, int *verdict, char *why, size_t n, err *e)
         snprintf(why, n, "it cannot be read: %s", e2.msg);
         return 0;
     }
-    size_t n_rows = n_rows_of(f), n_sweeps = 1 + n_sweeps_of(f), n_curves = 0;
-    int ahead = rd->n > n_rows || rd->n_sw > n_sweeps || other_sweep(f, rd);
+    size_t n_rows = n_records_of(f, REC_ROW), n_sweeps = 1 + n_records_of(f, REC_SWEEP);
+    size_t n_curves = 0;
+    int ahead = rd->n > n_rows || rd->n_sw > n_sweeps || other_sweep(f, rd) ||
+                rd->n_ev > n_records_of(f, REC_EVAL);
     check_summary(f, rd, n_rows, n_sweeps, why, n);
     if (!why[0] && (rc = check_records(f, rd, &n_curves, why, n, e)) < 0)
         goto done;
@@ -279,6 +288,31 @@ static int check_file(results *f, int *verdict, char *why, size_t n, err *e)
                      f->first.name, why, f->jpath);
 done:
     reader_free(rd);
+    return rc;
+}
+
+int journal_put_evals(results *f, results_reader *rd, err *e)
+{
+    int rc = 0;
+    run_result r;
+    run_result_init(&r);
+    for (size_t i = 0; i < rd->n_ev && rc == 0; i++) {
+        results_row row;
+        run_config c;
+        int found, dup = 0;
+        if ((rc = reader_get_eval(rd, i, &row, &c, &r, &found, e)) < 0)
+            break;
+        for (size_t k = 0; k < f->n_ev && !dup; k++)
+            dup = f->ev[k].evaluation == row.evaluation && strcmp(f->ev[k].run_id, row.run_id) == 0;
+        if (!dup && row.evaluation >= 1 && r.status != RUN_STATUS_NONE) {
+            bytes b = {0};
+            if ((rc = journal_enc_eval(&b, &row, &c, &r, e)) == 0 &&
+                (rc = journal_put(f, REC_EVAL, &b, 0, e)) == 0 && journal_note_eval(f, &row) < 0)
+                rc = err_set(e, ERR_NOMEM, "out of memory");
+            bytes_free(&b);
+        }
+        run_result_free(&r);
+    }
     return rc;
 }
 
@@ -330,7 +364,7 @@ int recover_journal_from_file(results *f, err *e)
         if (rc < 0)
             goto done;
     }
-    if ((rc = journal_sync(f, e)) < 0)
+    if ((rc = journal_put_evals(f, rd, e)) < 0 || (rc = journal_sync(f, e)) < 0)
         goto done;
     if (res_rename_noreplace(tmp, f->jpath) < 0) {
         rc = err_set(e, ERR_IO, "cannot move %s to %s: %s", tmp, f->jpath, strerror(errno));
@@ -349,7 +383,7 @@ done:
     if (f->jfd >= 0)
         close(f->jfd);
     f->jfd = -1;
-    f->n_rec = f->n_att = 0;
+    f->n_rec = f->n_att = f->n_ev = 0;
     f->jlen = 0;
     f->has_first = 0;
     sweep_rec_free(&f->first);
@@ -366,7 +400,7 @@ static int journal_resync(results *f, err *e)
         return err_set(e, ERR_IO, "cannot move %s to %s: %s", f->jpath, old, strerror(errno));
     close(f->jfd); /* after the rename: the lock is held until the journal moved */
     f->jfd = -1;
-    f->n_rec = f->n_att = 0;
+    f->n_rec = f->n_att = f->n_ev = 0;
     f->jlen = 0;
     f->has_first = 0;
     sweep_rec_free(&f->first);

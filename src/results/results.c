@@ -201,6 +201,7 @@ results *res_new(const char *path)
     f->jfd = -1;
     h5w_init(&f->w);
     layout_init(&f->lay);
+    layout_init_evals(&f->elay);
     f->path = res_dup_str(path);
     f->jpath = f->path ? res_cat_str(path, ".journal") : NULL;
     if (!f->path || !f->jpath) {
@@ -224,6 +225,7 @@ void res_free(results *f)
     sweep_rec_free(&f->pending);
     free(f->rec);
     free(f->att);
+    free(f->ev);
     free(f->path);
     free(f->jpath);
     free(f);
@@ -407,6 +409,32 @@ done:
     return rc;
 }
 
+int results_last_evaluation(const results *f, const char *run_id)
+{
+    int last = 0;
+    for (size_t i = 0; i < f->n_ev; i++)
+        if (strcmp(f->ev[i].run_id, run_id) == 0 && f->ev[i].evaluation > last)
+            last = f->ev[i].evaluation;
+    return last;
+}
+
+/* (run_id, attempt) of a training row, or (run_id, evaluation) of a
+ * re-evaluation, is in the journal already. */
+static int already_recorded(const results *f, const results_row *row)
+{
+    if (row->evaluation > 0) {
+        for (size_t i = 0; i < f->n_ev; i++)
+            if (strcmp(f->ev[i].run_id, row->run_id) == 0 &&
+                f->ev[i].evaluation == row->evaluation)
+                return 1;
+        return 0;
+    }
+    for (size_t i = 0; i < f->n_att; i++)
+        if (strcmp(f->att[i].run_id, row->run_id) == 0 && f->att[i].attempt == row->attempt)
+            return 1;
+    return 0;
+}
+
 int results_append(results *f, const results_row *row, const run_config *c, const run_result *r,
                    err *e)
 {
@@ -435,21 +463,21 @@ int results_append(results *f, const results_row *row, const run_config *c, cons
                      f->path, row->index, row->attempt, r->n_units);
         goto done;
     }
-    for (size_t i = 0; i < f->n_att; i++)
-        if (strcmp(f->att[i].run_id, row->run_id) == 0 && f->att[i].attempt == row->attempt) {
-            rc = err_set(e, ERR_INPUT, "%s: run %s attempt %d is already recorded", f->path,
-                         row->run_id, row->attempt);
-            goto done;
-        }
+    const int ev = row->evaluation > 0;
+    if (already_recorded(f, row)) {
+        rc = err_set(e, ERR_INPUT, "%s: run %s %s %d is already recorded", f->path, row->run_id,
+                     ev ? "evaluation" : "attempt", ev ? row->evaluation : row->attempt);
+        goto done;
+    }
     /* 1. the journal: the record of truth, synced */
     off_t jlen0 = f->jlen;
     size_t n_rec0 = f->n_rec;
-    if ((rc = journal_enc_row(&b, row, c, r, e)) < 0)
+    if ((rc = ev ? journal_enc_eval(&b, row, c, r, e) : journal_enc_row(&b, row, c, r, e)) < 0)
         goto done;
     if (f->has_pending && (rc = journal_put_sweep(f, REC_SWEEP, &f->pending, e)) < 0)
         goto done;
     int sync = mono_s() - f->last_sync >= JOURNAL_SYNC_S;
-    if ((rc = journal_put(f, REC_ROW, &b, sync, e)) < 0) {
+    if ((rc = journal_put(f, ev ? REC_EVAL : REC_ROW, &b, sync, e)) < 0) {
         if (f->n_rec != n_rec0 && ftruncate(f->jfd, jlen0) == 0) { /* the SWEEP record */
             fdatasync(f->jfd);
             f->jlen = jlen0;
@@ -459,7 +487,7 @@ int results_append(results *f, const results_row *row, const run_config *c, cons
     }
     if (sync)
         f->last_sync = mono_s();
-    if (journal_note_attempt(f, row, c, r) < 0) {
+    if ((ev ? journal_note_eval(f, row) : journal_note_attempt(f, row, c, r)) < 0) {
         rc = err_set(e, ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -469,7 +497,8 @@ int results_append(results *f, const results_row *row, const run_config *c, cons
         if ((rc = h5w_add_sweep(&f->w, &f->pending, f->path, e)) < 0)
             goto hfail;
     }
-    if ((rc = h5w_add_run(&f->w, &f->lay, row, c, r, f->path, e)) < 0)
+    if ((rc = ev ? h5w_add_eval(&f->w, &f->elay, row, c, r, f->path, e)
+                 : h5w_add_run(&f->w, &f->lay, row, c, r, f->path, e)) < 0)
         goto hfail;
     f->unflushed++;
     if (mono_s() - f->last_flush >= FLUSH_S && (rc = flush_file(f, e)) < 0)
@@ -489,6 +518,24 @@ const results_attempt *results_attempts(const results *f, size_t *n)
 {
     *n = f->n_att;
     return f->att;
+}
+
+int results_attempt_row(const results *f, size_t i, results_row *row, run_config *c,
+                        run_result *r, err *e)
+{
+    size_t k = 0, rec = 0; /* attempts are the ROW records, in order */
+    for (; rec < f->n_rec; rec++)
+        if (f->rec[rec].type == REC_ROW && k++ == i)
+            break;
+    if (rec == f->n_rec)
+        return err_set(e, ERR_INTERNAL, "%s: attempt %zu of %zu", f->jpath, i, f->n_att);
+    uint8_t *p = NULL;
+    int rc = journal_read(f, rec, &p, e);
+    run_result_free(r);
+    if (rc == 0 && journal_dec_row(p, f->rec[rec].len, row, c, r) < 0)
+        rc = err_set(e, ERR_INTERNAL, "%s: record %zu no longer decodes", f->jpath, rec);
+    free(p);
+    return rc;
 }
 
 void res_hdf5_version(char *buf, size_t n)

@@ -58,6 +58,19 @@
  *        mig_<f>, then swap_acc_<f> float64 for f in shape, scale, orientation,
  *          posX, posY (data_factor_names).
  *
+ * /evals  (created by the first re-evaluation, `untangle eval`; a file
+ *      without it reads and opens as before) 1-D extendible chunked compound,
+ *      one row per re-evaluation of a run's saved model, in append order:
+ *      the /runs columns, then evaluation int32 (1, 2, ... per run_id; 0 is
+ *      never stored: it names the training's own evaluation, the /runs row).
+ *      index, run_id and attempt are those of the evaluated /runs row; the
+ *      key columns are its configuration with the eval keys (images, samples,
+ *      pairs) the re-evaluation used; status is always "ok" (a failed
+ *      re-evaluation leaves no row); train_s 0, imgs_per_s NaN, steps_done the
+ *      trained steps, loss the training's final loss (copied); the other
+ *      metric and per-factor columns as measured. (run_id, evaluation) is
+ *      unique in a file.
+ *
  * /curves  1-D extendible chunked compound, long format, the training curves
  *      of every attempt in append order:
  *      {index int64, run_id S17, attempt int32, step int64, name S16, value float64}
@@ -67,7 +80,9 @@
  * attempt) is unique in a file.
  *
  * /detail/<run_id>_<attempt>  one group per row of /runs (e.g.
- *      /detail/787575c816ae4a37_1),
+ *      /detail/787575c816ae4a37_1), and /detail/<run_id>_<attempt>_e<evaluation>
+ *      one per row of /evals (e.g. /detail/787575c816ae4a37_1_e2, with an
+ *      attribute evaluation int32 too),
  *      attributes index int64, attempt int32, run_id str:
  *        mi         float32 (n_units, 5): I(unit; factor) in nats, units = the D
  *                   continuous latents then one per discrete variable;
@@ -91,6 +106,10 @@
  *         char host[64], u32 n_keys, n_keys x (u8 explicitly set, string key
  *         name, string value as run_config_format writes it), u64 length +
  *         run_result_pack bytes (figures, metrics, detail, curves).
+ *   EVAL  (type 4): i32 evaluation (>= 1), then a ROW payload (no curves):
+ *         one row of /evals. Journals without EVAL records are unchanged;
+ *         an older untangle refuses a journal that has them (a type it
+ *         cannot decode) and touches nothing.
  * Append: write the record(s) (fdatasync at most every JOURNAL_SYNC_S and at
  * close), THEN write the HDF5 objects and H5Fflush. Open: scan the journal,
  * resynchronising past damage on the next intact record (magic, a length
@@ -101,13 +120,16 @@
  * intact records after them are kept: the journal is replaced by its intact
  * records); an intact record this version cannot decode: refused, nothing
  * touched. A journal left without an intact META record beside a readable
- * file is kept aside and rewritten from the file. Then compare the HDF5 file with the journal:
- * every /runs row byte for byte, every curve point, detail array and /sweeps
- * row; on any difference (cannot open, all-zero rows, fewer rows, a torn
+ * file is kept aside and rewritten from the file. Then compare the HDF5
+ * file with the journal: every /runs and /evals row byte for byte, every
+ * curve point, detail array and /sweeps row; on any difference (cannot open,
+ * all-zero rows, fewer rows, a torn
  * chunk) rename it to PATH.damaged-N and rebuild it from the journal (into
  * PATH.rebuild, then rename). A file with rows or a sweep its journal lacks
  * is refused: that journal is not its own. Merge writes the output's journal
- * first (one fsync), then builds the file from it, like a rebuild.
+ * first (one fsync), then builds the file from it, like a rebuild: every
+ * attempt of every input once (rows pair by run_id and attempt, never by
+ * index), then every re-evaluation once (by run_id and evaluation).
  *
  * Temporaries and backups (PATH.rebuild, PATH.journal.tmp, .damaged-N,
  * .behind-N, .orphan-N, .bak-STAMP[-N]) are in the file's directory, created
@@ -140,7 +162,7 @@
 /* ---- constants --------------------------------------------------------------- */
 
 #define JOURNAL_MAGIC 0x4a4e5455u /* bytes "UTNJ" */
-enum { REC_META = 1, REC_SWEEP = 2, REC_ROW = 3 };
+enum { REC_META = 1, REC_SWEEP = 2, REC_ROW = 3, REC_EVAL = 4 };
 enum { REC_HEADER = 20 };         /* magic, type, length, crc */
 
 enum {
@@ -172,7 +194,8 @@ _Static_assert(sizeof(((run_curve_point *)0)->name) == CURVE_NAME_LEN, "curve na
 typedef enum col_kind { COL_I64, COL_I32, COL_F64, COL_STR } col_kind;
 typedef enum col_src {
     SRC_INDEX, SRC_RUN_ID, SRC_ATTEMPT, SRC_KEY, SRC_STATUS, SRC_ERROR, SRC_RANK, SRC_HOST,
-    SRC_WALL, SRC_TRAIN, SRC_EVAL, SRC_IPS, SRC_STEPS, SRC_METRIC, SRC_MIG, SRC_SWAP
+    SRC_WALL, SRC_TRAIN, SRC_EVAL, SRC_IPS, SRC_STEPS, SRC_METRIC, SRC_MIG, SRC_SWAP,
+    SRC_EVALUATION
 } col_src;
 
 typedef struct col {
@@ -223,6 +246,8 @@ typedef struct h5w {
     hid_t file, runs, curves, sweeps, detail;
     hid_t rtype, ctype, stype; /* memory types; rtype is also the file type */
     hsize_t n_runs, n_curves, n_sweeps;
+    hid_t evals, etype;        /* /evals (absent until the first re-evaluation) */
+    hsize_t n_evals;
 } h5w;
 
 /* ---- the results object (results.c) and its journal (journal.c) ------------------- */
@@ -243,6 +268,9 @@ struct results {
     h5w w;
     results_attempt *att;
     size_t n_att, cap_att;
+    layout elay;      /* /evals */
+    struct eval_note { char run_id[RUN_ID_LEN]; int evaluation; } *ev;
+    size_t n_ev, cap_ev;
     sweep_rec first;  /* META */
     sweep_rec last;   /* the last YAML recorded (META or SWEEP) */
     sweep_rec pending;
@@ -261,6 +289,10 @@ struct results_reader {
     int same_layout;  /* /runs has exactly this version's columns */
     uint8_t *rows;    /* (n, lay.size) valid rows */
     size_t n, n_skipped;
+    layout elay;      /* /evals, when the file has it: */
+    int epresent[MAX_COLS];
+    uint8_t *erows;   /* (n_ev, elay.size) valid rows */
+    size_t n_ev, n_ev_skipped;
     curve_row *curves; /* sorted by (run_id, attempt, position) */
     size_t n_curves;
     sweep_rec root;
@@ -314,6 +346,8 @@ void res_hdf5_version(char *buf, size_t n);
 /* A UTF-8 NUL-terminated string type of size bytes (or H5T_VARIABLE). */
 hid_t res_str_type(size_t size);
 void layout_init(layout *L);
+/* /evals: the /runs columns, then evaluation int32. */
+void layout_init_evals(layout *L);
 /* The compound type of the layout; present (may be NULL = all) selects the
  * members, at their packed offsets (a subset reads an older file). */
 hid_t layout_type(const layout *L, const int *present);
@@ -358,6 +392,10 @@ int h5w_add_sweep(h5w *w, const sweep_rec *s, const char *path, err *e);
 /* Curves, detail, then the /runs row (no flush). */
 int h5w_add_run(h5w *w, const layout *L, const results_row *row, const run_config *c,
                 const run_result *r, const char *path, err *e);
+/* A re-evaluation (row->evaluation >= 1): detail, then the /evals row, /evals
+ * created with the first one (no flush; no curves). */
+int h5w_add_eval(h5w *w, const layout *EL, const results_row *row, const run_config *c,
+                 const run_result *r, const char *path, err *e);
 
 /* ---- journal.c ------------------------------------------------------------------ */
 
@@ -369,6 +407,13 @@ int journal_enc_row(bytes *b, const results_row *row, const run_config *c, const
                     err *e);
 int journal_dec_row(const uint8_t *p, size_t len, results_row *row, run_config *c,
                     run_result *r);
+/* EVAL records: i32 evaluation, then a ROW payload. */
+int journal_enc_eval(bytes *b, const results_row *row, const run_config *c, const run_result *r,
+                     err *e);
+int journal_dec_eval(const uint8_t *p, size_t len, results_row *row, run_config *c,
+                     run_result *r);
+/* Remember that run_id has re-evaluation number evaluation: 0 or -1. */
+int journal_note_eval(results *f, const results_row *row);
 /* Create the journal (it must not exist) or open it, and take the writer's lock. */
 int journal_create(results *f, err *e);
 int journal_open(results *f, err *e);
@@ -396,6 +441,9 @@ void reader_free(results_reader *r);
  * group exists. */
 int reader_get(results_reader *rd, size_t i, results_row *row, run_config *c, run_result *r,
                int *found_detail, err *e);
+/* Row i of /evals with its detail (no curves). */
+int reader_get_eval(results_reader *rd, size_t i, results_row *row, run_config *c,
+                    run_result *r, int *found_detail, err *e);
 
 /* ---- recovery.c ----------------------------------------------------------------- */
 
@@ -407,6 +455,10 @@ int recover_journal_from_file(results *f, err *e);
 /* A journal without an intact header record beside a readable file: kept
  * aside and rewritten from the file (ERR_INPUT when the file is unreadable). */
 int recover_journal_lost(results *f, err *e);
+/* Append an EVAL record for every /evals row of rd whose (run_id,
+ * evaluation) the journal does not hold yet (a copy in an earlier input of a
+ * merge is dropped). */
+int journal_put_evals(results *f, results_reader *rd, err *e);
 /* Check the file against the journal; rebuild it when it lacks something,
  * rewrite the journal when the file has more. Then open it for appending. */
 int recover_and_open(results *f, err *e);

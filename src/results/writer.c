@@ -184,6 +184,7 @@ void h5w_init(h5w *w)
     memset(w, 0, sizeof *w);
     w->file = w->runs = w->curves = w->sweeps = w->detail = H5I_INVALID_HID;
     w->rtype = w->ctype = w->stype = H5I_INVALID_HID;
+    w->evals = w->etype = H5I_INVALID_HID;
 }
 
 void h5w_close(h5w *w)
@@ -195,6 +196,8 @@ void h5w_close(h5w *w)
     h5util_close(w->rtype);
     h5util_close(w->ctype);
     h5util_close(w->stype);
+    h5util_close(w->evals);
+    h5util_close(w->etype);
     h5util_close(w->file);
     h5w_init(w);
 }
@@ -299,6 +302,13 @@ int h5w_open(h5w *w, const char *path, const layout *L, err *e)
     w->n_runs = res_ds_len(w->runs);
     w->n_curves = res_ds_len(w->curves);
     w->n_sweeps = res_ds_len(w->sweeps);
+    if (H5Lexists(w->file, "evals", H5P_DEFAULT) > 0) {
+        if ((w->evals = H5Dopen2(w->file, "evals", H5P_DEFAULT)) < 0) {
+            rc = h5util_err(e, "opening /evals of", path);
+            goto done;
+        }
+        w->n_evals = res_ds_len(w->evals);
+    }
 done:
     h5util_close(fapl);
     if (rc < 0)
@@ -350,16 +360,20 @@ static int add_curves(h5w *w, const results_row *row, const run_result *r, const
     return rc;
 }
 
-/* /detail/<run_id>_<attempt>: its attributes, mig, swap_acc, mi, traversal. */
+/* /detail/<run_id>_<attempt> (a re-evaluation: <run_id>_<attempt>_e<evaluation>):
+ * its attributes, mig, swap_acc, mi, traversal. */
 static int add_detail(h5w *w, const results_row *row, const run_result *r, const char *path,
                       err *e)
 {
     int rc = 0;
     hid_t g = H5I_INVALID_HID, mi = H5I_INVALID_HID;
     char name[64];
-    snprintf(name, sizeof name, "%.16s_%d", row->run_id, row->attempt);
+    if (row->evaluation > 0)
+        snprintf(name, sizeof name, "%.16s_%d_e%d", row->run_id, row->attempt, row->evaluation);
+    else
+        snprintf(name, sizeof name, "%.16s_%d", row->run_id, row->attempt);
     int64_t idx = row->index;
-    int32_t att = row->attempt;
+    int32_t att = row->attempt, ev = row->evaluation;
     char run_id[RUN_ID_LEN];
     res_get_str(run_id, sizeof run_id, (const uint8_t *)row->run_id, sizeof row->run_id);
     hsize_t k = DATA_K;
@@ -367,6 +381,7 @@ static int add_detail(h5w *w, const results_row *row, const run_result *r, const
         attr_put(g, "index", H5T_NATIVE_INT64, &idx) < 0 ||
         attr_put(g, "attempt", H5T_NATIVE_INT32, &att) < 0 ||
         attr_put_str(g, "run_id", run_id) < 0 ||
+        (ev > 0 && attr_put(g, "evaluation", H5T_NATIVE_INT32, &ev) < 0) ||
         ds_put(g, "mig", H5T_NATIVE_DOUBLE, 1, &k, r->mig_factor) < 0 ||
         ds_put(g, "swap_acc", H5T_NATIVE_DOUBLE, 1, &k, r->swap_factor) < 0)
         goto fail;
@@ -402,6 +417,26 @@ int h5w_add_run(h5w *w, const layout *L, const results_row *row, const run_confi
     row_encode(L, buf, row, c, r);
     if (ds_append(w->runs, w->rtype, &w->n_runs, 1, buf) < 0)
         rc = h5util_err(e, "writing /runs in", path);
+    free(buf);
+    return rc;
+}
+
+int h5w_add_eval(h5w *w, const layout *EL, const results_row *row, const run_config *c,
+                 const run_result *r, const char *path, err *e)
+{
+    int rc;
+    if (w->etype < 0 && (w->etype = layout_type(EL, NULL)) < 0)
+        return h5util_err(e, "building the /evals type for", path);
+    if (w->evals < 0 && (w->evals = ds_create(w->file, "evals", w->etype, RUNS_CHUNK)) < 0)
+        return h5util_err(e, "creating /evals in", path);
+    if ((rc = add_detail(w, row, r, path, e)) < 0)
+        return rc;
+    uint8_t *buf = malloc(EL->size);
+    if (!buf)
+        return err_set(e, ERR_NOMEM, "out of memory writing a row");
+    row_encode(EL, buf, row, c, r);
+    if (ds_append(w->evals, w->etype, &w->n_evals, 1, buf) < 0)
+        rc = h5util_err(e, "writing /evals in", path);
     free(buf);
     return rc;
 }

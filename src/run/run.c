@@ -334,3 +334,62 @@ done:
     data_close(own);
     return rc;
 }
+
+/* ---- a saved model evaluated again ------------------------------------------- */
+
+int run_reevaluate(const run_config *c, const data_source *d, const char *model_path,
+                   const char *run_id, run_result *r, err *e)
+{
+    double t0 = now_s();
+    data_source *own = NULL;
+    model *m = NULL;
+    uint8_t *p = NULL;
+    size_t len = 0;
+    int rc = 0;
+    r->status = RUN_FAILED;
+    /* the saved model first: a run without one costs no data or network */
+    int got = run_file_read(model_path, RUN_FILE_MODEL, run_id, &p, &len, e);
+    if (got == 0)
+        rc = err_set(e, ERR_INPUT, "no saved model %s (trained with --no-save-models, or "
+                     "removed)", model_path);
+    else if (got < 0)
+        rc = err_prefix(e, "saved model unusable: ");
+    if (rc < 0)
+        goto done;
+    cursor in = {p, len, 0, 0};
+    uint64_t text_len = cursor_u64(&in);
+    if (!in.fail && text_len <= len - in.at)
+        in.at += (size_t)text_len; /* the configuration: the run id already vouches for it */
+    uint64_t n = cursor_u64(&in);
+    if (in.fail || n != len - in.at) {
+        rc = err_set(e, ERR_INPUT, "%s: malformed saved model", model_path);
+        goto done;
+    }
+    if (!d) {
+        rc = c->path[0] ? data_open_file(&own, c->path, c->image_size, e)
+                        : data_open_builtin(&own, c->image_size, e);
+        if (rc < 0)
+            goto done;
+        d = own;
+    }
+    if ((rc = model_create(&m, c, data_count(d), e)) < 0 ||
+        (rc = model_state_set(m, 0, p + in.at, (size_t)n, e)) < 0) {
+        err_prefix(e, "%s: ", model_path);
+        goto done;
+    }
+    r->steps = c->steps;
+    r->train_s = 0;
+    r->imgs_per_s = NAN;
+    double t_eval = now_s();
+    if ((rc = run_evaluate(m, d, c, r, e)) == 0)
+        r->status = RUN_OK;
+    r->eval_s = now_s() - t_eval;
+done:
+    if (rc < 0)
+        fail(r, RUN_FAILED, e);
+    r->wall_s = now_s() - t0;
+    free(p);
+    model_destroy(m);
+    data_close(own);
+    return rc;
+}

@@ -1,7 +1,9 @@
 /* Running one run in a child process, so that a crash, a hang or a kill of
- * the run costs only that run: the child trains, packs its run_result into a
- * pipe and exits; the parent reads the pipe, enforces the timeout and the
- * deadline, and turns a crash into a row. */
+ * the run costs only that run: the child trains (or, for `untangle eval`,
+ * evaluates the run's saved model again), packs its run_result into a pipe
+ * and exits; the parent reads the pipe, enforces the timeout and the
+ * deadline, and turns a crash into a row. Also the data a worker's runs
+ * share. */
 #include "sweep_impl.h"
 
 #include "../util/fileio.h"
@@ -17,6 +19,23 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+const data_source *sweep_cached_data(data_cache *dc, const run_config *c)
+{
+    if (dc->d && dc->S == c->image_size && strcmp(dc->path, c->path) == 0)
+        return dc->d;
+    data_close(dc->d);
+    dc->d = NULL;
+    err e;
+    err_clear(&e);
+    int rc = c->path[0] ? data_open_file(&dc->d, c->path, c->image_size, &e)
+                        : data_open_builtin(&dc->d, c->image_size, &e);
+    if (rc < 0)
+        return NULL;
+    dc->S = c->image_size;
+    snprintf(dc->path, sizeof dc->path, "%s", c->path);
+    return dc->d;
+}
 
 double sweep_now(void)
 {
@@ -101,7 +120,15 @@ static void child(int fd, const sweep_task *t, const data_source *d, const char 
     run_result_init(&r);
     err e;
     err_clear(&e);
-    run_execute(&c, d, t->eval, &h, &r, &e);
+    if (t->reeval) {
+        /* `untangle eval`: the saved model of the run (named by its own id:
+         * c's eval keys may differ from the training's) */
+        run_file_paths(out_path, t->run_id, "model", model, sizeof model);
+        run_reevaluate(&c, d, model, t->run_id, &r, &e);
+        r.metric[RUN_M_LOSS] = t->train_loss;
+    } else {
+        run_execute(&c, d, t->eval, &h, &r, &e);
+    }
     uint8_t *buf;
     size_t len;
     if (run_result_pack(&r, &buf, &len, &e) < 0)

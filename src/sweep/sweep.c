@@ -134,6 +134,7 @@ typedef struct master {
     int draining;
     estimate est[MAX_ESTIMATES];
     int n_est;
+    const sweep_eval_row *ev; /* `untangle eval`: where each run's row comes from */
 } master;
 
 static estimate *find_estimate(master *m, const char *model, const char *arch, int add)
@@ -234,6 +235,9 @@ static void fill_task(const master *m, const job *j, sweep_task *t)
     t->save_model = m->o->save_models;
     t->stop_grace = m->o->stop_grace;
     t->config = m->s->runs[j->index];
+    t->reeval = m->ev != NULL;
+    memcpy(t->run_id, m->s->run_ids[j->index], sizeof t->run_id);
+    t->train_loss = m->ev ? m->ev[j->index].train_loss : NAN;
 }
 
 static void print_run_line(master *m, const result_head *h, const run_result *r)
@@ -288,7 +292,16 @@ static int master_record(master *m, const result_head *h, const run_result *r, e
     row.attempt = h->attempt;
     row.rank = h->rank;
     snprintf(row.host, sizeof row.host, "%s", h->host);
-    if (results_append(m->f, &row, &m->s->runs[h->index], r, e) < 0) {
+    if (m->ev) { /* a re-evaluation: of the training's row, numbered; only ok ones are kept */
+        row.index = m->ev[h->index].index;
+        row.attempt = m->ev[h->index].attempt;
+        row.evaluation = results_last_evaluation(m->f, row.run_id) + 1;
+        if (r->status != RUN_OK)
+            fprintf(stderr, "untangle eval: run %s (index %ld): not evaluated: %s\n",
+                    row.run_id, row.index, r->error);
+    }
+    if ((!m->ev || r->status == RUN_OK) &&
+        results_append(m->f, &row, &m->s->runs[h->index], r, e) < 0) {
         m->write_failed = e->code != ERR_INPUT && e->code != ERR_NOMEM;
         return e->code;
     }
@@ -398,6 +411,11 @@ static int build_queue(master *m, err *e)
     m->attempts = calloc(n, sizeof *m->attempts);
     if (!m->done || !m->fails || !m->attempts)
         return err_set(e, ERR_NOMEM, "out of memory");
+    for (size_t i = 0; m->ev && i < n; i++, m->n_target++) /* `untangle eval`: all, once */
+        if (push(m, (long)i, 1) < 0)
+            return err_set(e, ERR_NOMEM, "out of memory for the run queue");
+    if (m->ev)
+        return 0;
     /* What the file already holds, matched by run id (indices move when a
      * grid grows; run ids do not). */
     size_t na = 0;
@@ -464,34 +482,6 @@ static int exit_code(const master *m)
     return m->n_bad ? SWEEP_FAILED_RUNS : SWEEP_OK;
 }
 
-/* ---- data shared by a worker's runs ----------------------------------------------- */
-
-typedef struct data_cache {
-    data_source *d;
-    int S;
-    char path[1024];
-} data_cache;
-
-/* The data c needs, opened once per worker and shared copy-on-write with
- * the run processes. NULL on failure: the run then opens it itself and
- * reports the error in its row. */
-static const data_source *cached_data(data_cache *dc, const run_config *c)
-{
-    if (dc->d && dc->S == c->image_size && strcmp(dc->path, c->path) == 0)
-        return dc->d;
-    data_close(dc->d);
-    dc->d = NULL;
-    err e;
-    err_clear(&e);
-    int rc = c->path[0] ? data_open_file(&dc->d, c->path, c->image_size, &e)
-                        : data_open_builtin(&dc->d, c->image_size, &e);
-    if (rc < 0)
-        return NULL;
-    dc->S = c->image_size;
-    snprintf(dc->path, sizeof dc->path, "%s", c->path);
-    return dc->d;
-}
-
 /* ---- one process ----------------------------------------------------------------- */
 
 static int run_serial(master *m, err *e)
@@ -515,7 +505,7 @@ static int run_serial(master *m, err *e)
             t.deadline += sweep_now();
         m->running = 1;
         run_result r;
-        sweep_execute(&t, cached_data(&dc, &t.config), m->o->out_path, &r);
+        sweep_execute(&t, sweep_cached_data(&dc, &t.config), m->o->out_path, &r);
         m->running = 0;
         result_head h = {.index = j.index, .attempt = j.attempt, .rank = 0};
         memcpy(h.host, host, sizeof h.host);
@@ -727,7 +717,7 @@ static void run_worker(int rank, const char *out_path)
         if (t.deadline > 0)
             t.deadline += sweep_now();
         run_result r;
-        sweep_execute(&t, cached_data(&dc, &t.config), out_path, &r);
+        sweep_execute(&t, sweep_cached_data(&dc, &t.config), out_path, &r);
         h.index = t.index;
         h.attempt = t.attempt;
         uint8_t *buf = NULL;
@@ -833,23 +823,28 @@ int sweep_main(const sweep_options *o, err *e)
     m.last_summary = m.t0;
     if (o->deadline > 0)
         m.deadline_abs = m.t0 + o->deadline;
-    if ((rc = check_single_rank(size, e)) < 0 || (rc = config_load(&s, o->yaml_path, o->max_runs, e)) < 0)
+    sweep_eval_row *ev = NULL;
+    if ((rc = check_single_rank(size, e)) < 0 ||
+        (rc = o->eval ? sweep_eval_plan(o, &m.f, &s, &ev, e)
+                      : config_load(&s, o->yaml_path, o->max_runs, e)) < 0)
         goto stop;
     m.s = s;
+    m.ev = ev;
     if (o->dry_run) {
         config_write_list(s, stdout);
         code = SWEEP_OK;
         goto stop;
     }
-    if ((rc = open_results(&m, e)) < 0) {
+    if (!o->eval && (rc = open_results(&m, e)) < 0) {
         /* a missing output directory is a usage error (1), as before */
         if ((e->code == ERR_IO || e->code == ERR_HDF5) && out_dir_exists(o->out_path))
             code = SWEEP_NO_WRITE;
         goto stop;
     }
-    if ((rc = check_same_sweep(&m, e)) < 0 || (rc = build_queue(&m, e)) < 0)
+    if ((!o->eval && (rc = check_same_sweep(&m, e)) < 0) || (rc = build_queue(&m, e)) < 0)
         goto stop;
-    if ((o->checkpoint_every > 0 || o->save_models) && (rc = run_file_mkdir(o->out_path, e)) < 0)
+    if (!o->eval && (o->checkpoint_every > 0 || o->save_models) &&
+        (rc = run_file_mkdir(o->out_path, e)) < 0)
         goto stop;
     fprintf(stderr, "untangle: sweep %s: %zu runs (%zu to run) on %d %s -> %s\n", s->name,
             m.n_target, pending(&m), size > 1 ? size - 1 : 1,
@@ -882,6 +877,7 @@ stop:
                    o->out_path);
     size_t lost = m.n_lost;
     master_free(&m);
+    free(ev);
     config_free(s);
     if (mpi && lost > 0) {
         /* a written-off worker cannot take part in MPI_Finalize: end the job

@@ -2,7 +2,9 @@
 #ifndef UNTANGLE_SWEEP_IMPL_H
 #define UNTANGLE_SWEEP_IMPL_H
 
+#include "untangle/config.h"
 #include "untangle/data.h"
+#include "untangle/results.h"
 #include "untangle/run.h"
 #include "untangle/sweep.h"
 
@@ -16,6 +18,9 @@ typedef struct sweep_task {
     double ckpt_every;  /* checkpoint interval (run_hooks.ckpt_every); < 0: no checkpoints */
     double stop_grace;  /* seconds between asking the run to stop and killing it */
     int save_model;     /* keep the final parameters of an ok run */
+    int reeval;         /* `untangle eval`: evaluate the saved model of run_id */
+    char run_id[17];    /* the run's id (its saved model's name) */
+    double train_loss;  /* reeval: the training's final loss, copied into the row */
     run_config config;
 } sweep_task;
 
@@ -37,5 +42,33 @@ int sweep_stop_requested(void);
  * (SIGTERM), and killed t->stop_grace seconds later. */
 void sweep_execute(const sweep_task *t, const data_source *d, const char *out_path,
                    run_result *r);
+
+/* The data a worker's runs need, opened once and shared copy-on-write with
+ * the run processes (isolate.c). */
+typedef struct data_cache {
+    data_source *d;
+    int S;
+    char path[1024];
+} data_cache;
+/* The data c needs, from the cache (reopened when c needs other data). NULL
+ * on failure: the run then opens it itself and reports the error in its row. */
+const data_source *sweep_cached_data(data_cache *dc, const run_config *c);
+
+/* ---- `untangle eval` (eval.c) ----------------------------------------------- */
+
+/* Where run i of an eval plan comes from: its training row. */
+typedef struct sweep_eval_row {
+    long index;         /* the row's index and attempt */
+    int attempt;
+    double train_loss;  /* its loss metric */
+} sweep_eval_row;
+
+/* Open o->out_path for appending (recovering it like a resume) and plan the
+ * re-evaluation of its ok runs: a sweep whose runs[i] is the configuration of
+ * a run's latest ok attempt with the --set eval keys applied and whose
+ * run_ids[i] is the run's id, and rows[i] its origin. ERR_INPUT for an
+ * unknown or non-eval --set key or a --runs entry without an ok run. */
+int sweep_eval_plan(const sweep_options *o, results **f, config_sweep **s,
+                    sweep_eval_row **rows, err *e);
 
 #endif

@@ -794,7 +794,7 @@ static void test_bad_files(void **state)
     fclose(fp);
     expect_bad(p, 64, "not an HDF5 file");
 
-    expect_bad(fx->dir, 64, "not an HDF5 file"); /* a directory */
+    expect_bad(fx->dir, 64, "not a regular file"); /* a directory */
 
     snprintf(p, sizeof p, "%s/noimgs.h5", fx->dir);
     make_file(p, HAS_CLASSES | HAS_VALUES, DATA_N, 64, H5T_STD_U8LE, 6);

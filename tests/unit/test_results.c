@@ -770,30 +770,153 @@ static void test_merge(void **state)
     assert_int_equal(unlink(jp), 0);
 
     const char *in[2] = {s1, s2};
-    long missing[6];
-    size_t n_missing = 99;
     err e;
     err_clear(&e);
-    int rc = results_merge(out, in, 2, 6, missing, &n_missing, &e);
+    int rc = results_merge(out, in, 2, &e);
     if (rc)
         print_error("merge: %s\n", e.msg);
     assert_int_equal(rc, 0);
-    assert_int_equal(n_missing, 3);
-    assert_int_equal(missing[0], 1);
-    assert_int_equal(missing[1], 3);
-    assert_int_equal(missing[2], 5);
-    att want[4] = {a[0], a[1], a[4], a[5]};
-    assert_file_holds(out, want, 4, 0);
+    /* every attempt of every input, in input order */
+    assert_file_holds(out, a, 6, 0);
     /* the merged file has its own journal and opens without repair */
     f = open_ok(out, &m);
     assert_string_equal(results_recovery(f), "");
-    assert_attempts(f, want, 4);
+    assert_attempts(f, a, 6);
     close_ok(f);
     /* the output must not exist */
     err_clear(&e);
-    assert_int_equal(results_merge(out, in, 2, 6, missing, &n_missing, &e), ERR_IO);
+    assert_int_equal(results_merge(out, in, 2, &e), ERR_IO);
     assert_non_null(strstr(e.msg, out));
     free_atts(a, 6);
+    rm_dir(dir);
+}
+
+/* A shard of a grown grid holds runs under other indices than the first
+ * shard (a run was inserted before them): rows pair by run_id and attempt,
+ * so no run is lost, and a copy of the same attempt in both is kept once. */
+static void test_merge_grown_grid(void **state)
+{
+    (void)state;
+    char dir[64], s1[128], s2[128], out[128];
+    make_dir(dir, sizeof dir);
+    snprintf(s1, sizeof s1, "%s/old.h5", dir);
+    snprintf(s2, sizeof s2, "%s/grown.h5", dir);
+    snprintf(out, sizeof out, "%s/merged.h5", dir);
+    results_meta m = meta_of("test-sweep", YAML_A, 0x1234abcdULL);
+    att a[5];
+    make_att(&a[0], 0, 1, RUN_OK); /* old grid: runs A (index 0) and B (index 1) */
+    make_att(&a[1], 1, 1, RUN_OK);
+    make_att(&a[2], 7, 1, RUN_OK); /* grown grid: a new run C at index 0 ... */
+    a[2].row.index = 0;
+    make_att(&a[3], 1, 1, RUN_OK); /* ... B again (the same attempt, copied) at index 2 */
+    a[3].row.index = 2;
+    make_att(&a[4], 0, 2, RUN_OK); /* ... A's second attempt at index 1 */
+    a[4].row.index = 1;
+    results *f = create_ok(s1, &m);
+    append_ok(f, &a[0]);
+    append_ok(f, &a[1]);
+    close_ok(f);
+    f = create_ok(s2, &m);
+    for (int i = 2; i < 5; i++)
+        append_ok(f, &a[i]);
+    close_ok(f);
+    const char *in[2] = {s1, s2};
+    err e;
+    err_clear(&e);
+    assert_int_equal(results_merge(out, in, 2, &e), 0);
+    /* B's copy in the later input wins; A, A's retry and C all stay */
+    att want[4] = {a[0], a[2], a[3], a[4]};
+    assert_file_holds(out, want, 4, 0);
+    free_atts(a, 5);
+    rm_dir(dir);
+}
+
+/* Re-evaluations (`untangle eval`): rows of /evals numbered per run, kept by
+ * a reopen, rebuilt from the journal when the file is lost, written into a
+ * new journal when the journal is lost, and carried by merge. */
+static void assert_evals(const char *path, const att *want, const int *evaluation, size_t n)
+{
+    results_reader *rd = NULL;
+    err e;
+    err_clear(&e);
+    assert_int_equal(results_reader_open(&rd, path, &e), 0);
+    assert_int_equal(results_reader_count_evals(rd), n);
+    run_result r;
+    run_result_init(&r);
+    for (size_t i = 0; i < n; i++) {
+        results_row row;
+        run_config c;
+        assert_int_equal(results_reader_eval(rd, i, &row, &c, &r, &e), 0);
+        assert_int_equal(row.evaluation, evaluation[i]);
+        assert_string_equal(row.run_id, want[i].row.run_id);
+        assert_int_equal(row.attempt, want[i].row.attempt);
+        assert_memory_equal(r.metric, want[i].r.metric, sizeof r.metric);
+        assert_memory_equal(r.mig_factor, want[i].r.mig_factor, sizeof r.mig_factor);
+        assert_int_equal(r.n_units, want[i].r.n_units);
+        assert_memory_equal(r.mi, want[i].r.mi, sizeof(float) * (size_t)r.n_units * DATA_K);
+        assert_int_equal(c.images, want[i].c.images);
+        assert_int_equal(r.n_curve, 0);
+    }
+    run_result_free(&r);
+    results_reader_close(rd);
+}
+
+static void test_evals(void **state)
+{
+    (void)state;
+    char dir[64], path[128], jp[160], out[128];
+    make_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/r.h5", dir);
+    snprintf(jp, sizeof jp, "%s.journal", path);
+    snprintf(out, sizeof out, "%s/merged.h5", dir);
+    att a[2], ev[3];
+    make_file(path, a, 2); /* index 0 ok, index 1 failed */
+    results_meta m = meta_of("test-sweep", YAML_A, 0x1234abcdULL);
+    results *f = open_ok(path, &m);
+    assert_int_equal(results_last_evaluation(f, a[0].row.run_id), 0);
+    int number[3] = {1, 2, 1};
+    for (int i = 0; i < 3; i++) {
+        make_att(&ev[i], i == 2 ? 2 : 0, 1, RUN_OK); /* index 2: another run's */
+        ev[i].r.n_curve = 0;
+        ev[i].r.metric[RUN_M_MIG] += i;
+        set_key(&ev[i].c, "images", i ? "500" : "200");
+        ev[i].row.evaluation = number[i];
+        append_ok(f, &ev[i]);
+    }
+    assert_int_equal(results_last_evaluation(f, a[0].row.run_id), 2);
+    err e;
+    err_clear(&e);
+    assert_int_equal(results_append(f, &ev[1].row, &ev[1].c, &ev[1].r, &e), ERR_INPUT);
+    assert_non_null(strstr(e.msg, "evaluation 2"));
+    close_ok(f);
+    assert_file_holds(path, a, 2, 0); /* /runs untouched */
+    assert_evals(path, ev, number, 3);
+    f = open_ok(path, &m); /* the file agrees with its journal */
+    assert_string_equal(results_recovery(f), "");
+    close_ok(f);
+    /* the file lost: rebuilt from the journal, /evals included */
+    assert_int_equal(unlink(path), 0);
+    f = open_ok(path, &m);
+    assert_non_null(strstr(results_recovery(f), "rebuilt"));
+    assert_int_equal(results_last_evaluation(f, a[0].row.run_id), 2);
+    close_ok(f);
+    assert_evals(path, ev, number, 3);
+    /* the journal lost: written from the file, /evals included */
+    assert_int_equal(unlink(jp), 0);
+    f = open_ok(path, &m);
+    assert_int_equal(results_last_evaluation(f, ev[2].row.run_id), 1);
+    close_ok(f);
+    f = open_ok(path, &m);
+    assert_string_equal(results_recovery(f), "");
+    close_ok(f);
+    /* merge carries them (a copy in a later input is dropped) */
+    const char *in[2] = {path, path};
+    err_clear(&e);
+    assert_int_equal(results_merge(out, in, 2, &e), 0);
+    assert_evals(out, ev, number, 3);
+    assert_file_holds(out, a, 2, 0);
+    free_atts(a, 2);
+    free_atts(ev, 3);
     rm_dir(dir);
 }
 
@@ -817,7 +940,7 @@ static void test_merge_other_sweep(void **state)
     const char *in[2] = {s1, s2};
     err e;
     err_clear(&e);
-    assert_int_equal(results_merge(out, in, 2, 0, NULL, NULL, &e), ERR_INPUT);
+    assert_int_equal(results_merge(out, in, 2, &e), ERR_INPUT);
     assert_non_null(strstr(e.msg, s2));
     assert_non_null(strstr(e.msg, "sweep"));
     assert_false(exists(out));
@@ -1423,6 +1546,8 @@ int main(void)
         cmocka_unit_test(test_no_journal_and_orphan),
         cmocka_unit_test(test_yaml_history),
         cmocka_unit_test(test_merge),
+        cmocka_unit_test(test_merge_grown_grid),
+        cmocka_unit_test(test_evals),
         cmocka_unit_test(test_merge_other_sweep),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_reader_does_not_block_resume),
