@@ -1526,7 +1526,7 @@ static void test_file_modes(void **state)
     close_ok(f);
     assert_int_equal(mode_of(jpath), 0666);
     const char *in[] = {path};
-    assert_int_equal(results_merge(out, in, 1, 0, NULL, NULL, &e), 0);
+    assert_int_equal(results_merge(out, in, 1, &e), 0);
     assert_int_equal(mode_of(out), 0666);
     assert_int_equal(mode_of(jout), 0666);
     umask(old);
