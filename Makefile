@@ -7,7 +7,7 @@
 #   make valgrind        the unit tests under valgrind memcheck (build-vg/; slow)
 #   make fuzz            fuzz the YAML loader, the journal reader and the results-file
 #                        reader with libFuzzer (FUZZ_SECONDS each, default 600)
-#   make soak            the long fault soak (SOAK_FAULTS, default 200)
+#   make soak            the long tests: fault soak (SOAK_FAULTS, default 200), SLURM requeue
 #   make bench           print the benchmarks (tests/bench)
 #
 # Tests: tests/unit (cmocka, one program per module), tests/it (integration
@@ -129,14 +129,16 @@ fuzz: deps
 	    build/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) build/fuzz_$${t}_corpus || exit 1; \
 	done
 
-# The long fault soak (tests/it/soak_faults.sh): SOAK_FAULTS random faults
-# (kills of master and workers, stopped workers, full disks as root, flipped
-# bytes) interleaved with --resume, then the comparison with an undisturbed
-# sweep.
+# The long tests, kept out of make check for its time: the fault soak
+# (tests/it/soak_faults.sh: SOAK_FAULTS random faults -- kills of master and
+# workers, stopped workers, full disks as root, flipped bytes -- interleaved
+# with --resume, then the comparison with an undisturbed sweep) and the
+# real-SLURM requeue of a run three times the job's time limit (5 min).
 SOAK_FAULTS ?= 200
 soak: deps
 	@$(MAKE) --no-print-directory all
 	UNTANGLE=$(CURDIR)/$(BIN) sh tests/it/soak_faults.sh $(SOAK_FAULTS)
+	UNTANGLE=$(CURDIR)/$(BIN) sh tests/it/long_slurm_requeue.sh
 
 bench: all $(BENCHES)
 	@for b in $(BENCHES); do echo "== $$b"; OPENBLAS_NUM_THREADS=1 $$b || exit 1; done

@@ -27,7 +27,8 @@ static double now_s(void)
 /* Everything a checkpoint holds besides the model and the curves so far. */
 typedef struct train_state {
     long step;                      /* steps done */
-    double train_s;                 /* seconds of training before this process */
+    double train_s;                 /* seconds of training of the earlier processes
+                                       (train() adds this one's at its end) */
     rng data_rng, noise_rng;
     int n_terms;
     double sum[MODEL_MAX_TERMS];    /* the open log window: sums and counts of */
@@ -58,7 +59,8 @@ static int ckpt_save(const run_hooks *h, const run_config *c, const train_state 
     size_t n = model_state_size(m, 1);
     bytes_u64(&b, n);
     uint8_t *state = malloc(n ? n : 1);
-    if (state) {
+    int got = state != NULL;
+    if (got) {
         model_state_get(m, 1, state);
         bytes_put(&b, state, n);
         free(state);
@@ -67,7 +69,7 @@ static int ckpt_save(const run_hooks *h, const run_config *c, const train_state 
     err_clear(&e);
     char id[17];
     run_config_id(c, id);
-    int rc = b.fail || !state
+    int rc = b.fail || !got
                  ? err_set(&e, ERR_NOMEM, "out of memory for a checkpoint")
                  : run_file_write(h->ckpt_path, RUN_FILE_CKPT, id, b.p, b.len, &e);
     bytes_free(&b);

@@ -49,7 +49,7 @@ show() { echo "   --- $1"; sed 's/^/   | /' "$1" 2>/dev/null | tail -n "${2:-40}
 
 if command -v shellcheck >/dev/null 2>&1; then
     expect 0 "shellcheck jobs/sweep.sbatch and this test" shellcheck "$JOBS/sweep.sbatch" \
-        tests/it/it_slurm_requeue.sh
+        tests/it/long_slurm_requeue.sh
     sed 's/^/   | /' "$TMP/out" | head -n 40
 fi
 
@@ -196,6 +196,6 @@ check "the sweep in one go (one process) exits 0 (got $rc)" [ "$rc" -eq 0 ]
 expect 0 "requeued run == the run in one go, every metric and configuration column" \
     "$PY" "$TOOLS/compare_runs.py" single.h5 requeue.h5
 sed 's/^/   | /' "$TMP/out"
-echo "it_slurm_requeue: $(($(date +%s) - T0)) s"
+echo "long_slurm_requeue: $(($(date +%s) - T0)) s"
 cd "$ROOT" || exit 1
 finish
