@@ -405,20 +405,27 @@ done:
     return rc;
 }
 
+/* Encode one row with layout L and append it to ds (type, *n rows). */
+static int append_row(hid_t ds, hid_t type, hsize_t *n, const layout *L, const results_row *row,
+                      const run_config *c, const run_result *r, const char *what,
+                      const char *path, err *e)
+{
+    uint8_t *buf = malloc(L->size);
+    if (!buf)
+        return err_set(e, ERR_NOMEM, "out of memory writing a row");
+    row_encode(L, buf, row, c, r);
+    int rc = ds_append(ds, type, n, 1, buf) < 0 ? h5util_err(e, what, path) : 0;
+    free(buf);
+    return rc;
+}
+
 int h5w_add_run(h5w *w, const layout *L, const results_row *row, const run_config *c,
                 const run_result *r, const char *path, err *e)
 {
     int rc;
     if ((rc = add_curves(w, row, r, path, e)) < 0 || (rc = add_detail(w, row, r, path, e)) < 0)
         return rc;
-    uint8_t *buf = malloc(L->size);
-    if (!buf)
-        return err_set(e, ERR_NOMEM, "out of memory writing a row");
-    row_encode(L, buf, row, c, r);
-    if (ds_append(w->runs, w->rtype, &w->n_runs, 1, buf) < 0)
-        rc = h5util_err(e, "writing /runs in", path);
-    free(buf);
-    return rc;
+    return append_row(w->runs, w->rtype, &w->n_runs, L, row, c, r, "writing /runs in", path, e);
 }
 
 int h5w_add_eval(h5w *w, const layout *EL, const results_row *row, const run_config *c,
@@ -431,12 +438,6 @@ int h5w_add_eval(h5w *w, const layout *EL, const results_row *row, const run_con
         return h5util_err(e, "creating /evals in", path);
     if ((rc = add_detail(w, row, r, path, e)) < 0)
         return rc;
-    uint8_t *buf = malloc(EL->size);
-    if (!buf)
-        return err_set(e, ERR_NOMEM, "out of memory writing a row");
-    row_encode(EL, buf, row, c, r);
-    if (ds_append(w->evals, w->etype, &w->n_evals, 1, buf) < 0)
-        rc = h5util_err(e, "writing /evals in", path);
-    free(buf);
-    return rc;
+    return append_row(w->evals, w->etype, &w->n_evals, EL, row, c, r, "writing /evals in", path,
+                      e);
 }
