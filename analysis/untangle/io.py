@@ -42,9 +42,15 @@ position in the sweep YAML it ran under, which moves when a resumed sweep's
 grid grows. In a file written by one YAML, one run = one index. Files of the
 first layout (curves without run_id, /detail/<index>_<attempt>) are read too.
 
+The frames follow pandas' conventions (conventions()): the file's index
+column is grid_index, missing values are missing (<NA> in nullable Int64
+integer keys, NaN in reals, None in text), list keys are tuples.
+load_attempts(raw=True) and runs_table keep the file's own encoding.
+
 The file may still be written by a running sweep: readers open it without
 HDF5's file lock, and a read that meets a half-flushed chunk is retried.
 """
+import glob
 import json
 import os
 import time
@@ -59,7 +65,7 @@ __all__ = [
     "FALLBACK_METRIC_UNITS", "FALLBACK_TRAVERSAL_STEPS", "config_keys", "metric_names",
     "factor_names", "load_labels", "load_meta", "runs_table", "load_attempts", "load_runs",
     "load_curves", "load_detail", "choose_attempts", "attempt_key", "parse_list",
-    "writer_pid", "evals_table", "EVAL_KEYS",
+    "writer_pid", "evals_table", "EVAL_KEYS", "conventions",
 ]
 
 # The configuration keys a re-evaluation may change (section "eval" of the key
@@ -284,15 +290,25 @@ def runs_table(path):
     return data[data["status"] != b""] if len(data) else data
 
 
-def load_attempts(path):
-    """Every valid row of /runs (one per finished attempt) in append order, as a
-    DataFrame with decoded strings. Rows with an empty status are skipped."""
+def _attempts(path):
+    """Every valid row of /runs in append order as stored (strings decoded),
+    plus row (append order, a tie-breaker)."""
     data = runs_table(path)
     df = pd.DataFrame.from_records(data) if len(data) else \
         pd.DataFrame(np.zeros(0, dtype=data.dtype))
     _decode(df)
-    df["row"] = np.arange(len(df), dtype=np.int64)  # append order, a tie-breaker
+    df["row"] = np.arange(len(df), dtype=np.int64)
     return df
+
+
+def load_attempts(path, raw=False):
+    """Every valid row of /runs (one per finished attempt) in append order, as a
+    DataFrame (rows with an empty status are skipped), with the pandas
+    conventions of load_runs, and row (append order). raw=True keeps the
+    file's own encoding (index, -1, "" and "[2, 2]" as stored) for tools that
+    compare rows with the file."""
+    df = _attempts(path)
+    return df if raw else conventions(df)
 
 
 def evals_table(path):
@@ -305,14 +321,21 @@ def evals_table(path):
     return data[data["status"] != b""] if len(data) else data
 
 
-def load_runs(path, evaluations="latest"):
+def load_runs(paths, evaluations="latest"):
     """One row per run (run_id; in a file written by one sweep YAML, one per
-    index): its latest attempt with status ok, or its last attempt when none
-    is ok. Columns: those of /runs (strings decoded; integer keys int64 with
-    -1 = not applicable, real keys and metrics float64 with NaN = not
-    applicable / not computed) plus n_attempts (the run's attempts in the
-    file) and evaluation. Sorted by index. An empty DataFrame (with the
-    columns) when the file holds no valid row yet.
+    grid index): its latest attempt with status ok, or its last attempt when
+    none is ok. paths: a results file, a list of them, or a glob pattern
+    ("out/shard-*.h5"); the rows of several files are concatenated in the
+    order given (sorted for a glob), and the column file says where each row
+    comes from.
+
+    Columns follow pandas' conventions (see conventions()): those of /runs
+    with grid_index for the file's index, missing values missing (integer
+    keys nullable Int64 with <NA>, real keys and metrics float64 with NaN,
+    text None, list keys tuples or None), plus n_attempts (the run's
+    attempts in its file), evaluation and file. Sorted by grid_index within
+    a file. An empty DataFrame (with the columns) when no file holds a valid
+    row yet.
 
     Re-evaluations (/evals, `untangle eval`): by default ("latest") a run's
     row shows its latest evaluation: the metric and per-factor columns, the
@@ -322,7 +345,35 @@ def load_runs(path, evaluations="latest"):
     (0 first), sorted by index and evaluation."""
     if evaluations not in ("latest", "all"):
         raise ValueError(f"evaluations must be 'latest' or 'all', not {evaluations!r}")
-    runs = choose_attempts(load_attempts(path))
+    frames = []
+    for path in _paths(paths):
+        df = conventions(_runs_of(path, evaluations))
+        df["file"] = os.fspath(path)
+        frames.append(df)
+    if len(frames) == 1:
+        return frames[0]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _paths(paths):
+    """The files that load_runs' argument names: one path, a list, or a glob."""
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        p = os.fsdecode(paths)
+        if not os.path.exists(p) and glob.has_magic(p):
+            found = sorted(glob.glob(p))
+            if not found:
+                raise UntangleFileError(f"{p}: no file matches")
+            return found
+        return [p]
+    out = [q for p in paths for q in _paths(p)]
+    if not out:
+        raise UntangleFileError("load_runs: an empty list of files")
+    return out
+
+
+def _runs_of(path, evaluations):
+    """load_runs of one file, in the file's own encoding."""
+    runs = choose_attempts(_attempts(path))
     runs["evaluation"] = np.zeros(len(runs), dtype=np.int32)
     ev = evals_table(path)
     if ev is None or len(ev) == 0 or len(runs) == 0:
@@ -350,6 +401,30 @@ def load_runs(path, evaluations="latest"):
     return df.reset_index(drop=True)
 
 
+def conventions(df):
+    """A frame of /runs rows in the file's encoding -> pandas' conventions:
+    index renamed grid_index (a column named index would shadow
+    DataFrame.index); integer configuration keys nullable Int64 with <NA>
+    where the file says -1 (not applicable); empty text None; list keys
+    ("[2, 2]") tuples of ints, None where empty ("[]"). Real columns keep
+    NaN. Returns a new frame."""
+    df = df.rename(columns={"index": "grid_index"})
+    keys = set(config_keys(df.columns))
+    for col in df.columns:
+        kind = df[col].dtype.kind
+        if col in keys and kind in "iu":
+            df[col] = df[col].astype("Int64").mask(df[col] == -1)
+        elif kind == "O":
+            vals = list(df[col])
+            if col in keys and any(isinstance(v, str) and v.startswith("[") for v in vals):
+                df[col] = pd.Series([tuple(parse_list(v)) or None for v in vals],
+                                    index=df.index, dtype=object)
+            else:
+                df[col] = pd.Series([None if v == "" else v for v in vals],
+                                    index=df.index, dtype=object)
+    return df
+
+
 def choose_attempts(attempts):
     """load_runs' choice on a DataFrame of attempts (run_id or index, attempt,
     status, and row = append order, which breaks ties)."""
@@ -367,12 +442,15 @@ def choose_attempts(attempts):
 
 
 def attempt_key(df):
-    """The columns that identify an attempt in /curves and /runs."""
-    return ["run_id", "attempt"] if "run_id" in df else ["index", "attempt"]
+    """The columns that identify an attempt in /curves and /runs (files of the
+    first layout have no run_id)."""
+    if "run_id" in df:
+        return ["run_id", "attempt"]
+    return ["grid_index" if "grid_index" in df else "index", "attempt"]
 
 
 def load_curves(path, all_attempts=False):
-    """The training curves as a long DataFrame (index, run_id, attempt, step,
+    """The training curves as a long DataFrame (grid_index, run_id, attempt, step,
     name, value), names decoded. By default only the attempt load_runs
     chooses for each run; all_attempts=True returns every point in the
     file."""
@@ -380,7 +458,7 @@ def load_curves(path, all_attempts=False):
         return f["curves"][()] if "curves" in f else None
     data = _retry(path, read)
     if data is None or len(data) == 0:
-        return pd.DataFrame({"index": pd.Series(dtype=np.int64),
+        return pd.DataFrame({"grid_index": pd.Series(dtype=np.int64),
                              "run_id": pd.Series(dtype=object),
                              "attempt": pd.Series(dtype=np.int32),
                              "step": pd.Series(dtype=np.int64),
@@ -388,18 +466,20 @@ def load_curves(path, all_attempts=False):
                              "value": pd.Series(dtype=np.float64)})
     df = _decode(pd.DataFrame.from_records(data))
     df = df[[c for c in ("index", "run_id", "attempt", "step", "name", "value") if c in df]]
+    df = df.rename(columns={"index": "grid_index"})
     key = attempt_key(df)
     if not all_attempts:
         chosen = load_runs(path)[key]
         df = df.merge(chosen, on=key, how="inner")
-    return df.sort_values(["index"] + key + ["name", "step"]).reset_index(drop=True)
+    order = ["grid_index"] + [k for k in key if k != "grid_index"] + ["name", "step"]
+    return df.sort_values(order).reset_index(drop=True)
 
 
 def load_detail(path, run, attempt=None):
-    """The detail of one run as a dict. run: its index (int; when runs of
+    """The detail of one run as a dict. run: its grid index (int; when runs of
     several sweep YAMLs share an index, the one appended last) or its run_id
     (str). attempt None: the one load_runs chooses. Keys:
-      index, attempt, run_id, model, status, latent_dim, n_discrete
+      grid_index, attempt, run_id, model, status, latent_dim, n_discrete
       factors   list of the K factor names (columns of mi)
       mi        (units, K) float array, I(unit; factor) in nats, or None;
                 units = the latent_dim continuous latents, then one per
@@ -411,7 +491,7 @@ def load_detail(path, run, attempt=None):
       row       the run's row of /runs (a pandas Series); with attempt None
                 its latest evaluation's (load_runs), whose detail this is
     Raises KeyError when the file holds no such run / attempt."""
-    by = "run_id" if isinstance(run, str) else "index"
+    by = "run_id" if isinstance(run, str) else "grid_index"
     if attempt is None:
         rows = load_runs(path)
     else:
@@ -429,7 +509,7 @@ def load_detail(path, run, attempt=None):
         out = {"mi": None, "traversal": None, "kl": None,
                "mig": np.full(len(factors), np.nan), "swap_acc": np.full(len(factors), np.nan),
                "factors": list(factors)}
-        names = [f"{row['run_id']}_{attempt}", f"{int(row['index'])}_{attempt}"]
+        names = [f"{row['run_id']}_{attempt}", f"{int(row['grid_index'])}_{attempt}"]
         if int(row.get("evaluation", 0) or 0) > 0:  # a re-evaluation's own detail
             names.insert(0, f"{row['run_id']}_{attempt}_e{int(row['evaluation'])}")
         name = next((n for n in names if "detail" in f and n in f["detail"]), None)
@@ -447,9 +527,11 @@ def load_detail(path, run, attempt=None):
             out["traversal"] = g["traversal"][()]
         return out
     out = _retry(path, read)
-    discrete = parse_list(row.get("discrete", "[]"))
-    out.update(index=int(row["index"]), attempt=attempt, run_id=row["run_id"],
-               model=row["model"], status=row["status"], latent_dim=int(row["latent_dim"]),
+    discrete = row.get("discrete") or ()
+    latent_dim = row["latent_dim"]
+    out.update(grid_index=int(row["grid_index"]), attempt=attempt, run_id=row["run_id"],
+               model=row["model"], status=row["status"],
+               latent_dim=0 if pd.isna(latent_dim) else int(latent_dim),
                n_discrete=len(discrete), row=row)
     return out
 

@@ -73,13 +73,17 @@ def label_keys(runs, model):
 
 
 def format_value(v):
-    """A key's value as short text: 4, 0.001, [3], n/a for -1 / NaN / ""."""
+    """A key's value as short text: 4, 0.001, [3], n/a where missing."""
+    if v is None or v is pd.NA:
+        return "n/a"
     if isinstance(v, str):
         return v if v else "n/a"
+    if isinstance(v, tuple):
+        return "[" + ", ".join(str(x) for x in v) + "]"
     if isinstance(v, (float, np.floating)):
         return "n/a" if math.isnan(v) else f"{v:g}"
     if isinstance(v, (int, np.integer)):
-        return "n/a" if v == -1 else str(int(v))
+        return str(int(v))
     return str(v)
 
 
@@ -93,8 +97,12 @@ def config_label(row, keys, with_model=True):
 
 def sort_key(v):
     """Order of a key's values: numbers ascending (NaN first), then text."""
+    if v is None or v is pd.NA:
+        return (0, -math.inf, "")
     if isinstance(v, str):
         return (1, 0.0, v)
+    if isinstance(v, tuple):
+        return (2, 0.0, format_value(v))
     try:
         f = float(v)
     except (TypeError, ValueError):
@@ -193,6 +201,6 @@ def describe_failures(runs):
     for _, r in runs[runs["status"] != "ok"].iterrows():
         keys = label_keys(runs, r["model"])
         err = f" ({r['error']})" if r["error"] else ""
-        lines.append(f"#{int(r['index'])} {config_label(r, keys)} seed={int(r['seed'])}: "
+        lines.append(f"#{int(r['grid_index'])} {config_label(r, keys)} seed={int(r['seed'])}: "
                      f"{r['status']}{err}")
     return lines

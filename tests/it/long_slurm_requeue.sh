@@ -164,7 +164,7 @@ cat >rows.py <<'PY'
 import sys
 from untangle import io
 r = io.load_attempts(sys.argv[1])
-for i, s, d in zip(r["index"], r["status"], r["steps_done"]):
+for i, s, d in zip(r["grid_index"], r["status"], r["steps_done"]):
     print(int(i), s, int(d))
 PY
 if $PY rows.py requeue.h5 >rows.txt 2>rows.err; then

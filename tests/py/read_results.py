@@ -36,7 +36,7 @@ def check(path, expect):
     import numpy as np
     from untangle import io
     problems = []
-    runs = io.load_attempts(path)
+    runs = io.load_attempts(path, raw=True)
     curves = io.load_curves(path, all_attempts=True)
     meta = io.load_meta(path)
     factors = io.factor_names(runs.columns)
@@ -113,7 +113,7 @@ def main(argv):
         print(__doc__.split("\n\n")[1], file=sys.stderr)
         return 2
     path = argv[1]
-    runs = io.load_attempts(path)
+    runs = io.load_attempts(path, raw=True)
     meta = io.load_meta(path)
     print(f"{path}: sweep {meta['sweep_name']!r}, {len(runs)} rows, "
           f"{len(meta['sweeps'])} sweep YAML(s)")

@@ -6,7 +6,7 @@ import sys
 
 from untangle import io
 
-runs = io.load_attempts(sys.argv[1])
+runs = io.load_attempts(sys.argv[1], raw=True)
 rows = sorted(zip(runs["index"].astype(int), runs["attempt"].astype(int), runs["status"],
                   runs["error"]))
 for i, a, s, e in rows:

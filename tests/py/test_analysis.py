@@ -137,15 +137,16 @@ def check_png(path):
 
 def test_load_runs_one_row_per_index_with_dtypes(files):
     runs = io.load_runs(files["tiny"])
-    assert list(runs["index"]) == list(range(6))
-    assert runs["index"].is_unique and runs["run_id"].is_unique
+    assert list(runs["grid_index"]) == list(range(6))
+    assert runs["grid_index"].is_unique and runs["run_id"].is_unique
     assert (runs["status"] == "ok").all()
     assert list(runs["model"]) == ["betavae"] * 4 + ["betatcvae"] * 2
     assert list(runs["beta"]) == [1.0, 1.0, 4.0, 4.0, 4.0, 4.0]
     assert list(runs["seed"]) == [0, 1] * 3
-    want = {"index": np.int64, "attempt": np.int32, "seed": np.int64, "latent_dim": np.int64,
-            "steps": np.int64, "beta": np.float64, "gamma": np.float64, "lr": np.float64,
-            "n_attempts": np.int64, "wall_s": np.float64}
+    want = {"grid_index": np.int64, "attempt": np.int32, "seed": np.int64,
+            "latent_dim": pd.Int64Dtype(), "steps": pd.Int64Dtype(), "beta": np.float64,
+            "gamma": np.float64, "lr": np.float64, "n_attempts": np.int64,
+            "wall_s": np.float64}
     metrics, factors = io.metric_names(runs.columns), io.factor_names(runs.columns)
     assert {"recon", "kl", "mig", "mig_hist", "swap_acc", "loss"} <= set(metrics)
     assert "n_attempts" not in metrics and not any(m.startswith("mig_") for m in metrics
@@ -157,34 +158,67 @@ def test_load_runs_one_row_per_index_with_dtypes(files):
     table = io.runs_table(files["tiny"])
     strings = [n for n in table.dtype.names if table.dtype[n].kind == "S"]
     assert {"run_id", "model", "status", "error", "host"} <= set(strings)
-    for col in strings:
-        assert all(isinstance(v, str) for v in runs[col]), f"{col} not decoded"
+    for col in strings:  # decoded; empty text is missing
+        assert all(isinstance(v, str) or v is None for v in runs[col]), f"{col} not decoded"
+    assert runs["error"].isna().all() and runs["estimator"][:4].isna().all()
     assert runs["gamma"][:4].isna().all()      # betavae takes no gamma: NaN
     assert (runs["gamma"][4:] == 1).all()      # betatcvae: its default
-    assert (runs["anneal_steps"] == -1).all()  # integer key not applicable
+    assert runs["anneal_steps"].isna().all()   # integer key not applicable: <NA>
+    assert runs["discrete"].isna().all()       # list key not applicable: None
+    assert "index" not in runs.columns         # would shadow DataFrame.index
     assert runs["mig"].notna().all()
+    assert (runs["file"] == str(files["tiny"])).all()
+
+
+def test_load_runs_conventions(files, tmp_path):
+    """pandas habits: missing values are missing (a mean of a key that does
+    not apply is NaN, not -1), list keys are tuples, and load_runs takes a
+    list of files or a glob."""
+    runs = io.load_runs(files["tiny"])
+    assert pd.isna(runs["anneal_steps"].mean())
+    assert runs["latent_dim"].mean() == 10
+    raw = io.load_attempts(files["tiny"], raw=True)
+    assert (raw["anneal_steps"] == -1).all() and "index" in raw.columns
+    both = io.load_runs([files["tiny"], files["seeds"]])
+    assert len(both) == 9 and list(both["file"]) == [str(files["tiny"])] * 6 + \
+        [str(files["seeds"])] * 3
+    d = tmp_path / "g"
+    d.mkdir()
+    for i in (0, 1):
+        shutil.copy(files["dir"] / f"shard{i}.h5", d / f"shard{i}.h5")
+    shards = io.load_runs(str(d / "shard*.h5"))
+    assert sorted(shards["run_id"]) == sorted(runs["run_id"])
+    with pytest.raises(io.UntangleFileError, match="no file matches"):
+        io.load_runs(str(d / "nothing*.h5"))
+    df = pd.DataFrame({"index": [0, 1], "model": ["jointvae", "vae"],
+                       "latent_dim": [6, 10], "discrete": ["[10, 3]", "[]"],
+                       "anneal_steps": [-1, 500], "status": ["ok", "ok"]})
+    c = io.conventions(df)
+    assert list(c["discrete"]) == [(10, 3), None]
+    assert c["anneal_steps"].isna().tolist() == [True, False]
+    assert c["anneal_steps"].dtype == pd.Int64Dtype()
 
 
 def test_load_curves(files):
     c = io.load_curves(files["tiny"])
-    assert list(c.columns) == ["index", "run_id", "attempt", "step", "name", "value"]
-    assert c["index"].dtype == np.int64 and c["value"].dtype == np.float64
-    assert set(c["index"]) == set(range(6))
+    assert list(c.columns) == ["grid_index", "run_id", "attempt", "step", "name", "value"]
+    assert c["grid_index"].dtype == np.int64 and c["value"].dtype == np.float64
+    assert set(c["grid_index"]) == set(range(6))
     assert {"loss", "recon", "kl"} <= set(c["name"])
-    assert {"tc", "mi", "dwkl"} <= set(c[c["index"] == 4]["name"])  # betatcvae
+    assert {"tc", "mi", "dwkl"} <= set(c[c["grid_index"] == 4]["name"])  # betatcvae
     assert sorted(set(c["step"])) == [10, 20]
 
 
 def test_load_detail(files):
     runs = io.load_runs(files["tiny"])
     d = io.load_detail(files["tiny"], 2)
-    assert d["index"] == 2 and d["attempt"] == 1 and d["model"] == "betavae"
+    assert d["grid_index"] == 2 and d["attempt"] == 1 and d["model"] == "betavae"
     assert d["factors"] == io.factor_names(runs.columns)
     assert len(d["factors"]) == d["mi"].shape[1] == len(d["mig"])
     assert d["mi"].shape == (10, 5)
     assert d["mig"].shape == (5,) and d["swap_acc"].shape == (5,)
     assert d["traversal"].dtype == np.uint8 and d["traversal"].shape == (320, 320)
-    row = runs[runs["index"] == 2].iloc[0]
+    row = runs[runs["grid_index"] == 2].iloc[0]
     np.testing.assert_allclose(d["mig"], [row[f"mig_{f}"] for f in d["factors"]])
     same = io.load_detail(files["tiny"], row["run_id"])
     np.testing.assert_array_equal(same["traversal"], d["traversal"])
@@ -318,11 +352,11 @@ def test_report(files, tmp_path):
 
 def test_failed_runs(files, tmp_path):
     runs = io.load_runs(files["fault"])
-    assert list(runs["index"]) == list(range(6))
-    st = dict(zip(runs["index"], runs["status"]))
+    assert list(runs["grid_index"]) == list(range(6))
+    st = dict(zip(runs["grid_index"], runs["status"]))
     assert st[1] == "failed" and st[2] == "diverged"
-    assert "signal" in runs.loc[runs["index"] == 1, "error"].iloc[0]
-    assert np.isnan(runs.loc[runs["index"] == 1, "mig"].iloc[0])
+    assert "signal" in runs.loc[runs["grid_index"] == 1, "error"].iloc[0]
+    assert np.isnan(runs.loc[runs["grid_index"] == 1, "mig"].iloc[0])
     d = io.load_detail(files["fault"], 1)
     assert d["traversal"] is None and d["mi"] is None
     out = tmp_path / "report"
@@ -350,13 +384,13 @@ def test_retry_then_ok(files, tmp_path):
     untangle(["sweep", files["dir"] / "fault.yaml", "-o", p, "--resume", "--retries", "1",
               "--retry-diverged"])
     runs = io.load_runs(p)
-    assert list(runs["index"]) == list(range(6))
+    assert list(runs["grid_index"]) == list(range(6))
     assert (runs["status"] == "ok").all()
     assert list(runs["n_attempts"]) == [1, 2, 2, 1, 1, 1]
     assert list(runs["attempt"]) == [1, 2, 2, 1, 1, 1]
     assert len(io.load_attempts(p)) == 8
     c = io.load_curves(p)
-    assert set(zip(c["index"], c["attempt"])) == set(zip(runs["index"], runs["attempt"]))
+    assert set(zip(c["grid_index"], c["attempt"])) == set(zip(runs["grid_index"], runs["attempt"]))
 
 
 def test_resume_with_grown_grid(files, tmp_path):
@@ -371,7 +405,7 @@ def test_resume_with_grown_grid(files, tmp_path):
     before, after = io.load_runs(files["tiny"]), io.load_runs(p)
     assert len(after) == 8 and after["run_id"].is_unique and (after["status"] == "ok").all()
     assert set(before["run_id"]) < set(after["run_id"])
-    assert list(after[after["beta"] == 2]["index"]) == [2, 3]
+    assert list(after[after["beta"] == 2]["grid_index"]) == [2, 3]
     c = io.load_curves(p)
     assert set(c["run_id"]) == set(after["run_id"])
     for _, r in after.iterrows():
@@ -429,7 +463,7 @@ def test_seed_only_sweep(files, tmp_path):
 
 def test_merged_job_array(files, tmp_path):
     merged, whole = io.load_runs(files["merged"]), io.load_runs(files["tiny"])
-    cols = ["index", "run_id", "model", "beta", "seed", "status"]
+    cols = ["grid_index", "run_id", "model", "beta", "seed", "status"]
     pd.testing.assert_frame_equal(merged[cols], whole[cols])
     assert len(io.load_curves(files["merged"])) == len(io.load_curves(files["tiny"]))
     out = tmp_path / "report"

@@ -444,7 +444,7 @@ def plot_mig_per_factor(s, out, written):
 def _best_label(s, r):
     cfg = su.config_label(r, s.label_keys[r["model"]])
     by = r["best_by"]
-    return f"{cfg}, seed {int(r['seed'])} (#{int(r['index'])}, {by} {_fmt(r[by], 2)})"
+    return f"{cfg}, seed {int(r['seed'])} (#{int(r['grid_index'])}, {by} {_fmt(r[by], 2)})"
 
 
 def plot_mi_best(s, out, written):
@@ -471,7 +471,7 @@ def plot_mi_best(s, out, written):
         ax.set_yticks(range(mi.shape[0]))
         ax.set_yticklabels(_unit_names(d), fontsize=8)
         cfg = su.config_label(r, s.label_keys[r["model"]])
-        ax.set_title(f"{cfg}\nseed {int(r['seed'])} (#{int(r['index'])}), "
+        ax.set_title(f"{cfg}\nseed {int(r['seed'])} (#{int(r['grid_index'])}), "
                      f"MIG {_fmt(r['mig'], 2)}", fontsize=9)
     axes[0][0].set_ylabel("latent unit")
     cb = fig.colorbar(im, ax=list(axes[0]))
@@ -492,8 +492,8 @@ def _unit_names(d):
 def plot_curves(s, out, written):
     curves = io.load_curves(s.path)
     key = io.attempt_key(curves)
-    curves = curves.drop(columns=[c for c in ("index",) if c not in key])
-    curves = curves.merge(s.ok[["index", "run_id", "attempt"]], on=key)
+    curves = curves.drop(columns=[c for c in ("grid_index",) if c not in key])
+    curves = curves.merge(s.ok[["grid_index", "run_id", "attempt"]], on=key)
     if curves.empty:
         return
     names = [n for n in CURVE_ORDER if n in set(curves["name"])]

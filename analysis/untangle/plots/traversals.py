@@ -47,7 +47,7 @@ def unit_layout(d, n_steps):
     else:
         s = h // n
     D = d["latent_dim"] if 0 <= d["latent_dim"] <= n else n
-    cats = io.parse_list(d["row"]["discrete"]) if "row" in d else []
+    cats = list(d["row"]["discrete"] or ()) if "row" in d else []
     names = [f"z{j}" for j in range(D)]
     for j in range(n - D):
         k = f" ({cats[j]} cats)" if j < len(cats) else ""
@@ -85,13 +85,13 @@ def captured(d, u):
 def draw(path, d, out_png, runs=None, title_extra=""):
     """Draw one run's traversal grid into out_png."""
     if d["traversal"] is None:
-        raise TraversalError(f"{path}: run #{d['index']} (attempt {d['attempt']}, status "
+        raise TraversalError(f"{path}: run #{d['grid_index']} (attempt {d['attempt']}, status "
                              f"{d['status']}) has no traversal image")
     steps = io.load_labels(path).traversal_steps
     n_steps = len(steps)
     n, s, names = unit_layout(d, n_steps)
     if n == 0:
-        raise TraversalError(f"{path}: run #{d['index']}: traversal image of shape "
+        raise TraversalError(f"{path}: run #{d['grid_index']}: traversal image of shape "
                              f"{d['traversal'].shape} does not fit {n_steps} cells per row")
     order, how = order_units(d, n)
     img = d["traversal"][: n * s].reshape(n, s, -1)[order].reshape(n * s, -1)
@@ -109,7 +109,7 @@ def draw(path, d, out_png, runs=None, title_extra=""):
     ax.set_xticklabels([f"{v:+.1f}" for v in vals], fontsize=8)
     D = min(max(d["latent_dim"], 0), n)
     ax.set_xlabel("value of the traversed latent (others fixed at the code of one image)")
-    cats = io.parse_list(d["row"]["discrete"])
+    cats = list(d["row"]["discrete"] or ())
     for i, u in enumerate(order):
         if u >= D:  # a discrete variable: its cells are its categories, not values
             k = cats[u - D] if u - D < len(cats) else n_steps
@@ -131,7 +131,7 @@ def draw(path, d, out_png, runs=None, title_extra=""):
     cfg = su.config_label(row, keys)
     def f(v):
         return "n/a" if math.isnan(v) else f"{v:.3g}"
-    ax.set_title(f"Latent traversals of run #{d['index']}: {cfg}, seed {int(row['seed'])}"
+    ax.set_title(f"Latent traversals of run #{d['grid_index']}: {cfg}, seed {int(row['seed'])}"
                  f"{title_extra}\nMIG {f(row['mig'])}, MIG (hist) {f(row['mig_hist'])}, "
                  f"recon {f(row['recon'])} nats; {how}", fontsize=10)
     fig.savefig(out_png, dpi=DPI, bbox_inches="tight")
@@ -145,7 +145,7 @@ def draw_index(path, run, out, runs=None):
     try:
         d = io.load_detail(path, run)
     except KeyError:
-        what = "run_id" if isinstance(run, str) else "index"
+        what = "run_id" if isinstance(run, str) else "grid index"
         raise TraversalError(f"{path}: no run with {what} {run} in the file") from None
     return draw(path, d, os.path.join(out, f"traversal_{run}.png"), runs)
 
@@ -162,7 +162,7 @@ def draw_best(path, metric, out, runs=None, log=print):
     for _, r in best.iterrows():
         d = io.load_detail(path, r["run_id"], int(r["attempt"]))
         if d["traversal"] is None:
-            log(f"{path}: best {r['model']} run #{int(r['index'])} has no traversal image")
+            log(f"{path}: best {r['model']} run #{int(r['grid_index'])} has no traversal image")
             continue
         files.append(draw(path, d, os.path.join(out, f"traversal_best_{r['model']}.png"),
                           runs, title_extra=f" (best {r['model']} by {r['best_by']})"))
