@@ -10,7 +10,7 @@ run() { # name command...
     log=${BUILD:-build}/tests/$(basename "$name").log
     if "$@" >"$log" 2>&1; then
         pass=$((pass + 1)); echo "ok   $name"
-        grep "^skipped:" "$log" | sed 's/^/     | /'
+        grep "^skipped:\\|^SKIPPED" "$log" | sed 's/^/     | /'
     else
         fail=$((fail + 1)); failed="$failed $name"; echo "FAIL $name (log: $log)"
         tail -n 30 "$log" | sed 's/^/     | /'
@@ -23,7 +23,7 @@ for s in tests/it/it_*.sh; do [ -e "$s" ] && run "$s" sh "$s"; done
 # the analysis package, with the interpreter that has Debian's h5py
 # (pytest.ini at the root puts analysis/ on the path)
 for p in tests/py/test_*.py; do
-    [ -e "$p" ] && run "$p" /usr/bin/python3 -m pytest -q -p no:cacheprovider "$p"
+    [ -e "$p" ] && run "$p" /usr/bin/python3 -m pytest -q -rs -p no:cacheprovider "$p"
 done
 echo
 [ -n "$failed" ] && echo "failed:$failed"

@@ -29,8 +29,12 @@ ANALYSIS = ROOT / "analysis"
 
 UNTANGLE = Path(os.environ.get("UNTANGLE", ROOT / "bin" / "untangle"))
 SCRIPTS = ("tradeoff.py", "traversals.py", "report.py")
-TRADEOFF_FILES = ["tradeoff.png"] + [f"metric_{m}.png" for m in tradeoff.PLOT_METRICS] + \
-                 ["mig_per_factor.png", "mi_best.png", "curves.png", "summary.csv", "summary.md"]
+# The figures of a sweep of betavae and betatcvae (no dsd: no swap accuracy),
+# each also as PDF, and the summary.
+DRAWN = ("mig", "mig_hist", "tc", "recon", "kl", "mi", "dwkl", "gaussian_tc")
+TRADEOFF_FILES = ["recon_vs.png", "spearman.png", "factors_mig.png", "mi.png", "curves.png"] + \
+                 [f"{kind}_{m}.png" for kind in ("hyper", "box") for m in DRAWN] + \
+                 ["summary.csv", "summary.md"]
 
 HEAD = """name: {name}
 data:  {{name: dsprites, image_size: 32}}
@@ -197,6 +201,15 @@ def test_load_runs_conventions(files, tmp_path):
     assert list(c["discrete"]) == [(10, 3), None]
     assert c["anneal_steps"].isna().tolist() == [True, False]
     assert c["anneal_steps"].dtype == pd.Int64Dtype()
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    back = pd.read_csv(tmp_path / "runs.csv")
+    assert len(back) == len(runs) and back["anneal_steps"].isna().all()
+    try:
+        import pyarrow  # noqa: F401  (not packaged in Debian 12)
+    except ImportError:
+        return
+    runs.to_parquet(tmp_path / "runs.parquet")
+    assert len(pd.read_parquet(tmp_path / "runs.parquet")) == len(runs)
 
 
 def test_load_curves(files):
@@ -309,8 +322,10 @@ def test_tradeoff_writes_every_plot(files, tmp_path):
     for name in TRADEOFF_FILES:
         if name.endswith(".png"):
             check_png(out / name)
+            assert (out / (name[:-4] + ".pdf")).stat().st_size > 1000, f"{name}: no PDF"
         else:
             assert (out / name).stat().st_size > 0
+    assert not list(out.glob("*swap_acc*")), "swap accuracy drawn without a dsd run"
     csv = pd.read_csv(out / "summary.csv")
     assert len(csv) == 3 and {"mig_median", "mig_q25", "mig_q75", "recon_iqr"} <= set(csv)
     md = (out / "summary.md").read_text()
@@ -469,7 +484,7 @@ def test_merged_job_array(files, tmp_path):
     out = tmp_path / "report"
     p = script("report.py", files["merged"], "-o", out)
     assert p.returncode == 0, p.stderr
-    check_png(out / "tradeoff.png")
+    check_png(out / "recon_vs.png")
 
 
 def test_file_being_written(binary, tmp_path):
@@ -497,7 +512,7 @@ def test_file_being_written(binary, tmp_path):
                 out = tmp_path / "partial"
                 p = script("report.py", h5, "-o", out)
                 assert p.returncode == 0, p.stderr
-                check_png(out / "tradeoff.png")
+                check_png(out / "recon_vs.png")
                 plotted = "still writing" in (out / "summary.md").read_text() or \
                     proc.poll() is not None
             time.sleep(0.05)
@@ -541,3 +556,35 @@ def test_bad_files(name, tmp_path):
         assert says in lines[0] and str(path) in lines[0] and lines[0].startswith(name)
     with pytest.raises(io.UntangleFileError):
         io.load_runs(other)
+
+
+# ---- the figures' statistics ---------------------------------------------------------------
+
+def test_mean_ci_known_values():
+    from untangle.plots import paper
+    mu, h = paper.mean_ci([1.0, 2.0, 3.0])  # sd 1, n 3: t(0.975, 2) = 4.303
+    assert mu == 2.0 and abs(h - 4.303 / np.sqrt(3)) < 1e-9
+    mu, h = paper.mean_ci([5.0])
+    assert mu == 5.0 and np.isnan(h)
+
+
+def test_representative_run_is_the_median_seed_of_the_best_configuration():
+    runs = pd.DataFrame({
+        "grid_index": range(6), "run_id": list("abcdef"), "model": ["betavae"] * 6,
+        "beta": [1.0] * 3 + [4.0] * 3, "seed": [0, 1, 2] * 2, "status": ["ok"] * 6,
+        "mig": [0.9, 0.1, 0.2, 0.5, 0.4, 0.6], "mig_hist": [0.0] * 6, "recon": [1.0] * 6})
+    rep = summary.representative_runs(runs, "mig")
+    # beta=1 holds the best seed (0.9) but beta=4 the best median (0.5 > 0.2)
+    assert list(rep["run_id"]) == ["d"] and rep["n_seeds"][0] == 3
+    assert list(summary.best_runs(runs, "mig")["run_id"]) == ["a"]
+
+
+def test_spearman_matches_ranks(files):
+    from untangle.plots import paper
+    runs = io.load_runs(files["tiny"])
+    st = paper.Study(files["tiny"], runs)
+    rho = paper.spearman(st)
+    assert list(rho.columns) == list(rho.index) and np.allclose(np.diag(rho), 1.0)
+    a, b = rho.columns[0], rho.columns[1]
+    ra, rb = st.ok[a].rank().to_numpy(), st.ok[b].rank().to_numpy()
+    assert abs(rho.loc[a, b] - np.corrcoef(ra, rb)[0, 1]) < 1e-12

@@ -22,7 +22,7 @@ import numpy as np
 from untangle import io, summary as su
 from untangle.plots import plt
 
-DPI = 120
+DPI = 200
 MIN_NATS = 0.05   # an MI below this does not count as "captures"
 BEST_CHOICES = ("mig", "mig_hist", "swap_acc", "recon", "elbo")
 
@@ -135,6 +135,7 @@ def draw(path, d, out_png, runs=None, title_extra=""):
                  f"{title_extra}\nMIG {f(row['mig'])}, MIG (hist) {f(row['mig_hist'])}, "
                  f"recon {f(row['recon'])} nats; {how}", fontsize=10)
     fig.savefig(out_png, dpi=DPI, bbox_inches="tight")
+    fig.savefig(out_png[:-4] + ".pdf", bbox_inches="tight")
     plt.close(fig)
     return out_png
 
