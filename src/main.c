@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 
 static const char usage_main[] =
@@ -50,10 +51,12 @@ static const char usage_train[] =
     "keys:\n";
 
 static const char usage_dsprites[] =
-    "usage: untangle dsprites -o FILE.h5 [--image-size 64|32]\n"
+    "usage: untangle dsprites -o FILE.h5 [--image-size 64|32] [--force]\n"
     "\n"
     "Write the built-in dSprites set (737,280 images) in the official HDF5 layout:\n"
-    "/imgs (N,S,S) uint8, /latents/classes (N,6) int64, /latents/values (N,6) float64.\n";
+    "/imgs (N,S,S) uint8, /latents/classes (N,6) int64, /latents/values (N,6) float64.\n"
+    "An existing FILE is kept unless --force. The progress line is drawn only on a\n"
+    "terminal.\n";
 
 static int usage_error(const char *cmd, const char *fmt, const char *arg)
 {
@@ -266,7 +269,7 @@ static int cmd_train(int argc, char **argv)
             char key[64];
             snprintf(key, sizeof key, "%.*s", (int)(eq - kv), kv);
             if (run_config_set(&c, key, eq + 1, &e) < 0) {
-                fprintf(stderr, "untangle train: --set %s\n", e.msg);
+                fprintf(stderr, "untangle train: --set %s: %s\n", kv, e.msg);
                 return 1;
             }
         } else {
@@ -277,10 +280,20 @@ static int cmd_train(int argc, char **argv)
         fprintf(stderr, "untangle train: %s\n", e.msg);
         return 1;
     }
+    /* A data file whose image size nobody set: the file says it. */
+    data_source *data = NULL;
+    if (c.path[0] && !(c.set & 1ull << (size_t)(run_key_find("image_size") - run_keys))) {
+        if (data_open_file(&data, c.path, 0, &e) < 0) {
+            fprintf(stderr, "untangle train: %s\n", e.msg);
+            return 1;
+        }
+        c.image_size = data_size(data);
+    }
     run_hooks hooks = {.progress = train_progress};
     run_result r;
     run_result_init(&r);
-    int rc = run_execute(&c, NULL, eval, &hooks, &r, &e);
+    int rc = run_execute(&c, data, eval, &hooks, &r, &e);
+    data_close(data);
     if (rc < 0 && e.code == ERR_INPUT) {
         fprintf(stderr, "untangle train: %s\n", e.msg);
         run_result_free(&r);
@@ -561,6 +574,7 @@ static int cmd_merge(int argc, char **argv)
         fprintf(stderr, "untangle merge: %s\n", e.msg);
         return 1;
     }
+    printf("untangle merge: wrote %s from %zu file%s\n", out, n_in, n_in == 1 ? "" : "s");
     return expect > 0 && merge_missing(out, (long)expect) ? 2 : 0;
 }
 
@@ -629,6 +643,8 @@ static int cmd_eval(int argc, char **argv)
 
 /* ---- dsprites ------------------------------------------------------------------ */
 
+/* A progress line that rewrites itself: on a terminal only (a log gets the
+ * final line from cmd_dsprites). */
 static void write_progress(size_t done, size_t total)
 {
     fprintf(stderr, "\r%zu / %zu images", done, total);
@@ -639,11 +655,13 @@ static void write_progress(size_t done, size_t total)
 static int cmd_dsprites(int argc, char **argv)
 {
     const char *out = NULL;
-    int S = 64;
+    int S = 64, force = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(usage_dsprites, stdout);
             return 0;
+        } else if (strcmp(argv[i], "--force") == 0) {
+            force = 1;
         } else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) {
             out = argv[++i];
         } else if (strcmp(argv[i], "--image-size") == 0 && i + 1 < argc) {
@@ -656,12 +674,17 @@ static int cmd_dsprites(int argc, char **argv)
     }
     if (!out)
         return usage_error("dsprites", "%s", "-o FILE.h5 is required");
+    if (!force && access(out, F_OK) == 0) {
+        fprintf(stderr, "untangle dsprites: %s exists; --force replaces it\n", out);
+        return 1;
+    }
     err e;
     err_clear(&e);
-    if (data_write_file(out, S, write_progress, &e) < 0) {
+    if (data_write_file(out, S, isatty(STDERR_FILENO) ? write_progress : NULL, &e) < 0) {
         fprintf(stderr, "untangle dsprites: %s\n", e.msg);
         return 1;
     }
+    fprintf(stderr, "untangle dsprites: wrote %s (%dx%d images)\n", out, S, S);
     return 0;
 }
 

@@ -83,6 +83,10 @@ extern const size_t run_n_keys;
 
 /* The key called name, or NULL. */
 const run_key *run_key_find(const char *name);
+/* " (did you mean 'x'?)" into buf for the name closest to word (edit
+ * distance under 3 and under its length) among names (NULL-terminated, may
+ * be NULL) and the key table; "" when none is close. */
+void run_key_suggest(const char *word, const char *const *names, char *buf, size_t n);
 
 /* Defaults: dsprites 64, mlp, 3000 steps, batch 64, lr 1e-3, vae, D 10, seed 0,
  * the eval sizes of docs/architecture.md; every model key NaN / unset. */

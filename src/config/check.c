@@ -14,53 +14,6 @@
 
 static uint64_t key_bit(const run_key *k) { return 1ull << (size_t)(k - run_keys); }
 
-/* Levenshtein distance, for "did you mean"; large for long words. */
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b), row[SHOW + 1];
-    if (la > SHOW || lb > SHOW)
-        return SIZE_MAX;
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best)
-                best = up + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
-/* " (did you mean 'x'?)" for the closest of names (NULL-terminated) and the
- * key table, or "". */
-static void suggest(const char *word, const char *const *names, char *buf, size_t n)
-{
-    const char *best = NULL;
-    size_t bd = 3; /* only close misspellings */
-    for (size_t i = 0; names && names[i]; i++) {
-        size_t dd = edit_distance(word, names[i]);
-        if (dd < bd)
-            bd = dd, best = names[i];
-    }
-    for (size_t i = 0; i < run_n_keys; i++) {
-        size_t dd = edit_distance(word, run_keys[i].name);
-        if (dd < bd)
-            bd = dd, best = run_keys[i].name;
-    }
-    if (best && bd < strlen(word))
-        snprintf(buf, n, " (did you mean '%s'?)", best);
-    else if (n)
-        buf[0] = '\0';
-}
-
 /* The text of a mapping key, which must be a plain name. */
 static int key_text(const chk *c, const node *k, const char **out)
 {
@@ -75,7 +28,7 @@ static int key_text(const chk *c, const node *k, const char **out)
 static int unknown_key(const chk *c, const node *k, const char *where, const char *const *extra)
 {
     char b[SHOW + 4], hint[SHOW + 32];
-    suggest(k->text, extra, hint, sizeof hint);
+    run_key_suggest(k->text, extra, hint, sizeof hint);
     return FAIL(&c->x, k, "unknown key '%s'%s%s", tree_shown(k->text, b), where, hint);
 }
 

@@ -47,6 +47,11 @@ int config_load_text(config_sweep **out, const char *text, size_t len,
     if (!e)
         e = &scratch_err;
     err_clear(e);
+    if (len >= 8 && memcmp(text, "\x89HDF\r\n\x1a\n", 8) == 0)
+        return err_set(e, ERR_INPUT,
+                       "%s: an HDF5 file (a results file?), not a sweep YAML; the YAML of the "
+                       "sweep that wrote a results file is stored in it: `untangle status %s` "
+                       "shows where it stands", file, file);
     if (len > CONFIG_MAX_BYTES)
         return err_set(e, ERR_INPUT,
                        "%s: %zu bytes, more than the limit of %d (1 MiB) for a sweep file", file,

@@ -50,11 +50,11 @@ static int open_inputs(results_reader **rd, const char *const *inputs, size_t n_
     *total = 0;
     for (size_t j = 0; j < n_inputs; j++) {
         if (reader_open(&rd[j], inputs[j], e) < 0)
-            return err_prefix(e, "merge: ");
+            return -1;
         const sweep_rec *a = &rd[0]->root, *b = &rd[j]->root;
         if (a->hash != b->hash || strcmp(a->name, b->name) != 0)
             return err_set(e, ERR_INPUT,
-                           "merge: %s belongs to sweep '%s' (hash %016llx), not to sweep '%s' "
+                           "%s belongs to sweep '%s' (hash %016llx), not to sweep '%s' "
                            "(hash %016llx) of %s",
                            inputs[j], b->name, (unsigned long long)b->hash, a->name,
                            (unsigned long long)a->hash, inputs[0]);
@@ -153,13 +153,13 @@ int results_merge(const char *out, const char *const *inputs, size_t n_inputs, e
     cand *cs = NULL;
     size_t total = 0, n_best = 0;
     if (!out || n_inputs == 0) {
-        rc = err_set(e, ERR_INPUT, "merge: an output and at least one input are required");
+        rc = err_set(e, ERR_INPUT, "an output and at least one input are required");
         goto done;
     }
     if ((rc = res_check_dir(out, e)) < 0)
         goto done;
     if (res_path_exists(out)) {
-        rc = err_set(e, ERR_IO, "merge: cannot create %s: %s", out, strerror(EEXIST));
+        rc = err_set(e, ERR_IO, "cannot create %s: %s", out, strerror(EEXIST));
         goto done;
     }
     if (!(rd = calloc(n_inputs, sizeof *rd))) {
@@ -179,7 +179,7 @@ int results_merge(const char *out, const char *const *inputs, size_t n_inputs, e
         goto done;
     }
     if (res_path_exists(f->jpath)) {
-        rc = err_set(e, ERR_IO, "merge: cannot create %s: %s", f->jpath, strerror(EEXIST));
+        rc = err_set(e, ERR_IO, "cannot create %s: %s", f->jpath, strerror(EEXIST));
         goto done;
     }
     if ((rc = journal_create(f, e)) < 0)

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -306,11 +307,60 @@ int run_config_put(run_config *c, const run_key *k, const char *text, err *e)
     return err_set(e, ERR_INTERNAL, "%s: unknown key type", k->name);
 }
 
+/* Levenshtein distance, for "did you mean"; large for long words. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    enum { LONGEST = 64 };
+    size_t la = strlen(a), lb = strlen(b), row[LONGEST + 1];
+    if (la > LONGEST || lb > LONGEST)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+void run_key_suggest(const char *word, const char *const *names, char *buf, size_t n)
+{
+    const char *best = NULL;
+    size_t bd = 3; /* only close misspellings */
+    for (size_t i = 0; names && names[i]; i++) {
+        size_t dd = edit_distance(word, names[i]);
+        if (dd < bd)
+            bd = dd, best = names[i];
+    }
+    for (size_t i = 0; i < run_n_keys; i++) {
+        size_t dd = edit_distance(word, run_keys[i].name);
+        if (dd < bd)
+            bd = dd, best = run_keys[i].name;
+    }
+    if (best && bd < strlen(word))
+        snprintf(buf, n, " (did you mean '%s'?)", best);
+    else if (n)
+        buf[0] = '\0';
+}
+
 int run_config_set(run_config *c, const char *key, const char *text, err *e)
 {
     const run_key *k = run_key_find(key);
-    if (!k)
-        return err_set(e, ERR_INPUT, "unknown key '%s'", key);
+    if (!k) {
+        char hint[96];
+        run_key_suggest(key, NULL, hint, sizeof hint);
+        return err_set(e, ERR_INPUT, "unknown key '%s'%s", key, hint);
+    }
     int rc = check_value(k, text, e);
     if (rc == 0)
         rc = run_config_put(c, k, text, e);

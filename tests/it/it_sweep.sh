@@ -50,4 +50,18 @@ expect 1 "a key's maximum is named" "$UNTANGLE" train --set beta=1e30
 expect_err "beta: 1e30 is out of range (must be 0..1e+18)"
 expect 1 "a huge integer is out of range, not malformed" "$UNTANGLE" train --set steps=9223372036854775807
 expect_err "steps: 9223372036854775807 is out of range"
+
+# the command line helps: a misspelt key, a results file given as a sweep,
+# an existing data file, merge's word on success
+expect 1 "--set with a misspelt key" "$UNTANGLE" train --set modl=vae
+expect_err "--set modl=vae: unknown key 'modl' (did you mean 'model'?)"
+expect 1 "list of a results file" "$UNTANGLE" list "$TMP/a.h5"
+expect_err "not a sweep YAML"
+before=$(sum "$TMP/a.h5")
+expect 1 "dsprites onto an existing file" "$UNTANGLE" dsprites -o "$TMP/a.h5" --image-size 32
+expect_err "exists; --force replaces it"
+[ "$(sum "$TMP/a.h5")" = "$before" ] && ok "existing file kept" || fail "dsprites overwrote a file"
+expect 0 "merge" "$UNTANGLE" merge "$TMP/m.h5" "$TMP/a.h5"
+grep -q "wrote $TMP/m.h5 from 1 file" "$TMP/out" && ok "merge says what it wrote" ||
+    fail "merge printed: $(cat "$TMP/out")"
 finish
