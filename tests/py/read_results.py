@@ -67,7 +67,7 @@ def check(path, expect):
             g = g.item() if hasattr(g, "item") else g
             if not _same(v, g):
                 problems.append(f"{where}: {col} = {g!r}, expected {v!r}")
-        n_curve = int(((curves["index"] == want["index"]) &
+        n_curve = int(((curves["grid_index"] == want["index"]) &
                        (curves["attempt"] == want["attempt"])).sum())
         if "curves" in want and n_curve != want["curves"]:
             problems.append(f"{where}: {n_curve} curve points, expected {want['curves']}")
