@@ -9,7 +9,12 @@
 # (--dependency=afterany), jobs/merge.sbatch writes RESULTS.h5 and lists any
 # missing index. Prints "ARRAY_JOB_ID MERGE_JOB_ID" on stdout.
 # UNTANGLE_MERGE_OPTS: sbatch options for the merge job (e.g. "-t 1:00:00");
-# UNTANGLE_SWEEP_OPTS: options for `untangle sweep` (e.g. "--retries 2").
+# UNTANGLE_SWEEP_OPTS: options for `untangle sweep` (e.g. "--retries 2");
+# UNTANGLE_ARRAY_MAX: at most this many tasks at once (sbatch --array=0-N%K),
+# to leave a shared cluster room.
+# The directories of -o/--output and -e/--error given here are created
+# first (SLURM does not create them; a job whose log directory is missing
+# fails without a word).
 # The environment reaches both jobs (sbatch's default --export=ALL).
 set -eu
 
@@ -34,9 +39,22 @@ export UNTANGLE
 
 # Refuse a bad sweep file now rather than in N tasks.
 "$UNTANGLE" list "$SWEEP" >/dev/null
+case ${UNTANGLE_ARRAY_MAX:-} in
+    "") THROTTLE= ;;
+    *[!0-9]* | 0) echo "$0: UNTANGLE_ARRAY_MAX must be a positive integer" >&2; exit 1 ;;
+    *) THROTTLE=%$UNTANGLE_ARRAY_MAX ;;
+esac
+# The log directories of the options (-o DIR/x.out, --output=DIR/x.out, ...).
+logdir() { d=$(dirname -- "$1"); case $d in *%*) ;; *) mkdir -p -- "$d" ;; esac; }
+prev=
+for a in "$@" ${UNTANGLE_MERGE_OPTS:-}; do
+    case $prev in -o | --output | -e | --error) logdir "$a" ;; esac
+    case $a in --output=* | --error=*) logdir "${a#*=}" ;; esac
+    prev=$a
+done
 
 # shellcheck disable=SC2086 # UNTANGLE_SWEEP_OPTS: options, split on purpose
-ARRAY=$(UNTANGLE_SHARDS=$N sbatch --parsable --array="0-$((N - 1))" "$@" \
+ARRAY=$(UNTANGLE_SHARDS=$N sbatch --parsable --array="0-$((N - 1))$THROTTLE" "$@" \
     "$JOBS/array.sbatch" "$SWEEP" "$RESULTS" ${UNTANGLE_SWEEP_OPTS:-})
 ARRAY=${ARRAY%%;*}   # "ID;CLUSTER" on multi-cluster set-ups
 # shellcheck disable=SC2086 # UNTANGLE_MERGE_OPTS: options, split on purpose

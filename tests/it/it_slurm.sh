@@ -189,22 +189,25 @@ lap "drain and requeue"
 # Same sweep and threads as the drained job, so the merged file must match it
 # column for column. Shard 2 is drained mid-run and requeues itself; the
 # merge job (afterany) must wait for its second start.
-if IDS=$(UNTANGLE_MERGE_OPTS="-o merge.log" "$JOBS/submit_array.sh" long.yaml merged.h5 3 \
-    -c 1 -t 10 -o "array-%a.log" 2>submit.err); then
+# The tasks' log directory does not exist yet: submit_array.sh makes it.
+if IDS=$(UNTANGLE_ARRAY_MAX=3 UNTANGLE_MERGE_OPTS="-o merge.log" "$JOBS/submit_array.sh" \
+    long.yaml merged.h5 3 -c 1 -t 10 -o "logs/array-%a.log" 2>submit.err); then
     A=${IDS% *} M=${IDS#* }
     ok "submit_array.sh: array $A, merge $M"
-    if wait_for array-2.log "runs (" 60; then
+    check "the array's log directory was made" [ -d logs ]
+    check "the array is throttled to 3 tasks" [ "$(slurm_field "$A" ArrayTaskThrottle)" = 3 ]
+    if wait_for logs/array-2.log "runs (" 60; then
         sleep 1.5
         scancel -b -s USR1 "${A}_2"
     else
         fail "array: task 2 did not start within 60 s"
-        show array-2.log
+        show logs/array-2.log
     fi
-    if wait_job "$M" 180 "array + merge" array-0.log array-1.log array-2.log merge.log; then
-        state_is "$A" COMPLETED "array: every task" array-2.log
+    if wait_job "$M" 180 "array + merge" logs/array-0.log logs/array-1.log logs/array-2.log merge.log; then
+        state_is "$A" COMPLETED "array: every task" logs/array-2.log
         state_is "$M" COMPLETED "merge job" merge.log
-        log_has array-2.log "requeueing job ${A}_2" "array: task 2 drained and requeued itself"
-        log_has array-2.log "start 2 of job" "array: task 2 started again"
+        log_has logs/array-2.log "requeueing job ${A}_2" "array: task 2 drained and requeued itself"
+        log_has logs/array-2.log "start 2 of job" "array: task 2 started again"
         log_has merge.log "done: all $NL indices" "merge: no index missing"
         for i in 0 1 2; do
             check "shard file $i of 3" [ -e "merged.shard-$i-of-3.h5" ]
