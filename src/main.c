@@ -27,6 +27,7 @@ static const char usage_main[] =
     "  train     train one run: SWEEP.yaml --index I, or --set key=value ... [--json]\n"
     "  merge     merge the shard files of one sweep: OUT.h5 IN1.h5 IN2.h5 ...\n"
     "  eval      recompute the metrics of saved models: RESULTS.h5 [--runs LIST] [--set k=v]\n"
+    "  status    where a results file stands, also while a sweep writes it: RESULTS.h5\n"
     "  dsprites  write the built-in dSprites set: -o FILE.h5 [--image-size 64|32]\n"
     "\n"
     "untangle COMMAND --help shows a command's options; untangle --version the version.\n";
@@ -641,6 +642,51 @@ static int cmd_eval(int argc, char **argv)
     return rc;
 }
 
+/* ---- status -------------------------------------------------------------------- */
+
+static const char usage_status[] =
+    "usage: untangle status RESULTS.h5 [SWEEP.yaml] [--json]\n"
+    "\n"
+    "Where a results file stands, also while a sweep is writing it (nothing is locked\n"
+    "or changed): per method the runs that are ok, failed, diverged, timed out,\n"
+    "interrupted (stopped; they run again on --resume), pending (no row yet) and\n"
+    "running; each run in flight with its host, rank, step and latest losses (from\n"
+    "RESULTS.h5.runs/<run_id>.progress); and the time left at the mean time of an ok\n"
+    "run. The grid is SWEEP.yaml, or the latest sweep file stored in RESULTS.h5.\n"
+    "--json prints one object: file, sweep, runs, writer_pid, methods (name -> counts),\n"
+    "total (counts), in_flight (index, run_id, model, attempt, host, rank, step, steps,\n"
+    "updated, losses), eta_s (null when unknown); counts has ok, failed, diverged,\n"
+    "timeout, interrupted, pending, running.\n";
+
+static int cmd_status(int argc, char **argv)
+{
+    const char *path = NULL, *yaml = NULL;
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage_status, stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = 1;
+        } else if (argv[i][0] != '-' && !path) {
+            path = argv[i];
+        } else if (argv[i][0] != '-' && !yaml) {
+            yaml = argv[i];
+        } else {
+            return usage_error("status", "unknown argument '%s'", argv[i]);
+        }
+    }
+    if (!path)
+        return usage_error("status", "%s", "the results file is required");
+    err e;
+    err_clear(&e);
+    if (sweep_status(path, yaml, json, stdout, &e) < 0) {
+        fprintf(stderr, "untangle status: %s\n", e.msg);
+        return 1;
+    }
+    return 0;
+}
+
 /* ---- dsprites ------------------------------------------------------------------ */
 
 /* A progress line that rewrites itself: on a terminal only (a log gets the
@@ -715,6 +761,8 @@ int main(int argc, char **argv)
         return cmd_eval(argc - 1, argv + 1);
     if (strcmp(cmd, "dsprites") == 0)
         return cmd_dsprites(argc - 1, argv + 1);
+    if (strcmp(cmd, "status") == 0)
+        return cmd_status(argc - 1, argv + 1);
     fprintf(stderr, "untangle: unknown command '%s'\n\n%s", cmd, usage_main);
     return 1;
 }

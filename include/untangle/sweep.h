@@ -6,6 +6,7 @@
 #define UNTANGLE_SWEEP_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "untangle/err.h"
 
@@ -60,5 +61,13 @@ void sweep_options_defaults(sweep_options *o);
  * through e and give SWEEP_USAGE with nothing written. Call MPI-free: it
  * initialises and finalises MPI itself when launched by mpirun or srun. */
 int sweep_main(const sweep_options *o, err *e);
+
+/* `untangle status`: print where the results file path stands (per method
+ * the runs ok, failed, diverged, timed out, interrupted, pending, running;
+ * the runs in flight with host, rank, step and latest losses; the time
+ * left) to out, as text or as one JSON object. The grid is the sweep file
+ * yaml, or the latest sweep YAML stored in the file when yaml is NULL.
+ * Reads only: a sweep writing the file is not disturbed. */
+int sweep_status(const char *path, const char *yaml, int json, FILE *out, err *e);
 
 #endif

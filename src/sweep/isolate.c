@@ -79,10 +79,72 @@ static volatile sig_atomic_t child_stop;
 static void on_term(int sig) { child_stop = sig; }
 static int should_stop(void *ctx) { (void)ctx; return child_stop != 0; }
 
+/* What the run's process keeps for its hooks. */
+typedef struct child_ctx {
+    const sweep_task *t;
+    char progress_path[4200]; /* the run's progress record */
+    sweep_progress p;
+    double written;           /* wall clock of the last record */
+} child_ctx;
+
 static void note(void *ctx, const char *msg)
 {
-    const sweep_task *t = ctx;
-    fprintf(stderr, "untangle: run #%ld: %s\n", t->index, msg);
+    const child_ctx *cc = ctx;
+    fprintf(stderr, "untangle: run #%ld: %s\n", cc->t->index, msg);
+}
+
+/* The progress hook: the latest step and loss terms into the run's progress
+ * record, at most once a second (and at the last step). */
+static void progress(void *ctx, long step, long steps, int n, const char *const *names,
+                     const double *values, double imgs_per_s)
+{
+    (void)imgs_per_s;
+    child_ctx *cc = ctx;
+    double now = sweep_wall_clock();
+    if (now - cc->written < 1.0 && step < steps)
+        return;
+    cc->p.step = step;
+    cc->p.steps = steps;
+    cc->p.updated = now;
+    cc->p.n_terms = n < SWEEP_PROGRESS_TERMS ? n : SWEEP_PROGRESS_TERMS;
+    for (int i = 0; i < cc->p.n_terms; i++) {
+        snprintf(cc->p.names[i], sizeof cc->p.names[i], "%s", names[i]);
+        cc->p.values[i] = values[i];
+    }
+    if (sweep_progress_write(cc->progress_path, &cc->p) == 0)
+        cc->written = now;
+}
+
+/* The MPI rank of this process from the launcher's environment (the run's
+ * process has no MPI of its own), 0 without one. */
+static int launcher_rank(void)
+{
+    const char *names[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (getenv(names[i]))
+            return atoi(getenv(names[i]));
+    return 0;
+}
+
+static void progress_start(child_ctx *cc, const run_config *c, const char *out_path)
+{
+    sweep_progress *p = &cc->p;
+    char id[17]; /* of the task's configuration, as sweep_execute removes it */
+    run_config_id(&cc->t->config, id);
+    run_file_paths(out_path, id, "progress", cc->progress_path, sizeof cc->progress_path);
+    snprintf(p->run_id, sizeof p->run_id, "%s", id);
+    p->index = cc->t->index;
+    p->attempt = cc->t->attempt;
+    snprintf(p->model, sizeof p->model, "%s", c->model);
+    if (gethostname(p->host, sizeof p->host) < 0)
+        snprintf(p->host, sizeof p->host, "?");
+    p->host[sizeof p->host - 1] = '\0';
+    p->rank = launcher_rank();
+    p->pid = (long)getpid();
+    p->steps = c->steps;
+    p->started = p->updated = sweep_wall_clock();
+    if (sweep_progress_write(cc->progress_path, p) == 0)
+        cc->written = p->updated;
 }
 
 static void child(int fd, const sweep_task *t, const data_source *d, const char *out_path)
@@ -112,7 +174,10 @@ static void child(int fd, const sweep_task *t, const data_source *d, const char 
     run_config_id(&c, id);
     run_file_paths(out_path, id, "ckpt", ckpt, sizeof ckpt);
     run_file_paths(out_path, id, "model", model, sizeof model);
-    run_hooks h = {.ctx = (void *)t, .should_stop = should_stop, .note = note,
+    child_ctx cc = {.t = t};
+    if (!t->reeval)
+        progress_start(&cc, &c, out_path);
+    run_hooks h = {.ctx = &cc, .progress = progress, .should_stop = should_stop, .note = note,
                    .ckpt_path = t->ckpt_every >= 0 ? ckpt : NULL,
                    .ckpt_every = t->ckpt_every > 0 ? t->ckpt_every : 0,
                    .model_path = t->save_model ? model : NULL};
@@ -242,6 +307,12 @@ void sweep_execute(const sweep_task *t, const data_source *d, const char *out_pa
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
+    if (!t->reeval) { /* the run is no longer in flight */
+        char id[17], path[4200];
+        run_config_id(&t->config, id);
+        run_file_paths(out_path, id, "progress", path, sizeof path);
+        unlink(path);
+    }
     err e;
     err_clear(&e);
     uint64_t n = 0;

@@ -54,6 +54,33 @@ typedef struct data_cache {
  * on failure: the run then opens it itself and reports the error in its row. */
 const data_source *sweep_cached_data(data_cache *dc, const run_config *c);
 
+/* ---- progress records of runs in flight (progress.c) -------------------------- */
+
+enum { SWEEP_PROGRESS_TERMS = 8 };
+
+/* What RESULTS.h5.runs/<run_id>.progress says of a run in flight. */
+typedef struct sweep_progress {
+    char run_id[17];
+    long index;
+    int attempt;
+    char model[16];
+    char host[64];
+    int rank;
+    long pid;
+    long step, steps;         /* optimiser steps done, configured */
+    double started, updated;  /* wall-clock seconds (epoch) */
+    int n_terms;              /* the latest logged loss terms */
+    char names[SWEEP_PROGRESS_TERMS][16];
+    double values[SWEEP_PROGRESS_TERMS];
+} sweep_progress;
+
+/* Wall-clock seconds since the epoch (progress records compare across hosts). */
+double sweep_wall_clock(void);
+/* Replace the record at path (a temporary of this process, renamed). 0 or -1. */
+int sweep_progress_write(const char *path, const sweep_progress *p);
+/* Read the record at path. 0, or -1 when missing or incomplete. */
+int sweep_progress_read(const char *path, sweep_progress *p);
+
 /* ---- `untangle eval` (eval.c) ----------------------------------------------- */
 
 /* Where run i of an eval plan comes from: its training row. */

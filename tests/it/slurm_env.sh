@@ -34,6 +34,8 @@ slurm_free_port() {
 slurm_start() {
     SLURM_DIR=$1
     cpus=${2:-4}
+    # as a real node declares it, so that the job scripts' --mem-per-cpu fits
+    mem=$(awk '/^MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
     mkdir -p "$SLURM_DIR/state" "$SLURM_DIR/spool" "$SLURM_DIR/log" "$SLURM_DIR/tmp"
     ctld_port=$(slurm_free_port)
     d_port=$(slurm_free_port)
@@ -72,7 +74,7 @@ SlurmctldPidFile=$SLURM_DIR/slurmctld.pid
 SlurmdPidFile=$SLURM_DIR/slurmd.pid
 SlurmctldLogFile=$SLURM_DIR/log/slurmctld.log
 SlurmdLogFile=$SLURM_DIR/log/slurmd.log
-NodeName=localhost NodeAddr=127.0.0.1 CPUs=$cpus State=UNKNOWN
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
     SLURM_CONF=$SLURM_DIR/slurm.conf
