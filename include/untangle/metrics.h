@@ -215,7 +215,7 @@ typedef struct metrics_linear {
 /* sklearn.linear_model.LogisticRegression() (L2, C, lbfgs, multinomial for
  * more than two classes, unpenalised intercept): minimises
  *   C * sum_i -log softmax(W x_i + b)_{y_i} + 0.5 * ||W||^2
- * (binary: the logistic loss of one row) by L-BFGS to a gradient of 1e-8 per
+ * (binary: the logistic loss of one row) by L-BFGS to a gradient of 1e-6 per
  * sample, tighter than scikit-learn's default stop (tol 1e-4, 100 steps).
  * m is owned by the caller afterwards (metrics_linear_free). */
 int metrics_logreg_fit(metrics_linear *m, const double *x, const int *y, size_t n, int D,
@@ -258,7 +258,9 @@ double metrics_auc(const double *s, const unsigned char *pos, size_t n, err *e);
  * midpoints of float32 values as scikit-learn's, which casts x to float32.
  * importance (D): feature_importances_ (mean over trees with a split of the
  * trees' variance reductions per feature over the root's count, normalised
- * to sum 1; all 0 when no tree split). */
+ * to sum 1; all 0 when no tree split). pred (n) may be NULL: the training
+ * items' predictions, from the raw scores of the fit (what
+ * metrics_gbt_predict gives on x, without walking the trees again). */
 typedef struct metrics_gbt_node {
     int feature;      /* -1: a leaf */
     double threshold; /* x <= threshold goes left (child 2a+1), else right (2a+2) */
@@ -274,7 +276,7 @@ typedef struct metrics_gbt {
 } metrics_gbt;
 
 int metrics_gbt_fit(metrics_gbt *m, const float *x, const int *y, size_t n, int D, int n_labels,
-                    int stages, int depth, double rate, err *e);
+                    int stages, int depth, double rate, int *pred, err *e);
 /* Predicted labels (n) of x (n, D): argmax of the raw scores (two classes:
  * classes[1] when the raw score is > 0). */
 void metrics_gbt_predict(const metrics_gbt *m, const float *x, size_t n, int *y);

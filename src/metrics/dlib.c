@@ -357,12 +357,11 @@ int metrics_dci_score(const metrics_table *t, const metrics_draws *train,
         for (size_t i = 0; i < mtr; i++)
             ytr[i] = ftr[i * (size_t)K + k];
         metrics_gbt g;
-        rc = metrics_gbt_fit(&g, xtr, ytr, mtr, D, t->sizes[k], 100, 3, 0.1, e);
+        rc = metrics_gbt_fit(&g, xtr, ytr, mtr, D, t->sizes[k], 100, 3, 0.1, pred, e);
         if (rc)
             break;
         for (int j = 0; j < D; j++)
             R[(size_t)j * K + k] = fabs(g.importance[j]);
-        metrics_gbt_predict(&g, xtr, mtr, pred);
         o.informativeness_train += accuracy(pred, ftr, mtr, K, k) / K;
         metrics_gbt_predict(&g, xte, mte, pred);
         o.informativeness_factor[k] = accuracy(pred, fte, mte, K, k);

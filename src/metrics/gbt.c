@@ -122,7 +122,7 @@ static void node_sums(gbt_work *w, int a)
     double s = 0.0, q = 0.0;
     const uint32_t *ids = w->wo;
     for (size_t j = w->start[a]; j < w->end[a]; j++) {
-        double r = w->r[ids[j]];
+        double r = w->r[a == 0 ? j : ids[j]]; /* the root: every sample */
         s += r;
         q += r * r;
     }
@@ -148,8 +148,9 @@ static void find_split(gbt_work *w, metrics_gbt_node *tree, int a)
     const double cnt = w->cnt[a], tot = w->sum[a];
     double best_num = -1.0, best_den = 1.0;
     for (int f = 0; f < w->D; f++) {
-        const uint32_t *ids = w->wo + (size_t)f * w->n;
-        const float *val = w->wv + (size_t)f * w->n;
+        /* the root's segments are the fit's sorted orders */
+        const uint32_t *ids = (a == 0 ? w->order : w->wo) + (size_t)f * w->n;
+        const float *val = (a == 0 ? w->sorted : w->wv) + (size_t)f * w->n;
         double sl = w->r[ids[s0]], nl = 1.0;
         float last = val[s0];
         for (size_t j = s0 + 1; j < s1; j++) {
@@ -174,30 +175,36 @@ static void find_split(gbt_work *w, metrics_gbt_node *tree, int a)
     }
 }
 
-/* Split node a's segment of every feature into its children's (stable). */
+/* Split node a's segment of every feature into its children's (stable);
+ * the root's come from the fit's sorted orders, so a tree starts without a
+ * copy of them. */
 static void partition(gbt_work *w, const metrics_gbt_node *tree, int a)
 {
     const size_t s0 = w->start[a], s1 = w->end[a];
     const int f0 = tree[a].feature;
     const double thr = tree[a].threshold;
+    const uint32_t *src_ids = a == 0 ? w->order : w->wo;
+    const float *src_val = a == 0 ? w->sorted : w->wv;
     size_t nl = 0;
     for (size_t j = s0; j < s1; j++) {
-        uint32_t i = w->wo[j];
+        uint32_t i = src_ids[j];
         w->left[i] = (double)w->x[(size_t)i * w->D + f0] <= thr;
         nl += w->left[i];
     }
     for (int f = 0; f < w->D; f++) {
+        const uint32_t *sids = src_ids + (size_t)f * w->n;
+        const float *sval = src_val + (size_t)f * w->n;
         uint32_t *ids = w->wo + (size_t)f * w->n;
         float *val = w->wv + (size_t)f * w->n;
         size_t l = s0, r = 0;
         for (size_t j = s0; j < s1; j++) {
-            uint32_t i = ids[j];
+            uint32_t i = sids[j];
             if (w->left[i]) {
                 ids[l] = i;
-                val[l++] = val[j];
+                val[l++] = sval[j];
             } else {
                 w->tmp_i[r] = i;
-                w->tmp_v[r++] = val[j];
+                w->tmp_v[r++] = sval[j];
             }
         }
         memcpy(ids + l, w->tmp_i, sizeof *ids * r);
@@ -217,9 +224,6 @@ static int grow_tree(gbt_work *w, metrics_gbt_node *tree, double scale, double r
                      double *raw, int stride)
 {
     const int nn = w->n_nodes;
-    const size_t nd = w->n * (size_t)w->D;
-    memcpy(w->wo, w->order, sizeof *w->wo * nd);
-    memcpy(w->wv, w->sorted, sizeof *w->wv * nd);
     for (int a = 0; a < nn; a++) {
         tree[a] = (metrics_gbt_node){-1, 0.0, 0.0};
         w->start[a] = w->end[a] = 0;
@@ -251,7 +255,7 @@ static int grow_tree(gbt_work *w, metrics_gbt_node *tree, double scale, double r
             continue;
         double num = 0.0, den = 0.0;
         for (size_t j = w->start[a]; j < w->end[a]; j++) {
-            uint32_t i = w->wo[j];
+            uint32_t i = a == 0 ? (uint32_t)j : w->wo[j];
             num += w->r[i];
             den += w->h[i];
             w->node[i] = a;
@@ -316,6 +320,19 @@ static void stage_probs(const double *raw, size_t n, int rows, double *prob)
     }
 }
 
+/* The class position of raw scores z (rows): argmax, first on ties; for one
+ * row, class 1 when z > 0. */
+static int raw_argmax(const double *z, int rows)
+{
+    if (rows == 1)
+        return z[0] > 0.0;
+    int best = 0;
+    for (int k = 1; k < rows; k++)
+        if (z[k] > z[best])
+            best = k;
+    return best;
+}
+
 static int gbt_alloc(metrics_gbt *m, int D, int stages, int depth, err *e)
 {
     size_t per = ((size_t)1 << (depth + 1)) - 1;
@@ -331,7 +348,7 @@ static int gbt_alloc(metrics_gbt *m, int D, int stages, int depth, err *e)
 }
 
 int metrics_gbt_fit(metrics_gbt *m, const float *x, const int *y, size_t n, int D, int n_labels,
-                    int stages, int depth, double rate, err *e)
+                    int stages, int depth, double rate, int *pred, err *e)
 {
     metrics_gbt t;
     memset(&t, 0, sizeof t);
@@ -347,6 +364,8 @@ int metrics_gbt_fit(metrics_gbt *m, const float *x, const int *y, size_t n, int 
     memset(&w, 0, sizeof w);
     double *raw = NULL, *prob = NULL, imp[D], sum_imp[D];
     rc = gbt_alloc(&t, D, stages, depth, e);
+    for (size_t i = 0; !rc && t.rows == 0 && pred && i < n; i++)
+        pred[i] = t.classes[0];
     if (rc || t.rows == 0)
         goto done;
     rc = work_init(&w, x, n, D, depth, e);
@@ -380,6 +399,8 @@ int metrics_gbt_fit(metrics_gbt *m, const float *x, const int *y, size_t n, int 
             }
         }
     }
+    for (size_t i = 0; pred && i < n; i++) /* the raw scores predict's loop would sum */
+        pred[i] = t.classes[raw_argmax(raw + i * (size_t)t.rows, t.rows)];
     double tot = 0.0;
     for (int f = 0; f < D; f++)
         tot += sum_imp[f] / (double)(relevant ? relevant : 1);
@@ -416,12 +437,7 @@ void metrics_gbt_predict(const metrics_gbt *m, const float *x, size_t n, int *y)
                                                                               : 2 * a + 2;
                     z[k] += tree[a].value;
                 }
-            if (R == 1)
-                best = z[0] > 0.0;
-            else
-                for (int k = 1; k < R; k++)
-                    if (z[k] > z[best])
-                        best = k;
+            best = raw_argmax(z, R);
         }
         y[i] = m->classes[best];
     }

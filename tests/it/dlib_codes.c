@@ -15,7 +15,7 @@
  * too, and the program fails unless it reproduces the metric-by-metric
  * scores exactly (same streams, same order). The table: K = 4 factors of
  * sizes 4, 5, 6, 8 (960 codes), D = 6 latents mixing them nonlinearly, with
- * a fixed per-observation jitter, so that no two features tie. */
+ * a fixed per-observation jitter (so that few features tie). */
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
@@ -67,8 +67,9 @@ static void check(int rc, const err *e, const char *what)
     }
 }
 
-/* The synthetic table (n, D): latents of the factors v_k / (|V_k| - 1) in
- * [0, 1] plus a jitter of 0.02 per observation. */
+/* The synthetic table (n, D): latents of the factors u_k = v_k / (|V_k| - 1)
+ * in [0, 1] plus a fixed jitter per observation, large enough that no
+ * metric is at its maximum. */
 static float *synthetic_codes(const metrics_table *t, uint64_t seed)
 {
     float *z = malloc(sizeof *z * t->n * (size_t)t->D);
@@ -82,8 +83,9 @@ static float *synthetic_codes(const metrics_table *t, uint64_t seed)
             u[k] = (double)f[k] / (t->sizes[k] - 1);
         double v[6] = {u[0], 0.7 * u[1] + 0.3 * u[2], sin(3.0 * u[2]), u[3] * u[3],
                        0.5 * u[0] - 0.5 * u[3], 0.0};
+        static const double jitter[6] = {0.3, 0.1, 0.1, 0.5, 0.2, 1.0};
         for (int j = 0; j < t->D; j++)
-            z[i * (size_t)t->D + j] = (float)(v[j % 6] + 0.02 * rng_normal(&r));
+            z[i * (size_t)t->D + j] = (float)(v[j % 6] + jitter[j % 6] * rng_normal(&r));
     }
     return z;
 }

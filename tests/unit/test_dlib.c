@@ -131,7 +131,7 @@ static void test_gbt_first_stage(void **state)
     float x[4] = {0, 1, 2, 3};
     int y[4] = {0, 0, 1, 1}, pred[4];
     metrics_gbt m;
-    assert_int_equal(metrics_gbt_fit(&m, x, y, 4, 1, 2, 100, 3, 0.1, &e), 0);
+    assert_int_equal(metrics_gbt_fit(&m, x, y, 4, 1, 2, 100, 3, 0.1, NULL, &e), 0);
     assert_int_equal(m.rows, 1);
     assert_true(m.init[0] == 0.0);
     assert_int_equal(m.nodes[0].feature, 0);
@@ -151,7 +151,8 @@ static void test_gbt_first_stage(void **state)
      * = 2, times 0.1; the pure feature gets all the importance */
     float x2[12] = {0, 5, 0.1f, 3, 1, 5, 1.1f, 3, 2, 5, 2.1f, 3};
     int y2[6] = {0, 0, 1, 1, 2, 2}, p2[6];
-    assert_int_equal(metrics_gbt_fit(&m, x2, y2, 6, 2, 3, 100, 3, 0.1, &e), 0);
+    int fit_pred[6];
+    assert_int_equal(metrics_gbt_fit(&m, x2, y2, 6, 2, 3, 100, 3, 0.1, fit_pred, &e), 0);
     assert_int_equal(m.rows, 3);
     assert_true(fabs(m.init[0] - log(1.0 / 3.0)) < 1e-15);
     assert_int_equal(m.nodes[0].feature, 0);
@@ -159,8 +160,10 @@ static void test_gbt_first_stage(void **state)
     assert_true(fabs(m.nodes[1].value - 0.2) < 1e-12);
     assert_true(m.importance[0] == 1.0 && m.importance[1] == 0.0);
     metrics_gbt_predict(&m, x2, 6, p2);
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 6; i++) {
         assert_int_equal(p2[i], y2[i]);
+        assert_int_equal(fit_pred[i], y2[i]);
+    }
     metrics_gbt_free(&m);
 }
 
