@@ -175,10 +175,11 @@ static void find_split(gbt_work *w, metrics_gbt_node *tree, int a)
     }
 }
 
-/* Split node a's segment of every feature into its children's (stable);
- * the root's come from the fit's sorted orders, so a tree starts without a
- * copy of them. */
-static void partition(gbt_work *w, const metrics_gbt_node *tree, int a)
+/* Split node a's segment of the first nf features into its children's
+ * (stable); the root's come from the fit's sorted orders, so a tree starts
+ * without a copy of them. Children that will be leaves need only one
+ * feature's segments (their samples), not every feature's order. */
+static void partition(gbt_work *w, const metrics_gbt_node *tree, int a, int nf)
 {
     const size_t s0 = w->start[a], s1 = w->end[a];
     const int f0 = tree[a].feature;
@@ -191,7 +192,7 @@ static void partition(gbt_work *w, const metrics_gbt_node *tree, int a)
         w->left[i] = (double)w->x[(size_t)i * w->D + f0] <= thr;
         nl += w->left[i];
     }
-    for (int f = 0; f < w->D; f++) {
+    for (int f = 0; f < nf; f++) {
         const uint32_t *sids = src_ids + (size_t)f * w->n;
         const float *sval = src_val + (size_t)f * w->n;
         uint32_t *ids = w->wo + (size_t)f * w->n;
@@ -242,7 +243,7 @@ static int grow_tree(gbt_work *w, metrics_gbt_node *tree, double scale, double r
         find_split(w, tree, a);
         if (tree[a].feature < 0)
             continue;
-        partition(w, tree, a);
+        partition(w, tree, a, depth + 1 >= w->depth ? 1 : w->D);
         int l = 2 * a + 1, r = 2 * a + 2;
         node_sums(w, l);
         node_sums(w, r);

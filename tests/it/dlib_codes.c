@@ -6,7 +6,7 @@
  *                              score untangle computes from them, in OUT.h5
  *   dlib_codes --bench [D]     the suite at disentanglement_lib's default sizes
  *                              on a 737,280 x D table (default 10): seconds
- *                              per metric on stdout
+ *                              (wall and CPU) per metric on stdout
  *
  * OUT.h5 (h5py-readable): codes (n, D) float32, sizes (K) int32, and for each
  * metric its draws <metric>_<set>_idx (m, width) uint64, <metric>_<set>_label
@@ -122,9 +122,13 @@ static int bench(int D)
     check(metrics_dlib_suite(&t, 0, NULL, &s, &e), &e, "suite");
     static const char *names[] = {"beta_vae", "factor_vae", "dci", "sap", "modularity_explicitness",
                                   "unsupervised"};
-    for (int id = 0; id < METRICS_DLIB_N_METRICS; id++)
-        printf("%-24s %7.2f s\n", names[id], s.seconds[id]);
-    printf("%-24s %7.2f s\n", "total", now() - t0);
+    double cpu = 0.0;
+    printf("%-24s %8s %8s\n", "metric", "wall s", "cpu s");
+    for (int id = 0; id < METRICS_DLIB_N_METRICS; id++) {
+        printf("%-24s %8.2f %8.2f\n", names[id], s.seconds[id], s.cpu_seconds[id]);
+        cpu += s.cpu_seconds[id];
+    }
+    printf("%-24s %8.2f %8.2f\n", "total", now() - t0, cpu);
     printf("beta_vae %.4f factor_vae %.4f dci %.4f/%.4f/%.4f sap %.4f modularity %.4f "
            "explicitness %.4f gwc %.4g mis %.4f\n",
            s.beta_vae_eval, s.factor_vae_eval, s.dci.disentanglement, s.dci.completeness,

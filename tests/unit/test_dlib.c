@@ -415,6 +415,44 @@ static void test_draws(void **state)
     metrics_draws_free(&d);
 }
 
+/* Inputs the suite refuses, each with ERR_INPUT, a message, and the output
+ * left as it was. */
+static void test_suite_bad_input(void **state)
+{
+    (void)state;
+    static const int one[1] = {4}, two[2] = {4, 5}, many[METRICS_DLIB_MAX_K + 1] = {
+        2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2};
+    float z[20 * 3] = {0};
+    const struct {
+        metrics_table t;
+        const char *msg;
+    } cases[] = {
+        {{z, 19, 3, 2, two}, "19 codes for 20 factor tuples"},
+        {{z, 4, 3, 1, one}, "2..16 factors"},
+        {{z, 20, 1, 2, two}, "two latents"},
+        {{z, 131072, 3, METRICS_DLIB_MAX_K + 1, many}, "2..16 factors"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        metrics_dlib_scores s;
+        memset(&s, 0x5a, sizeof s);
+        unsigned char before[sizeof s];
+        memcpy(before, &s, sizeof s);
+        err e;
+        err_clear(&e);
+        assert_int_equal(metrics_dlib_suite(&cases[i].t, 1, NULL, &s, &e), ERR_INPUT);
+        if (!strstr(e.msg, cases[i].msg))
+            fail_msg("case %zu: \"%s\" does not say \"%s\"", i, e.msg, cases[i].msg);
+        assert_memory_equal(&s, before, sizeof s);
+    }
+    /* labels outside 0..n_labels-1 */
+    double x[2] = {0, 1};
+    int y[2] = {0, 3};
+    metrics_linear m;
+    err e;
+    assert_int_equal(metrics_logreg_fit(&m, x, y, 2, 1, 3, 1.0, &e), ERR_INPUT);
+    assert_non_null(strstr(e.msg, "label 3"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -428,6 +466,7 @@ int main(void)
         cmocka_unit_test(test_copy_code),
         cmocka_unit_test(test_random_code),
         cmocka_unit_test(test_mixed_code),
+        cmocka_unit_test(test_suite_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
