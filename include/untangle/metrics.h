@@ -217,7 +217,11 @@ typedef struct metrics_linear {
  *   C * sum_i -log softmax(W x_i + b)_{y_i} + 0.5 * ||W||^2
  * (binary: the logistic loss of one row) by L-BFGS to a gradient of 1e-6 per
  * sample, tighter than scikit-learn's default stop (tol 1e-4, 100 steps).
- * m is owned by the caller afterwards (metrics_linear_free). */
+ * These are the defaults since scikit-learn 0.22; before it (when
+ * disentanglement_lib's study ran) LogisticRegression() meant liblinear,
+ * one-vs-rest with a penalised intercept, which can differ in the last
+ * points of accuracy. m is owned by the caller afterwards
+ * (metrics_linear_free). */
 int metrics_logreg_fit(metrics_linear *m, const double *x, const int *y, size_t n, int D,
                        int n_labels, double C, err *e);
 
@@ -284,7 +288,7 @@ void metrics_gbt_free(metrics_gbt *m);
 
 /* ---- disentanglement_lib's metric suite (dlib.c) ---------------------------
  *
- * For the lead wiring it into the evaluation: the input is the FULL-SET code
+ * For the evaluation that calls it: the input is the FULL-SET code
  * table, the posterior means of every observation of the data set in
  * canonical factor order (metrics_table: index = mixed radix over the factor
  * classes, first factor most significant; n = product of the sizes). The
