@@ -46,12 +46,13 @@ DEPFLAGS   = -MMD -MP
 LIBS       = $(PKG_LIBS) -lm
 
 # Debian packages: the build and test set, SLURM and shellcheck for the job
-# scripts' tests, clang for the fuzzer, Python for the analysis, Chromium for the
-# report's browser test.
+# scripts' tests, clang for the fuzzer, Python for the analysis (and
+# scikit-learn for the cross-check of disentanglement_lib's metrics), Chromium
+# for the report's browser test.
 DEB_PKGS := build-essential pkg-config libopenmpi-dev openmpi-bin libopenblas-dev \
             libhdf5-dev libyaml-dev hdf5-tools libcmocka-dev slurm-wlm shellcheck \
             python3 python3-h5py python3-numpy python3-matplotlib python3-pandas python3-pytest \
-            chromium
+            python3-sklearn chromium
 
 LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c src/*/*.c))
 LIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)

@@ -194,4 +194,283 @@ int metrics_traversal(const metrics_codec *cd, const float *code0, int D, int n_
                       const int *discrete, int steps, double limit, uint8_t **img, int *h,
                       int *w, err *e);
 
+/* ---- classifiers for disentanglement_lib's metrics (learn.c, gbt.c) -------
+ *
+ * Small C equivalents of the scikit-learn estimators disentanglement_lib fits,
+ * each reaching the same optimum (or, for boosting, the same trees up to ties)
+ * as scikit-learn 1.2 with the settings named. Labels are ints in
+ * 0 .. n_labels-1; like scikit-learn, a model knows only the classes present
+ * in its training labels (`classes`, ascending) and predicts one of them.
+ * Features x are row-major (n, D). */
+
+/* A linear classifier: rows = 1 for two classes (the decision is for
+ * classes[1]), n_classes rows otherwise, one per class; w (rows, D + 1):
+ * weights then intercept. One class seen: rows = 0, predicts it. */
+typedef struct metrics_linear {
+    int D, n_classes, rows;
+    int *classes; /* (n_classes) */
+    double *w;    /* (rows, D + 1) */
+} metrics_linear;
+
+/* sklearn.linear_model.LogisticRegression() (L2, C, lbfgs, multinomial for
+ * more than two classes, unpenalised intercept): minimises
+ *   C * sum_i -log softmax(W x_i + b)_{y_i} + 0.5 * ||W||^2
+ * (binary: the logistic loss of one row) by L-BFGS to a gradient of 1e-6 per
+ * sample, tighter than scikit-learn's default stop (tol 1e-4, 100 steps).
+ * These are the defaults since scikit-learn 0.22; before it (when
+ * disentanglement_lib's study ran) LogisticRegression() meant liblinear,
+ * one-vs-rest with a penalised intercept, which can differ in the last
+ * points of accuracy. m is owned by the caller afterwards
+ * (metrics_linear_free). */
+int metrics_logreg_fit(metrics_linear *m, const double *x, const int *y, size_t n, int D,
+                       int n_labels, double C, err *e);
+
+/* sklearn.svm.LinearSVC(C, class_weight="balanced" when balanced): liblinear's
+ * L2-regularised squared hinge loss with the intercept as a constant feature 1
+ * (so regularised), one-vs-rest:
+ *   0.5 * ||(w, b)||^2 + sum_i C_i max(0, 1 - s_i (w x_i + b))^2
+ * where for class c against the rest C_i = C * weight_c for members and C for
+ * the rest (liblinear's OvR), and for two classes (s = +1 for classes[1])
+ * C * weight of each sample's class; weight_c = n / (n_classes * n_c) when
+ * balanced, else 1. Solved exactly by Newton steps on the generalised
+ * Hessian. */
+int metrics_linsvc_fit(metrics_linear *m, const double *x, const int *y, size_t n, int D,
+                       int n_labels, double C, int balanced, err *e);
+
+/* Predicted labels (n) of x (n, D): argmax of the decision rows (first on
+ * ties), or for rows = 1 classes[1] when the decision is > 0. */
+void metrics_linear_predict(const metrics_linear *m, const double *x, size_t n, int *y);
+
+/* Logistic regression's probabilities p (n, n_classes), columns in the order
+ * of classes: softmax, or (1 - s, s) with s the sigmoid for two classes. */
+void metrics_logreg_proba(const metrics_linear *m, const double *x, size_t n, double *p);
+
+void metrics_linear_free(metrics_linear *m);
+
+/* Area under the ROC curve of scores s (n) for the positives pos[i] != 0
+ * (sklearn.metrics.roc_auc_score of one column: the Mann-Whitney statistic,
+ * tied scores counting one half). NaN without a positive or a negative. */
+double metrics_auc(const double *s, const unsigned char *pos, size_t n, err *e);
+
+/* sklearn.ensemble.GradientBoostingClassifier(): `stages` rounds (100) of
+ * regression trees of depth `depth` (3), learning rate `rate` (0.1),
+ * criterion friedman_mse (the split with the largest
+ * n_l n_r (mean_l - mean_r)^2; features visited in order 0..D-1, the first
+ * best split kept), leaves set by one Newton step; multinomial deviance for
+ * more than two classes (one tree per class and stage, leaf value
+ * (K-1)/K sum r / sum p(1-p)), the binomial one for two. Thresholds are
+ * midpoints of float32 values as scikit-learn's, which casts x to float32.
+ * importance (D): feature_importances_ (mean over trees with a split of the
+ * trees' variance reductions per feature over the root's count, normalised
+ * to sum 1; all 0 when no tree split). pred (n) may be NULL: the training
+ * items' predictions, from the raw scores of the fit (what
+ * metrics_gbt_predict gives on x, without walking the trees again). */
+typedef struct metrics_gbt_node {
+    int feature;      /* -1: a leaf */
+    double threshold; /* x <= threshold goes left (child 2a+1), else right (2a+2) */
+    double value;     /* a leaf's raw-score step (times the rate) */
+} metrics_gbt_node;
+
+typedef struct metrics_gbt {
+    int D, n_classes, rows, stages, depth;
+    int *classes;            /* (n_classes) */
+    double *init;            /* (rows) prior raw scores */
+    metrics_gbt_node *nodes; /* (stages, rows, 2^(depth+1) - 1) */
+    double *importance;      /* (D) */
+} metrics_gbt;
+
+int metrics_gbt_fit(metrics_gbt *m, const float *x, const int *y, size_t n, int D, int n_labels,
+                    int stages, int depth, double rate, int *pred, err *e);
+/* Predicted labels (n) of x (n, D): argmax of the raw scores (two classes:
+ * classes[1] when the raw score is > 0). */
+void metrics_gbt_predict(const metrics_gbt *m, const float *x, size_t n, int *y);
+void metrics_gbt_free(metrics_gbt *m);
+
+/* ---- disentanglement_lib's metric suite (dlib.c) ---------------------------
+ *
+ * For the evaluation that calls it: the input is the FULL-SET code
+ * table, the posterior means of every observation of the data set in
+ * canonical factor order (metrics_table: index = mixed radix over the factor
+ * classes, first factor most significant; n = product of the sizes). The
+ * representation is the deterministic mean and dSprites is discrete and
+ * complete, so disentanglement_lib's "sample factors, render, encode" is
+ * "draw factor tuples, index the table". Call
+ *     metrics_dlib_suite(&table, seed, NULL, &scores, &e)
+ * for every metric at disentanglement_lib's default sizes
+ * (config/unsupervised_study_v1/metric_configs/), each metric on its own
+ * random stream of seed; or one metric at a time: draw its samples
+ * (metrics_draw_*), then score them (metrics_beta_vae, ...). A score
+ * depends only on the table and the draws, so tests and the Python
+ * reference (tests/py/test_dlib.py) recompute it from the same draws.
+ *
+ * Proposed result columns (one per scalar of metrics_dlib_scores, same names;
+ * per-factor arrays as <name>_<factor>, like mig_<f>):
+ *   beta_vae_train, beta_vae_eval        BetaVAE score, train/eval accuracy
+ *   factor_vae_train, factor_vae_eval    FactorVAE score; factor_vae_active
+ *   dci_disentanglement, dci_completeness, dci_informativeness_train,
+ *   dci_informativeness_test             per factor: dci_completeness_<f>,
+ *                                        dci_informativeness_<f> (test)
+ *   sap                                  per factor: sap_<f> (the gap)
+ *   modularity, explicitness_train, explicitness_test
+ *                                        per factor: explicitness_<f> (test)
+ *   gaussian_wasserstein_correlation, gaussian_wasserstein_correlation_norm,
+ *   mutual_info_score, gaussian_total_correlation (unsupervised, 10,000 means)
+ * Per-latent arrays (dci per code, modularity per code, the D x K
+ * importance and SAP matrices) are filled where asked for, for /detail. */
+
+enum { METRICS_DLIB_MAX_K = 16 }; /* factors a suite's fixed arrays hold */
+
+/* The full-set code table. */
+typedef struct metrics_table {
+    const float *codes; /* (n, D) means, canonical factor order */
+    size_t n;           /* = prod sizes */
+    int D, K;
+    const int *sizes;   /* (K) classes per factor */
+} metrics_table;
+
+/* Canonical index of factor classes f (K), and back. */
+size_t metrics_table_index(const metrics_table *t, const int *f);
+void metrics_table_factors(const metrics_table *t, size_t index, int *f);
+
+/* A set of draws: m points, each `width` table indices (idx (m, width)) and,
+ * for the paired metrics, the factor held fixed (label (m), else NULL). */
+typedef struct metrics_draws {
+    size_t m;
+    int width;
+    size_t *idx;
+    int *label;
+} metrics_draws;
+
+/* Allocate d for m points of width indices (and labels when labelled). */
+int metrics_draws_alloc(metrics_draws *d, size_t m, int width, int labelled, err *e);
+void metrics_draws_free(metrics_draws *d);
+
+/* generate_batch_factor_code / sample_observations: m observations with
+ * every factor uniform (width 1, no labels). */
+void metrics_draw_points(const metrics_table *t, rng *r, metrics_draws *d);
+/* BetaVAE's points: factor k uniform; two batches of B = width/2 uniform
+ * tuples, the second taking the first's class of k pairwise; idx row =
+ * batch 1 then batch 2. */
+void metrics_draw_beta_vae(const metrics_table *t, rng *r, metrics_draws *d);
+/* FactorVAE's points: factor k uniform; B = width uniform tuples, all with
+ * the first tuple's class of k. */
+void metrics_draw_factor_vae(const metrics_table *t, rng *r, metrics_draws *d);
+
+/* BetaVAE score (Higgins et al. 2017; beta_vae.py): the feature of a point is
+ * mean_b |z1_b - z2_b| (D), a logistic regression (C = 1) predicts the fixed
+ * factor; accuracy on the training and the evaluation points. */
+int metrics_beta_vae(const metrics_table *t, const metrics_draws *train,
+                     const metrics_draws *eval, double *train_acc, double *eval_acc, err *e);
+
+/* FactorVAE score (Kim and Mnih 2018; factor_vae.py): s_j = the standard
+ * deviation of latent j over var_draws (ddof 1); latents with s_j >= threshold
+ * (0.05) are active; each point votes (fixed factor, argmin over active j of
+ * var_batch(z_j) / s_j^2); each latent is assigned the factor with most
+ * training votes (the first on ties); accuracy = share of votes that agree.
+ * No active latent: both 0. *active (may be NULL) gets the count. */
+int metrics_factor_vae(const metrics_table *t, const metrics_draws *var_draws,
+                       const metrics_draws *train, const metrics_draws *eval, double threshold,
+                       double *train_acc, double *eval_acc, int *active, err *e);
+
+/* DCI (Eastwood and Williams 2018; dci.py): per factor, gradient-boosted
+ * trees (metrics_gbt_fit, scikit-learn defaults) on the training codes; R
+ * (D, K) = their feature importances. disentanglement = sum_j rho_j (1 -
+ * H_K(P_j.)), P_jk = R_jk / sum_k R_jk, rho_j = sum_k R_jk / sum R;
+ * completeness = sum_k rho_k (1 - H_D(P_.k)), both with 1e-11 added to R
+ * inside the entropies as scipy.stats.entropy is called there;
+ * informativeness = mean accuracy of the trees (train, test). Outputs: the
+ * per-factor arrays (K) and importance (D, K), per_code (D) may be NULL. */
+typedef struct metrics_dci {
+    double disentanglement, completeness, informativeness_train, informativeness_test;
+    double completeness_factor[METRICS_DLIB_MAX_K];
+    double informativeness_factor[METRICS_DLIB_MAX_K]; /* test accuracy */
+} metrics_dci;
+int metrics_dci_score(const metrics_table *t, const metrics_draws *train,
+                      const metrics_draws *test, metrics_dci *out, double *importance,
+                      double *per_code, err *e);
+
+/* SAP (Kumar et al. 2018; sap_score.py with continuous_factors False): S_jk =
+ * test accuracy of LinearSVC(C = 0.01, class_weight balanced) on latent j
+ * alone predicting factor k; gap_k = top1 - top2 over j; sap = mean gap.
+ * gap (K), matrix (D, K) may be NULL. Needs D >= 2. */
+int metrics_sap(const metrics_table *t, const metrics_draws *train, const metrics_draws *test,
+                double *sap, double *gap, double *matrix, err *e);
+
+/* Modularity and explicitness (Ridgeway and Mozer 2018;
+ * modularity_explicitness.py): I (D, K) = plug-in MI of 20-bin histograms
+ * of the training codes with the factors; per latent 1 - (sum_k I^2 - max
+ * I^2) / (max I^2 (K - 1)) (0 when max I = 0), mean over latents.
+ * Explicitness: codes standardised by the training mean and std (ddof 0), a
+ * logistic regression (C = 1) per factor, macro ROC AUC of its
+ * probabilities over the classes (one-vs-rest), train and test, mean over
+ * factors; expl (K) test per factor, per_code (D) modularity per latent,
+ * both may be NULL. */
+int metrics_modularity_explicitness(const metrics_table *t, const metrics_draws *train,
+                                    const metrics_draws *test, double *modularity,
+                                    double *expl_train, double *expl_test, double *expl,
+                                    double *per_code, err *e);
+
+/* unsupervised_metrics.py on the codes of d: S = covariance (ddof 1);
+ * gaussian_total_correlation 0.5 (sum log S_jj - log det S);
+ * gaussian_wasserstein_correlation = 2 tr S - 2 tr sqrt(diag(S) S) (the W2
+ * distance to the product of the marginals; tr sqrt via the eigenvalues of
+ * diag(S)^1/2 S diag(S)^1/2), its _norm = / tr S; mutual_info_score = mean
+ * over j != l of the plug-in MI of 20-bin histograms of z_j and z_l. */
+typedef struct metrics_unsupervised {
+    double gaussian_total_correlation, gaussian_wasserstein_correlation,
+        gaussian_wasserstein_correlation_norm, mutual_info_score;
+} metrics_unsupervised;
+int metrics_unsupervised_score(const metrics_table *t, const metrics_draws *d,
+                               metrics_unsupervised *out, err *e);
+
+/* Sample sizes, disentanglement_lib's defaults from metrics_dlib_defaults. */
+typedef struct metrics_dlib_config {
+    size_t beta_vae_train, beta_vae_eval;     /* 10000, 5000 */
+    int beta_vae_batch;                       /* 64 */
+    size_t factor_vae_train, factor_vae_eval; /* 10000, 5000 */
+    size_t factor_vae_var;                    /* 10000 */
+    int factor_vae_batch;                     /* 64 */
+    double factor_vae_threshold;              /* 0.05 (prune_dims.threshold) */
+    size_t dci_train, dci_test;               /* 10000, 5000 */
+    size_t sap_train, sap_test;               /* 10000, 5000 */
+    size_t modexp_train, modexp_test;         /* 10000, 5000 */
+    size_t unsup_train;                       /* 10000 */
+} metrics_dlib_config;
+void metrics_dlib_defaults(metrics_dlib_config *c);
+
+/* The metrics in suite order; rng_seed(seed, METRICS_DLIB_STREAM + id) gives
+ * each its own stream (draws in the order train, eval/test). */
+enum {
+    METRICS_DLIB_BETA_VAE, METRICS_DLIB_FACTOR_VAE, METRICS_DLIB_DCI, METRICS_DLIB_SAP,
+    METRICS_DLIB_MODEXP, METRICS_DLIB_UNSUP, METRICS_DLIB_N_METRICS,
+    METRICS_DLIB_STREAM = 0x646c6962 /* "dlib" */
+};
+
+typedef struct metrics_dlib_scores {
+    double beta_vae_train, beta_vae_eval;
+    double factor_vae_train, factor_vae_eval;
+    int factor_vae_active;
+    metrics_dci dci;
+    double sap, sap_factor[METRICS_DLIB_MAX_K];
+    double modularity, explicitness_train, explicitness_test;
+    double explicitness_factor[METRICS_DLIB_MAX_K];
+    metrics_unsupervised unsup;
+    double seconds[METRICS_DLIB_N_METRICS];     /* wall time of each metric (s), by id */
+    double cpu_seconds[METRICS_DLIB_N_METRICS]; /* the process's CPU time in it */
+} metrics_dlib_scores;
+
+/* Every metric above on its draws from seed (cfg NULL: the defaults);
+ * out is written only on success. Wall and CPU time per metric in
+ * out->seconds, out->cpu_seconds.
+ *
+ * Cost at the defaults on a 737,280 x 10 table of dSprites' factors
+ * (build/it/dlib_codes --bench, one core of a loaded machine, CPU seconds):
+ * BetaVAE 0.3, FactorVAE 0.1, DCI 21 (113 classes x 100 stages of trees on
+ * 10,000 codes; scikit-learn takes minutes), SAP 0.6-2, modularity and
+ * explicitness 3-4, unsupervised 0.01: about 27 s in all, nearly all DCI.
+ * It does not depend on n (draws index the table), only on the sample
+ * sizes, D and the factors' sizes. */
+int metrics_dlib_suite(const metrics_table *t, uint64_t seed, const metrics_dlib_config *cfg,
+                       metrics_dlib_scores *out, err *e);
+
 #endif
