@@ -120,7 +120,10 @@
  * intact records after them are kept: the journal is replaced by its intact
  * records); an intact record this version cannot decode: refused, nothing
  * touched. A journal left without an intact META record beside a readable
- * file is kept aside and rewritten from the file. Then compare the HDF5
+ * file, or behind the file (the file holds all its records and more), is
+ * rewritten from the file into PATH.journal.tmp first; only a complete new
+ * journal sends the old one to .behind-N and takes its name, so a rewrite
+ * that fails (a full disk) leaves the old journal in place. Then compare the HDF5
  * file with the journal: every /runs and /evals row byte for byte, every
  * curve point, detail array and /sweeps row; on any difference (cannot open,
  * all-zero rows, fewer rows, a torn
