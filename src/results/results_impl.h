@@ -119,7 +119,9 @@
  * PATH.journal.damaged-N, then only the damaged bytes are dropped (the
  * intact records after them are kept: the journal is replaced by its intact
  * records); an intact record this version cannot decode: refused, nothing
- * touched. A journal left without an intact META record beside a readable
+ * touched. A file whose global heap HDF5 1.10 would walk forever (an object
+ * of size 0, h5util_heaps_sane) counts as unreadable: never handed to HDF5.
+ * A journal left without an intact META record beside a readable
  * file, or behind the file (the file holds all its records and more), is
  * rewritten from the file into PATH.journal.tmp first; only a complete new
  * journal sends the old one to .behind-N and takes its name, so a rewrite
