@@ -345,6 +345,11 @@ int reader_open(results_reader **out, const char *path, err *e)
         rc = err_set(e, ERR_INPUT, "%s is not a results file (not a regular file)", path);
         goto done;
     }
+    char why[300];
+    if (h5util_heaps_sane(path, why, sizeof why) < 0) { /* before HDF5 loops on it */
+        rc = err_set(e, ERR_HDF5, "cannot open %s: %s", path, why);
+        goto done;
+    }
     if ((fapl = res_make_fapl(0)) < 0 || (r->file = H5Fopen(path, H5F_ACC_RDONLY, fapl)) < 0) {
         char msg[600];
         h5util_message(msg, sizeof msg);

@@ -316,19 +316,26 @@ int journal_put_evals(results *f, results_reader *rd, err *e)
     return rc;
 }
 
-/* A file without a journal (copied, or its journal deleted): write one from
- * the file's contents, then continue as usual. */
-int recover_journal_from_file(results *f, err *e)
+/* Reset the journal state of f for a new scan (f->jfd is left alone). */
+static void journal_state_reset(results *f)
+{
+    f->n_rec = f->n_att = f->n_ev = 0;
+    f->jlen = 0;
+    f->has_first = 0;
+    sweep_rec_free(&f->first);
+    sweep_rec_free(&f->last);
+}
+
+/* Write tmp, a journal of the file's contents, created exclusively and
+ * fsync'ed; f->jfd is its fd while writing, -1 after (closed). On failure tmp
+ * is removed. Nothing else is touched: a full disk leaves what was there. */
+static int journal_tmp_from_file(results *f, const char *tmp, err *e)
 {
     int rc = 0;
     results_reader *rd = NULL;
-    char *tmp = res_cat_str(f->jpath, ".tmp");
     run_result r;
     run_result_init(&r);
-    if (!tmp) {
-        rc = err_set(e, ERR_NOMEM, "out of memory");
-        goto done;
-    }
+    journal_state_reset(f);
     if ((rc = reader_open(&rd, f->path, e)) < 0)
         goto done;
     if ((rc = res_clear_tmp(tmp, e)) < 0) /* a leftover of an interrupted attempt */
@@ -364,50 +371,73 @@ int recover_journal_from_file(results *f, err *e)
         if (rc < 0)
             goto done;
     }
-    if ((rc = journal_put_evals(f, rd, e)) < 0 || (rc = journal_sync(f, e)) < 0)
-        goto done;
-    if (res_rename_noreplace(tmp, f->jpath) < 0) {
-        rc = err_set(e, ERR_IO, "cannot move %s to %s: %s", tmp, f->jpath, strerror(errno));
-        goto done;
-    }
-    res_sync_dir(f->jpath);
-    res_add_note(f, "%s had no journal: wrote %s from its contents", f->path, f->jpath);
+    if ((rc = journal_put_evals(f, rd, e)) == 0)
+        rc = journal_sync(f, e);
 done:
     run_result_free(&r);
     reader_free(rd);
-    if (rc < 0 && f->jfd >= 0 && tmp)
-        unlink(tmp);
-    free(tmp);
-    /* the journal is reopened (and locked) by the caller; the state is rebuilt
-     * by its scan */
-    if (f->jfd >= 0)
+    if (f->jfd >= 0) {
         close(f->jfd);
+        if (rc < 0)
+            unlink(tmp);
+    }
     f->jfd = -1;
-    f->n_rec = f->n_att = f->n_ev = 0;
-    f->jlen = 0;
-    f->has_first = 0;
-    sweep_rec_free(&f->first);
-    sweep_rec_free(&f->last);
+    journal_state_reset(f); /* rebuilt by the caller's scan */
     return rc;
 }
 
-/* The journal is behind the file: keep it aside and write it afresh from the
- * file (which holds all it has, and more). */
+/* A file without a journal (copied, or its journal deleted): write one from
+ * the file's contents, then continue as usual. */
+int recover_journal_from_file(results *f, err *e)
+{
+    char *tmp = res_cat_str(f->jpath, ".tmp");
+    if (!tmp)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    int rc = journal_tmp_from_file(f, tmp, e);
+    if (rc == 0 && res_rename_noreplace(tmp, f->jpath) < 0) {
+        rc = err_set(e, ERR_IO, "cannot move %s to %s: %s", tmp, f->jpath, strerror(errno));
+        unlink(tmp);
+    }
+    if (rc == 0) {
+        res_sync_dir(f->jpath);
+        res_add_note(f, "%s had no journal: wrote %s from its contents", f->path, f->jpath);
+    }
+    free(tmp);
+    /* the journal is reopened (and locked) by the caller */
+    return rc;
+}
+
+/* The journal is behind the file (or has no header): write a new one from
+ * the file (which holds all it has, and more) beside it, then keep the old
+ * one aside and put the new one in its place. The old journal stays where it
+ * is, locked, until the new one is complete: a failed rewrite (a full disk)
+ * leaves the results with their journal as it was. */
 static int journal_resync(results *f, err *e)
 {
     char old[4200];
-    if (res_move_free(f->jpath, f->jpath, "behind", old, sizeof old) < 0)
-        return err_set(e, ERR_IO, "cannot move %s to %s: %s", f->jpath, old, strerror(errno));
-    close(f->jfd); /* after the rename: the lock is held until the journal moved */
+    char *tmp = res_cat_str(f->jpath, ".tmp");
+    if (!tmp)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    int locked = f->jfd, rc;
     f->jfd = -1;
-    f->n_rec = f->n_att = f->n_ev = 0;
-    f->jlen = 0;
-    f->has_first = 0;
-    sweep_rec_free(&f->first);
-    sweep_rec_free(&f->last);
-    int rc;
-    if ((rc = recover_journal_from_file(f, e)) < 0 || (rc = journal_open(f, e)) < 0 ||
-        (rc = journal_scan(f, e)) < 0)
+    rc = journal_tmp_from_file(f, tmp, e);
+    if (rc == 0 && res_move_free(f->jpath, f->jpath, "behind", old, sizeof old) < 0) {
+        rc = err_set(e, ERR_IO, "cannot move %s to %s: %s", f->jpath, old, strerror(errno));
+        unlink(tmp);
+    }
+    if (rc == 0 && res_rename_noreplace(tmp, f->jpath) < 0) {
+        rc = err_set(e, ERR_IO, "cannot move %s to %s: %s", tmp, f->jpath, strerror(errno));
+        if (res_rename_noreplace(old, f->jpath) == 0) /* the old one back in its place */
+            unlink(tmp);
+    }
+    free(tmp);
+    if (rc < 0) {
+        f->jfd = locked; /* closed with f */
+        return rc;
+    }
+    res_sync_dir(f->jpath);
+    close(locked); /* after the renames: the lock is held until the journal moved */
+    if ((rc = journal_open(f, e)) < 0 || (rc = journal_scan(f, e)) < 0)
         return rc;
     res_add_note(f, "the journal was behind the file: kept as %s and rewritten from %s", old,
              f->path);

@@ -119,8 +119,13 @@
  * PATH.journal.damaged-N, then only the damaged bytes are dropped (the
  * intact records after them are kept: the journal is replaced by its intact
  * records); an intact record this version cannot decode: refused, nothing
- * touched. A journal left without an intact META record beside a readable
- * file is kept aside and rewritten from the file. Then compare the HDF5
+ * touched. A file whose global heap HDF5 1.10 would walk forever (an object
+ * of size 0, h5util_heaps_sane) counts as unreadable: never handed to HDF5.
+ * A journal left without an intact META record beside a readable
+ * file, or behind the file (the file holds all its records and more), is
+ * rewritten from the file into PATH.journal.tmp first; only a complete new
+ * journal sends the old one to .behind-N and takes its name, so a rewrite
+ * that fails (a full disk) leaves the old journal in place. Then compare the HDF5
  * file with the journal: every /runs and /evals row byte for byte, every
  * curve point, detail array and /sweeps row; on any difference (cannot open,
  * all-zero rows, fewer rows, a torn

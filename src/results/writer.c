@@ -288,6 +288,9 @@ int h5w_open(h5w *w, const char *path, const layout *L, err *e)
 {
     int rc = 0;
     hid_t fapl = H5I_INVALID_HID;
+    char why[300];
+    if (h5util_heaps_sane(path, why, sizeof why) < 0) /* before HDF5 loops on it */
+        return err_set(e, ERR_HDF5, "cannot open %s for appending: %s", path, why);
     if ((fapl = res_make_fapl(1)) < 0 || (w->file = H5Fopen(path, H5F_ACC_RDWR, fapl)) < 0) {
         rc = h5util_err(e, "cannot open for appending", path);
         goto done;

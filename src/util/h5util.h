@@ -1,6 +1,7 @@
 /* h5util: the small HDF5 helpers shared by data and results: silencing HDF5's
- * printed error stack around a library call, closing any id, and turning the
- * current error stack into one err line ("<what> <path>: <HDF5's message>"). */
+ * printed error stack around a library call, closing any id, turning the
+ * current error stack into one err line ("<what> <path>: <HDF5's message>"),
+ * and checking a file's global heaps before HDF5 walks them. */
 #ifndef UNTANGLE_UTIL_H5UTIL_H
 #define UNTANGLE_UTIL_H5UTIL_H
 
@@ -31,5 +32,13 @@ void h5util_message(char *buf, size_t n);
 /* ERR_HDF5 with "<what> <path>: <innermost HDF5 message>" in e; returns
  * ERR_HDF5. */
 int h5util_err(err *e, const char *what, const char *path);
+
+/* 0 when every global heap collection ("GCOL", where HDF5 keeps variable-
+ * length strings) in the file at path is laid out so that HDF5 1.10 can walk
+ * it to its end; -1 with why (a sentence) when one would make HDF5 loop
+ * forever or leave the collection (an object of size 0 in place of free
+ * space, a size that wraps around), or the file cannot be read. Call before
+ * H5Fopen on a file that may be damaged: HDF5 would not return. */
+int h5util_heaps_sane(const char *path, char *why, size_t n);
 
 #endif

@@ -8,7 +8,7 @@
 . tests/it/lib.sh
 tiny_sweep "$TMP/s.yaml"
 expect 2 "sweep with a crash, a NaN and a hang" env UNTANGLE_INJECT_FAULT="crash@1,nan@2,hang@3" \
-    mpirun -np 3 "$UNTANGLE" sweep "$TMP/s.yaml" -o "$TMP/r.h5" --threads 1 --run-timeout 15 --stop-grace 1
+    mpirun -np 3 "$UNTANGLE" sweep "$TMP/s.yaml" -o "$TMP/r.h5" --threads 1 --run-timeout 8 --stop-grace 1
 rows "$TMP/r.h5" >"$TMP/rows"
 sed 's/^/   | /' "$TMP/rows"
 grep -q "^1 1 failed the run crashed: signal 11" "$TMP/rows" && ok "segfault -> failed row" || fail "no failed row for the crash"
@@ -40,7 +40,7 @@ grid: {model: betavae, beta: [1, 4]}
 seeds: 2
 YAML
 start=$(date +%s)
-mpirun -np 3 "$UNTANGLE" sweep "$TMP/h.yaml" -o "$TMP/h.h5" --threads 1 --deadline 15 \
+mpirun -np 3 "$UNTANGLE" sweep "$TMP/h.yaml" -o "$TMP/h.h5" --threads 1 --deadline 10 \
     --min-start 0 --stop-grace 1 >"$TMP/hung.log" 2>&1 &
 pid=$!
 sleep 3
@@ -56,7 +56,7 @@ end=$(date +%s)
 sed 's/^/   | /' "$TMP/hung.log" | grep -v '^   | --' | tail -n 8
 [ -n "$stopped" ] && ok "rank 1 stopped (pid $stopped)" || fail "no rank 1 found to stop"
 [ "$code" -eq 3 ] && ok "the job ends with exit 3" || fail "exit $code, want 3"
-[ $((end - start)) -le 40 ] && ok "ended $((end - start)) s after the start (deadline 15 s)" ||
+[ $((end - start)) -le 40 ] && ok "ended $((end - start)) s after the start (deadline 10 s)" ||
     fail "ran $((end - start)) s"
 grep -q "written off" "$TMP/hung.log" && ok "the stopped rank was written off" || fail "no write-off"
 expect 0 "resume completes the sweep" mpirun -np 3 "$UNTANGLE" sweep "$TMP/h.yaml" -o "$TMP/h.h5" --resume --threads 1

@@ -3,7 +3,7 @@
 # tested the hard way: a writer (tests/it/results_writer.c, built by the
 # Makefile into $BUILD/it/results_writer) appends attempts in a loop and prints
 # each index once results_append has returned; it is SIGKILLed at a random
-# moment, KILLS rounds (default 30), each time resuming the same file; every
+# moment, KILLS rounds (default 20), each time resuming the same file; every
 # third round a second writer is killed early, during its reopen (while it
 # repairs the previous kill's damage). After each round the file is reopened
 # (recovered) and every printed index must be
@@ -15,7 +15,7 @@
 # RESULTS_WRITER names the writer (`make check` passes the one of its build,
 # sanitized under SANITIZE=1); default build/it/results_writer.
 set -u
-KILLS=${1:-30}
+KILLS=${1:-20}
 cd "$(dirname "$0")/../.." || exit 1
 WRITER=${RESULTS_WRITER:-build/it/results_writer}
 if [ ! -x "$WRITER" ]; then

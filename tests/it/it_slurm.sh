@@ -35,7 +35,7 @@ export UNTANGLE
 # --- static checks ------------------------------------------------------------------
 if command -v shellcheck >/dev/null 2>&1; then
     expect 0 "shellcheck jobs/ and the SLURM test scripts" shellcheck "$JOBS"/*.sbatch \
-        "$JOBS"/*.sh tests/it/slurm_env.sh tests/it/it_slurm.sh
+        "$JOBS"/*.sh tests/it/slurm_env.sh tests/it/it_slurm.sh tests/it/it_slurm_exit.sh
     sed 's/^/   | /' "$TMP/out" | head -n 40
 else
     echo "skipped: shellcheck not installed (apt-get install shellcheck runs that check)"

@@ -119,11 +119,11 @@ def files(binary, tmp_path_factory):
     out["allfail"] = sweep(d, "allfail", "grid:\n  - model: betavae\n    beta: [4]\nseeds: 2\n",
                            ok=(0, 2), UNTANGLE_INJECT_FAULT="crash@0,nan@1")
     out["seeds"] = sweep(d, "seeds", "grid:\n  - model: betavae\n    beta: 4\nseeds: 3\n")
-    # a job array: two shards of the tiny sweep, merged
-    y = d / "tiny.yaml"
+    # a job array: two shards of the seeds sweep, merged
+    y = d / "seeds.yaml"
     for i in (0, 1):
         untangle(["sweep", y, "-o", d / f"shard{i}.h5", "--shard", f"{i}/2"])
-    untangle(["merge", d / "merged.h5", d / "shard0.h5", d / "shard1.h5", "--expect", "6"])
+    untangle(["merge", d / "merged.h5", d / "shard0.h5", d / "shard1.h5", "--expect", "3"])
     out["merged"] = d / "merged.h5"
     return out
 
@@ -191,7 +191,7 @@ def test_load_runs_conventions(files, tmp_path):
     for i in (0, 1):
         shutil.copy(files["dir"] / f"shard{i}.h5", d / f"shard{i}.h5")
     shards = io.load_runs(str(d / "shard*.h5"))
-    assert sorted(shards["run_id"]) == sorted(runs["run_id"])
+    assert sorted(shards["run_id"]) == sorted(io.load_runs(files["seeds"])["run_id"])
     with pytest.raises(io.UntangleFileError, match="no file matches"):
         io.load_runs(str(d / "nothing*.h5"))
     df = pd.DataFrame({"index": [0, 1], "model": ["jointvae", "vae"],
@@ -477,10 +477,10 @@ def test_seed_only_sweep(files, tmp_path):
 
 
 def test_merged_job_array(files, tmp_path):
-    merged, whole = io.load_runs(files["merged"]), io.load_runs(files["tiny"])
+    merged, whole = io.load_runs(files["merged"]), io.load_runs(files["seeds"])
     cols = ["grid_index", "run_id", "model", "beta", "seed", "status"]
     pd.testing.assert_frame_equal(merged[cols], whole[cols])
-    assert len(io.load_curves(files["merged"])) == len(io.load_curves(files["tiny"]))
+    assert len(io.load_curves(files["merged"])) == len(io.load_curves(files["seeds"]))
     out = tmp_path / "report"
     p = script("report.py", files["merged"], "-o", out)
     assert p.returncode == 0, p.stderr
