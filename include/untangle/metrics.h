@@ -109,10 +109,11 @@ int metrics_mi_chen(const metrics_posterior *q, const float *z, const int *c, co
  *
  * Cost: U * (S * n + sum_k sum_v min(S, n_v) * n_v) log-densities (+ S * n
  * exps for the joint). The posteriors are walked in cache-sized tiles, each
- * against every sample, so the cost is compute-bound at any n: measured by
- * tests/bench/bench_metrics.c, about 0.6 ns per sample x posterior x unit
- * (one core), i.e. on all 737,280 dSprites images with S = 2,000 and D = 10
- * (the marginal plus five factors' groups) about 1.1e11 evaluations. */
+ * against every sample, so the cost is compute-bound at any n: on all
+ * 737,280 dSprites images with S = 2,000 and D = 10 (the marginal plus five
+ * factors' groups) 8.8e10 evaluations, measured at ~176 s of one core of
+ * the loaded 2-core test machine (~2 ns each; docs/architecture.md
+ * section 5). */
 int metrics_chen(const metrics_posterior *q, const float *z, const int *c, const int *f,
                  int K, const int *sizes, size_t S, rng *r, metrics_decomposition *dc,
                  double *mi, err *e);

@@ -35,7 +35,7 @@ TRADEOFF_FILES = ["tradeoff.png"] + [f"metric_{m}.png" for m in tradeoff.PLOT_ME
 HEAD = """name: {name}
 data:  {{name: dsprites, image_size: 32}}
 train: {{arch: mlp, steps: {steps}, batch_size: 16, lr: 1.0e-3, log_every: 10}}
-eval:  {{images: 200, samples: 100, pairs: 5}}
+eval:  {{images: 200, samples: 100, pairs: 5, hist_images: 200, unsup_images: 200}}
 """
 TINY_GRID = """grid:
   - model: betavae

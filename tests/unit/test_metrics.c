@@ -1051,6 +1051,7 @@ static void evaluate_twice(const char *method, int stochastic, int n_units)
     assert_memory_equal(r[0].metric, r[1].metric, sizeof r[0].metric);
     assert_memory_equal(r[0].mig_factor, r[1].mig_factor, sizeof r[0].mig_factor);
     assert_memory_equal(r[0].swap_factor, r[1].swap_factor, sizeof r[0].swap_factor);
+    assert_memory_equal(r[0].chunk_factor, r[1].chunk_factor, sizeof r[0].chunk_factor);
     assert_int_equal(r[0].n_units, r[1].n_units);
     assert_memory_equal(r[0].mi, r[1].mi, sizeof(float) * (size_t)r[0].n_units * K);
     assert_int_equal(r[0].trav_h, r[1].trav_h);
@@ -1065,6 +1066,11 @@ static void evaluate_twice(const char *method, int stochastic, int n_units)
     assert_int_equal(x->trav_h, n_units * 32);
     for (int k = 0; k < K; k++)
         assert_true(isfinite(x->mig_factor[k]) && isfinite(x->swap_factor[k]));
+    assert_true(x->metric[RUN_M_EVAL_IMAGES] == 600.0);
+    /* the chunk MIG: dsd's chunks only */
+    assert_true(stochastic ? isnan(x->metric[RUN_M_CHUNK_MIG])
+                           : isfinite(x->metric[RUN_M_CHUNK_MIG]) &&
+                                 isfinite(x->chunk_factor[0]));
     if (stochastic) {
         assert_true(isfinite(x->metric[RUN_M_TC]) && isfinite(x->metric[RUN_M_MIG]));
         double sum = x->metric[RUN_M_MI] + x->metric[RUN_M_TC] + x->metric[RUN_M_DWKL];
