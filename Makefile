@@ -74,6 +74,12 @@ $(BUILD)/obj/%.o: src/%.c
 # dynamic cost model vectorises them; with -std=c11 (no FMA contraction) and
 # no reassociation the numbers do not change from run to run.
 $(BUILD)/obj/nn/%.o: VECFLAGS = -ftree-vectorize -fvect-cost-model=dynamic
+# Chen's estimators spend their time in one exp per sample x posterior x
+# unit (src/metrics/entropy.c): the clamp in its exp is a comparison that
+# gcc if-converts only when it may ignore floating-point exception flags.
+# -fno-trapping-math changes no value (no reassociation, no contraction), and
+# the loop runs three times faster vectorised.
+$(BUILD)/obj/metrics/entropy.o: VECFLAGS = -fno-trapping-math
 
 $(BUILD)/libuntangle.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)

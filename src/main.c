@@ -197,6 +197,10 @@ static void print_json(FILE *f, const run_config *c, const run_result *r)
         fprintf(f, ", \"swap_acc_%s\": ", data_factor_names[k]);
         json_number(f, r->swap_factor[k]);
     }
+    for (int k = 0; k < DATA_K; k++) {
+        fprintf(f, ", \"chunk_mig_%s\": ", data_factor_names[k]);
+        json_number(f, r->chunk_factor[k]);
+    }
     fputs("}\n", f);
 }
 
@@ -582,7 +586,8 @@ static int cmd_merge(int argc, char **argv)
 /* ---- eval ---------------------------------------------------------------------- */
 
 static const char usage_eval[] =
-    "usage: untangle eval RESULTS.h5 [--runs LIST] [--set key=value ...] [--threads N]\n"
+    "usage: untangle eval RESULTS.h5 [--runs LIST] [--set key=value ...] [--codes CODES.h5]\n"
+    "                     [--threads N]\n"
     "\n"
     "Evaluate the saved models (RESULTS.h5.runs/<run_id>.model) of the file's ok runs\n"
     "again, without training, and store the metrics as re-evaluations: rows of\n"
@@ -592,7 +597,11 @@ static const char usage_eval[] =
     "count the metrics equal the training's bit for bit.\n"
     "\n"
     "  --runs LIST       only these runs: run ids or indices, comma-separated\n"
-    "  --set key=value   change an eval key (images, samples, pairs); repeatable\n"
+    "  --set key=value   change an eval key (images, samples, pairs, encode, hist_images,\n"
+    "                    unsup_images); repeatable\n"
+    "  --codes CODES.h5  also write each run's encoded data set (posterior means and\n"
+    "                    log-variances of every image in canonical factor order, the\n"
+    "                    factor values and sizes) into CODES.h5; implies encode=full\n"
     "  --threads N       OpenBLAS threads per run (default: cores / ranks on the node)\n"
     "\n"
     "A run whose saved model is missing or damaged gets a one-line message and no row.\n"
@@ -615,6 +624,8 @@ static int cmd_eval(int argc, char **argv)
             rc = 0;
         } else if (strcmp(a, "--runs") == 0 && i + 1 < argc) {
             o.eval_runs = argv[++i];
+        } else if (strcmp(a, "--codes") == 0 && i + 1 < argc) {
+            o.eval_codes = argv[++i];
         } else if (strcmp(a, "--set") == 0 && i + 1 < argc) {
             set[n_set++] = argv[++i];
         } else if (strcmp(a, "--threads") == 0 && i + 1 < argc) {

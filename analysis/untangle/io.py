@@ -15,7 +15,8 @@ src/results/ (its top comment documents every column):
             attempt, model, the configuration keys (arch ... w_swap, then
             seed; -1 or NaN where a key does not apply, list keys as text
             like "[2, 2]"), status, error, rank, host, timings, steps_done,
-            the metrics, then mig_<factor> and swap_acc_<factor>.
+            the metrics, then mig_<factor>, swap_acc_<factor> and (files
+            since the full-set evaluation) chunk_mig_<factor>.
             Fixed-length strings come back from h5py as bytes; they are
             decoded here. A row whose status is EMPTY is left behind by a
             killed writer and is never valid.
@@ -70,7 +71,7 @@ __all__ = [
 
 # The configuration keys a re-evaluation may change (section "eval" of the key
 # table): a re-evaluation's values replace the training's in load_runs.
-EVAL_KEYS = ("images", "samples", "pairs")
+EVAL_KEYS = ("images", "samples", "pairs", "encode", "hist_images", "unsup_images")
 
 # ---- fallbacks for files written before the root attributes existed ------------------
 # Copies of C tables, used only when the file does not carry them.
@@ -110,6 +111,8 @@ FALLBACK_METRIC_UNITS = {
     "gaussian_tc": "nats",
     "swap_acc": "fraction, 0..1",
     "loss": "nats / image",
+    "chunk_mig": "normalised, 0..1",
+    "eval_images": "images",
 }
 # The values a traversal moves each continuous latent through
 # (METRICS_TRAV_STEPS of them from -2.5 to 2.5); the root attribute
@@ -380,8 +383,10 @@ def _runs_of(path, evaluations):
         return runs
     ev = _decode(pd.DataFrame.from_records(ev))
     cols = list(runs.columns)
-    measured = [c for c in metric_names(cols) + [c for c in cols if c.startswith(
-        ("mig_", "swap_acc_")) and c != "mig_hist"] + list(EVAL_KEYS) + ["eval_s"] if c in ev]
+    per_factor = [c for c in cols
+                  if c.startswith(("mig_", "swap_acc_", "chunk_mig_")) and c != "mig_hist"]
+    measured = [c for c in metric_names(cols) + per_factor + list(EVAL_KEYS) + ["eval_s"]
+                if c in ev]
     out = []
     for _, run in runs.iterrows():
         mine = ev[(ev["run_id"] == run["run_id"]) & (ev["attempt"] == run["attempt"])]

@@ -14,6 +14,8 @@
 #include "untangle/err.h"
 #include "untangle/rng.h"
 
+typedef struct data_source data_source; /* opaque */
+
 enum { DATA_K = 5 };          /* number of factors */
 #define DATA_N 737280u        /* images in dSprites */
 
@@ -21,6 +23,26 @@ enum { DATA_K = 5 };          /* number of factors */
  * "posX", "posY"}. */
 extern const int data_factor_sizes[DATA_K];
 extern const char *const data_factor_names[DATA_K];
+
+/* Which factors Chen et al.'s MIG averages over: every one but shape, as
+ * their metric_helpers/mi_metric.py (factor entropies [6, 40, 32, 32]). */
+extern const unsigned char data_factor_in_mig[DATA_K];
+
+/* The factors of a data set as data describes them, for code that must not
+ * assume dSprites' five (the metrics take K and sizes from here): K factors
+ * in canonical order, their names and sizes, n_grid = the product of the
+ * sizes (every combination is one image; canonical index = mixed radix over
+ * the values, the last factor fastest), in_mig as data_factor_in_mig. The
+ * arrays are static. */
+typedef struct data_factor_desc {
+    int K;
+    const int *sizes;
+    const char *const *names;
+    const unsigned char *in_mig;
+    size_t n_grid;
+} data_factor_desc;
+/* d's factors (a subset source describes its base's grid). */
+void data_describe(const data_source *d, data_factor_desc *out);
 
 /* Factor values (the official /latents/values columns 1..5) of factor k at
  * class c: scale linspace(0.5,1,6), orientation linspace(0,2pi,40), positions
@@ -36,7 +58,6 @@ void data_factors(uint32_t index, int f[DATA_K]);
 void data_render(float *img, const int f[DATA_K], int S);
 void data_render_u8(uint8_t *img, const int f[DATA_K], int S);
 
-typedef struct data_source data_source; /* opaque */
 
 /* The built-in renderer at size S (64 or 32). */
 int data_open_builtin(data_source **out, int S, err *e);

@@ -90,20 +90,80 @@ int metrics_tc_decompose(const metrics_posterior *q, const float *z, const int *
  * Cost: U * (min(S, n) * n + sum_k sum_v min(S, n_v) * n_v) log-densities,
  * S = max_samples; about 3x the decomposition's at the defaults.
  *
- * Cost of the two Chen estimators in metrics_evaluate, measured by
- * tests/bench/bench_metrics.c (one core, ~0.67 ns per sample x posterior x
- * unit): 8.7e8 evaluations = 0.6 s at the defaults (10,000 images, 2,000
- * samples, D = 10); on all 737,280 images with the authors' 10,000 samples
- * per entropy, 8.1e10 (decomposition) + 4.4e11 (MI matrix) = ~6 min, and
- * ~1.2 min with 2,000 samples. */
+ * (metrics_chen computes it and the decomposition in one pass.) */
 int metrics_mi_chen(const metrics_posterior *q, const float *z, const int *c, const int *f,
                     int K, const int *sizes, size_t max_samples, double *mi, err *e);
+
+/* Chen et al.'s two estimators on one encoded set, as their released code
+ * computes them, sharing the marginal pass: the decomposition (dc, may be
+ * NULL; as metrics_tc_decompose) and the MI matrix (mi (U, K), may be NULL;
+ * as metrics_mi_chen; f (n, K), sizes (K), any K >= 1). The marginal
+ * entropies H(z), H(z_u) use min(S, n) samples against all n posteriors,
+ * and each conditional group of a factor value min(S, n_v) of its own
+ * samples against its posteriors. r NULL: the first samples (a random
+ * draw's first items are a random subset: subsample mode; equal, bit for
+ * bit, to metrics_tc_decompose and metrics_mi_chen); r set: a uniform random
+ * subset without replacement (estimate_entropies' randperm), for a set in
+ * canonical factor order (full-set mode). Memory O(n * U) for the
+ * posteriors plus O(S * U) running sums, never O(n * S).
+ *
+ * Cost: U * (S * n + sum_k sum_v min(S, n_v) * n_v) log-densities (+ S * n
+ * exps for the joint). The posteriors are walked in cache-sized tiles, each
+ * against every sample, so the cost is compute-bound at any n: on all
+ * 737,280 dSprites images with S = 2,000 and D = 10 (the marginal plus five
+ * factors' groups) 8.8e10 evaluations, measured at ~176 s of one core of
+ * the loaded 2-core test machine (~2 ns each; docs/architecture.md
+ * section 5). */
+int metrics_chen(const metrics_posterior *q, const float *z, const int *c, const int *f,
+                 int K, const int *sizes, size_t S, rng *r, metrics_decomposition *dc,
+                 double *mi, err *e);
 
 /* MIG from a mutual-information matrix mi (U, K): for each factor k,
  * gap_k = (I_top1 - I_top2) / h_factor[k] over the units (values clamped at
  * 0, as Chen et al.; with one unit I_top2 = 0). gap (K) may be NULL; returns
  * the mean gap over the K factors. */
 double metrics_mig(const double *mi, int U, int K, const double *h_factor, double *gap);
+
+/* The mean of gap (K) over the factors with use[k] != 0 (use NULL: all);
+ * NaN when none is used. Chen et al.'s mi_metric.py averages over scale,
+ * orientation, posX and posY of dSprites (shape left out): data.h's
+ * data_factor_in_mig. */
+double metrics_mig_mean(const double *gap, int K, const unsigned char *use);
+
+/* ---- factors described by data: any K discrete factors -------------------- */
+
+/* Items of the full factor grid of sizes (K): their product (0 when K < 1). */
+size_t metrics_grid_count(int K, const int *sizes);
+/* The full grid in canonical order, f (n, K), n = metrics_grid_count: item
+ * index = mixed radix over the factor values, the last factor fastest
+ * (dSprites: (((shape*6 + scale)*40 + orient)*32 + posX)*32 + posY). */
+void metrics_grid_factors(int K, const int *sizes, int *f);
+
+/* ---- chunk-level scores (codes split into one chunk of dims per factor) -- */
+
+/* The mutual information between each factor and each whole chunk of a
+ * deterministic code (DSD): codes (n, D), chunk j = dims [o_j, o_j +
+ * chunks[j]) (sum of chunks <= D); every dim of a chunk is cut into n_bins
+ * equal-width bins (metrics_discretize), the chunk's label is its tuple of
+ * bins, and I(chunk; v_k) is the plug-in mutual information of the labels
+ * with f[:, k] (nats; sklearn's mutual_info_score on the tuples) -> mi
+ * (n_chunks, K); h_factor (K) (may be NULL) gets the factors' plug-in
+ * entropies. A chunk whose tuples separate the values of factor k has
+ * I = H(v_k). */
+int metrics_mi_chunks(const float *codes, size_t n, int D, const int *chunks, int n_chunks,
+                      const int *f, int K, const int *sizes, int n_bins, double *mi,
+                      double *h_factor, err *e);
+
+/* The MIG over chunks: metrics_mi_chunks with max(METRICS_HIST_BINS, largest
+ * factor size) bins per dim (so that a dim copying a factor's equally spaced
+ * values separates them), for
+ * each factor (I_top1 - I_top2) / H(v_k) over the chunks -> gap (K) (may be
+ * NULL), their mean over the factors with use[k] (NULL: all) -> *mig. A
+ * perfect chunk (it separates its factor's values; the other chunks carry
+ * nothing of the factor) gives a gap of 1. mi (n_chunks, K) may be NULL. */
+int metrics_mig_chunks(const float *codes, size_t n, int D, const int *chunks, int n_chunks,
+                       const int *f, int K, const int *sizes, const unsigned char *use,
+                       double *mi, double *gap, double *mig, err *e);
 
 /* ---- disentanglement_lib's histogram estimators -------------------------- */
 

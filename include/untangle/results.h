@@ -119,6 +119,16 @@ const char *results_recovery(const results *f);
  * library_versions. Returns buf (n bytes). */
 const char *results_library_version(char *buf, size_t n);
 
+/* Write the encoded full set of run run_id (configuration c) into the codes
+ * file path (`untangle eval --codes`; layout: src/results/codes.c and
+ * docs/architecture.md section 7): created with the factors when missing or
+ * empty, else its group /runs/<run_id> is replaced. Takes an exclusive flock
+ * on the file for the write, so concurrent run processes take turns.
+ * ERR_IO / ERR_HDF5 naming the file; ERR_INPUT when the file holds another
+ * factor grid. */
+int results_codes_write(const char *path, const char *run_id, const run_config *c,
+                        const run_codes *codes, err *e);
+
 /* Flush and close; NULL is a no-op. */
 int results_close(results *f, err *e);
 

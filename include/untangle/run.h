@@ -9,6 +9,10 @@
 #include "untangle/model.h"
 #include "untangle/spec.h"
 
+/* Where run_evaluate_codes hands the encoded full set (spec.h's run_codes)
+ * in full-set mode; a negative return (e filled) fails the evaluation. */
+typedef int (*run_codes_sink)(void *ctx, const run_codes *codes, err *e);
+
 /* Progress, control and checkpoint hooks; any may be NULL / 0. */
 typedef struct run_hooks {
     void *ctx;
@@ -48,9 +52,11 @@ int run_execute(const run_config *c, const data_source *d, int eval, const run_h
  * count the metrics equal the training's bit for bit. d NULL: open the data c
  * names. Fills r (initialised): status OK with the metrics, steps = c->steps,
  * train_s 0; or FAILED with r->error and a negative code (ERR_INPUT: no saved
- * model, or one that is damaged or belongs to another run, e says which). */
+ * model, or one that is damaged or belongs to another run, e says which).
+ * sink (may be NULL): as run_evaluate_codes's, after the metrics of the full
+ * set (eval.encode full). */
 int run_reevaluate(const run_config *c, const data_source *d, const char *model_path,
-                   const char *run_id, run_result *r, err *e);
+                   const char *run_id, run_codes_sink sink, void *ctx, run_result *r, err *e);
 
 /* ---- a run's files: checkpoints and saved models (src/run/ckpt.c) ---------- */
 
@@ -82,36 +88,51 @@ int run_file_read(const char *path, uint32_t kind, const char *run_id, uint8_t *
 void run_file_remove(const char *path);
 
 enum {
-    RUN_RECON_MAX = 2000, /* eval images for recon and elbo */
-    RUN_HIST_MAX = 10000  /* means for mig_hist (disentanglement_lib's num_train) */
+    RUN_RECON_MAX = 2000 /* eval images for recon and elbo */
 };
 
-/* Evaluate the trained model m on d with the eval sizes of c: fills
+
+/* Evaluate the trained model m on d with the eval keys of c: fills
  * r->metric[] (NaN where a metric does not apply), r->mi, r->mig_factor,
- * r->swap_factor and the traversal grid. Deterministic given c->seed.
+ * r->swap_factor, r->chunk_factor and the traversal grid. Deterministic
+ * given c->seed (src/run/evaluate.c names the random streams).
  *
  * What it computes (each item below names the estimator that does it):
- * - eval.images images drawn with rng_seed(seed, RNG_EVAL) are encoded; one
- *   z ~ q(z|x) (and one category c ~ alpha per discrete variable) is drawn
- *   per image from a sub-stream of the eval seed.
+ * - the draws: max(eval.images (sample mode; RUN_RECON_MAX in full mode),
+ *   hist_images, unsup_images) images drawn with rng_seed(seed, RNG_EVAL),
+ *   each encoded with one z ~ q(z|x) (and one category c ~ alpha per
+ *   discrete variable); the metrics below use prefixes of them, so each
+ *   size moves only its own metrics.
+ * - eval.encode full: every image of the data set once, in canonical factor
+ *   order (data_describe), with one posterior sample each.
  * - recon (decoding the eval code) and elbo (decoding the sample) on the
- *   first min(images, RUN_RECON_MAX) of them; kl (continuous + discrete,
- *   analytic) on all. kl and elbo NaN for dsd.
- * - tc, mi, dwkl: metrics_tc_decompose with eval.samples samples (NaN for
- *   dsd).
- * - r->mi (U x DATA_K): metrics_mi_chen for stochastic models,
- *   metrics_mi_hist (on the mig_hist set) for deterministic ones (dsd) or
- *   when eval.samples is 0. mig, r->mig_factor: metrics_mig on Chen's
- *   matrix with H(v_k) = log |V_k|; without it mig is NaN and
+ *   first min(n, RUN_RECON_MAX) draws; kl (continuous + discrete, analytic)
+ *   on the images of Chen's estimators. kl and elbo NaN for dsd.
+ * - tc, mi, dwkl and r->mi (U x K): metrics_chen with eval.samples samples
+ *   on the first eval.images draws (their first samples), or on the full
+ *   set (random sample subsets, as Chen et al.'s estimate_entropies);
+ *   eval_images says how many images that was. NaN for dsd.
+ *   For deterministic models (dsd) or eval.samples 0, r->mi is
+ *   metrics_mi_hist's on the mig_hist draws.
+ * - mig, r->mig_factor: metrics_mig on Chen's matrix with H(v_k) = log
+ *   |V_k|, all factors' gaps; mig their mean over data_factor_in_mig (Chen
+ *   et al.'s four: shape left out). Without the matrix mig is NaN and
  *   r->mig_factor holds the histogram estimator's gaps.
- * - mig_hist: metrics_mig_hist on the first min(images, RUN_HIST_MAX) eval codes.
- * - gaussian_tc: metrics_gaussian_tc on the continuous means (dsd: codes).
+ * - mig_hist: metrics_mig_hist on the first hist_images draws.
+ * - gaussian_tc: metrics_gaussian_tc on the first unsup_images draws' means
+ *   (dsd: codes).
+ * - chunk_mig, r->chunk_factor (codes with one chunk per factor, dsd):
+ *   metrics_mig_chunks on the full set, or on the first hist_images draws.
  * - swap_acc, r->swap_factor: metrics_swap_accuracy with eval.pairs pairs
  *   per factor drawn from rng_seed(seed, RNG_PAIRS); the swapped dims of
  *   factor k are chunk k (dsd), else the unit with the highest r->mi[., k]
  *   (a discrete variable's whole one-hot block).
- * - traversal: metrics_traversal around the eval code of the first image
- *   (RUN_TRAV_STEPS values per unit, spec.h). */
+ * - traversal: metrics_traversal around the eval code of the first draw
+ *   (RUN_TRAV_STEPS values per unit, spec.h).
+ * sink (may be NULL) gets the full set in full-set mode. */
+int run_evaluate_codes(model *m, const data_source *d, const run_config *c,
+                       run_codes_sink sink, void *ctx, run_result *r, err *e);
+/* run_evaluate_codes without a sink. */
 int run_evaluate(model *m, const data_source *d, const run_config *c, run_result *r, err *e);
 
 #endif

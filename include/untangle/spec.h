@@ -40,6 +40,9 @@ typedef struct run_config {
     long log_every;
     /* eval */
     long images, samples, pairs;
+    char encode[8];    /* "sample" (eval.images random draws) or "full" (the data set) */
+    long hist_images;  /* means for mig_hist (disentanglement_lib's num_train) */
+    long unsup_images; /* means for the unsupervised scores (gaussian_tc) */
     /* model */
     char model[16];
     int latent_dim;
@@ -145,8 +148,13 @@ typedef struct run_curve_point {
 enum {
     RUN_M_RECON, RUN_M_KL, RUN_M_ELBO, RUN_M_TC, RUN_M_MI, RUN_M_DWKL, RUN_M_MIG,
     RUN_M_MIG_HIST, RUN_M_GAUSSIAN_TC, RUN_M_SWAP_ACC, RUN_M_LOSS,
+    RUN_M_CHUNK_MIG,   /* MIG over code chunks (dsd), mean over Chen's factors */
+    RUN_M_EVAL_IMAGES, /* images in Chen's estimators: eval.images, or the data set's N */
     RUN_N_METRICS
 };
+/* The metrics of results written before chunk_mig and eval_images (their
+ * run_result_pack messages and journals carry this many). */
+enum { RUN_N_METRICS_V1 = RUN_M_LOSS + 1 };
 extern const char *const run_metric_names[RUN_N_METRICS];
 /* Their units ("nats / image", "nats", "" for scores in [0, 1]), for tables
  * and plot axes (the results file stores them as an attribute). */
@@ -170,12 +178,31 @@ typedef struct run_result {
     float *mi;                     /* (n_units, RUN_N_FACTORS) mutual information, nats */
     double mig_factor[RUN_N_FACTORS];  /* Chen et al.'s per-factor gap / H(v_k) */
     double swap_factor[RUN_N_FACTORS]; /* per-factor swap accuracy */
+    double chunk_factor[RUN_N_FACTORS]; /* per-factor chunk MIG gap (dsd) */
     int trav_h, trav_w;
     uint8_t *traversal;            /* (trav_h, trav_w) image grid, 0..255 */
     size_t n_curve, cap_curve;
     run_curve_point *curve;
 } run_result;
 
+/* An encoded data set: what run_evaluate hands out in full-set mode (eval.encode
+ * full) and `untangle eval --codes` writes (results_codes_write): n = the data set's N items in canonical factor
+ * order (item i = canonical index i), f (n, K) their factor classes, sizes
+ * (K) and names (K) the factors, mu and lv (n, D) the posterior means and
+ * log-variances (dsd: codes and zeros), alpha (n, sum discrete) the category
+ * probabilities (NULL when n_discrete is 0). Borrowed for the sink's call. */
+typedef struct run_codes {
+    size_t n;
+    int K;
+    const int *sizes;
+    const char *const *names;
+    const int *f;
+    int D;
+    const float *mu, *lv;
+    int n_discrete;
+    const int *discrete;
+    const float *alpha;
+} run_codes;
 /* Empty result: status NONE, every metric NaN, no arrays. */
 void run_result_init(run_result *r);
 /* Free the arrays; r returns to the empty state. */

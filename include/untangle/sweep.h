@@ -38,6 +38,9 @@ typedef struct sweep_options {
     const char *eval_runs;         /* "id,id,index,..." or NULL: every ok run */
     const char *const *eval_set;   /* n_eval_set "key=value": eval keys only */
     size_t n_eval_set;
+    /* --codes: each run's encoded full set goes into this codes file
+     * (results_codes_write); implies eval.encode full. NULL: none */
+    const char *eval_codes;
 } sweep_options;
 
 /* Exit codes of `untangle sweep` (docs/architecture.md section 2).

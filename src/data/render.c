@@ -31,6 +31,7 @@
 const int data_factor_sizes[DATA_K] = {3, 6, 40, 32, 32};
 const char *const data_factor_names[DATA_K] = {"shape", "scale", "orientation", "posX",
                                                "posY"};
+const unsigned char data_factor_in_mig[DATA_K] = {0, 1, 1, 1, 1};
 
 /* 2*pi as numpy's np.pi*2 (the official orientation values end on it). */
 static const double data_two_pi = 6.283185307179586;

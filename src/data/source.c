@@ -86,6 +86,13 @@ size_t data_count(const data_source *d) { return d->n; }
 
 int data_size(const data_source *d) { return d->S; }
 
+void data_describe(const data_source *d, data_factor_desc *out)
+{
+    (void)d; /* every source is dSprites at one image size */
+    *out = (data_factor_desc){DATA_K, data_factor_sizes, data_factor_names, data_factor_in_mig,
+                              DATA_N};
+}
+
 /* ---- reading the official file --------------------------------------- */
 
 static const char *class_name(H5T_class_t c)

@@ -161,11 +161,16 @@ static inline void lse_block(const float *restrict L, float *m, double *s)
         *m = bm;
     }
     const float ref = *m;
+    /* the exps first, in one flat loop (vectorised; folded into the lane
+     * sums in the same order as before, so the numbers do not change) */
+    float E[BLK];
+    for (int i = 0; i < BLK; i++)
+        E[i] = exp_le0(L[i] - ref);
     for (int l = 0; l < LANES; l++)
         sm[l] = 0.0f;
     for (int i = 0; i < BLK; i += LANES)
         for (int l = 0; l < LANES; l++)
-            sm[l] += exp_le0(L[i + l] - ref);
+            sm[l] += E[i + l];
     double t = 0.0;
     for (int l = 0; l < LANES; l++)
         t += (double)sm[l];
@@ -189,18 +194,15 @@ static inline void add_block(float *restrict J, const float *restrict L)
         J[i] += L[i];
 }
 
-/* log q(z_s) and log q(z_su) of one sample (zs (D), cs (nd)) against p:
- * lq (U) per unit, *lqj joint. m, s: scratch (U + 1). */
-static void sample_logq(const post *p, const float *zs, const int *cs, double *lq, double *lqj,
-                        float *m, double *s)
+/* Fold the blocks [b0, b1) of p into one sample's running log-sum-exps:
+ * (m[u], s[u]) for unit u < U, and (m[U], s[U]) for the joint when joint is
+ * set (sample zs (D), cs (nd)). */
+static void fold_blocks(const post *p, const float *zs, const int *cs, size_t b0, size_t b1,
+                        int joint, float *m, double *s)
 {
     const int U = p->D + p->nd;
     float L[BLK], J[BLK];
-    for (int u = 0; u <= U; u++) {
-        m[u] = -INFINITY;
-        s[u] = 0.0;
-    }
-    for (size_t b = 0; b < p->np; b += BLK) {
+    for (size_t b = b0; b < b1; b += BLK) {
         for (int i = 0; i < BLK; i++)
             J[i] = 0.0f;
         for (int j = 0; j < p->D; j++) {
@@ -213,38 +215,68 @@ static void sample_logq(const post *p, const float *zs, const int *cs, double *l
             add_block(J, la);
             lse_block(la, &m[p->D + i], &s[p->D + i]);
         }
-        lse_block(J, &m[U], &s[U]);
+        if (joint)
+            lse_block(J, &m[U], &s[U]);
     }
-    const double logn = log((double)p->n);
-    for (int u = 0; u < U; u++)
-        lq[u] = (double)m[u] + log(s[u]) - logn;
-    if (lqj)
-        *lqj = (double)m[U] + log(s[U]) - logn;
+}
+
+/* Posteriors per tile: the tile's unit-major arrays (3 floats per Gaussian
+ * dim, one per category) fill about TILE_BYTES, so that all samples read it
+ * from cache; memory traffic falls from m*n to n per pass, which is what
+ * makes the full set (n = 737,280) affordable. */
+#define TILE_BYTES (256u * 1024u)
+
+static size_t tile_len(const post *p)
+{
+    size_t per = sizeof(float) * (3u * (size_t)p->D + (size_t)p->Ks);
+    size_t t = TILE_BYTES / (per ? per : 1) / BLK * BLK;
+    return t < BLK ? BLK : t;
 }
 
 /* Entropies of p's aggregate posterior with the samples sidx[0..m) (NULL:
- * 0..m-1) of (z, c): h (U) += w * H_u, *hj += w * H (hj may be NULL). */
+ * 0..m-1) of (z, c): h (U) += w * H_u, *hj += w * H (hj may be NULL);
+ * lqj (m) (may be NULL, needs hj) gets each sample's log q(z_s).
+ * The posteriors are walked in tiles, each against every sample; per sample
+ * the blocks are folded in index order whatever the tile, so the numbers are
+ * those of a loop over samples. State: (m, U + 1) running maxima and sums. */
 static int entropies_acc(const post *p, const float *z, const int *c, const size_t *sidx,
-                         size_t m, double w, double *h, double *hj, err *e)
+                         size_t m, double w, double *h, double *hj, double *lqj, err *e)
 {
     const int U = p->D + p->nd;
-    float *mm = malloc(sizeof(float) * (size_t)(U + 1));
-    double *ss = malloc(sizeof(double) * (size_t)(U + 1));
-    double *lq = malloc(sizeof(double) * (size_t)(U + 1));
-    double *acc = calloc((size_t)(U + 1), sizeof(double));
+    const size_t U1 = (size_t)U + 1;
+    float *mm = malloc(sizeof(float) * U1 * (m ? m : 1));
+    double *ss = malloc(sizeof(double) * U1 * (m ? m : 1));
+    double *acc = calloc(U1, sizeof(double));
     int rc = 0;
-    if (!mm || !ss || !lq || !acc) {
+    if (!mm || !ss || !acc) {
         rc = err_set(e, ERR_NOMEM, "metrics: out of memory for the entropy estimate");
         goto done;
     }
+    for (size_t i = 0; i < U1 * m; i++) {
+        mm[i] = -INFINITY;
+        ss[i] = 0.0;
+    }
+    const size_t tile = tile_len(p);
+    for (size_t b0 = 0; b0 < p->np; b0 += tile) {
+        size_t b1 = p->np - b0 < tile ? p->np : b0 + tile;
+        for (size_t t = 0; t < m; t++) {
+            size_t i = sidx ? sidx[t] : t;
+            fold_blocks(p, z + i * (size_t)p->D, c ? c + i * (size_t)p->nd : NULL, b0, b1,
+                        hj != NULL, mm + t * U1, ss + t * U1);
+        }
+    }
+    const double logn = log((double)p->n);
     for (size_t t = 0; t < m; t++) {
-        size_t i = sidx ? sidx[t] : t;
-        double lqj = 0.0;
-        sample_logq(p, z + i * (size_t)p->D, c ? c + i * (size_t)p->nd : NULL, lq,
-                    hj ? &lqj : NULL, mm, ss);
+        const float *mt = mm + t * U1;
+        const double *st = ss + t * U1;
         for (int u = 0; u < U; u++)
-            acc[u] -= lq[u];
-        acc[U] -= lqj;
+            acc[u] -= (double)mt[u] + log(st[u]) - logn;
+        if (hj) {
+            double l = (double)mt[U] + log(st[U]) - logn;
+            acc[U] -= l;
+            if (lqj)
+                lqj[t] = l;
+        }
     }
     for (int u = 0; u < U; u++)
         h[u] += w * acc[u] / (double)m;
@@ -253,7 +285,6 @@ static int entropies_acc(const post *p, const float *z, const int *c, const size
 done:
     free(mm);
     free(ss);
-    free(lq);
     free(acc);
     return rc;
 }
@@ -307,7 +338,7 @@ int metrics_entropies(const metrics_posterior *q, const float *z, const int *c, 
         post_free(&p);
         return err_set(e, ERR_NOMEM, "metrics: out of memory for the entropy estimate");
     }
-    rc = entropies_acc(&p, z, c, NULL, m, 1.0, h, h_joint ? &hj : NULL, e);
+    rc = entropies_acc(&p, z, c, NULL, m, 1.0, h, h_joint ? &hj : NULL, NULL, e);
     if (rc == 0) {
         memcpy(h_units, h, sizeof(double) * (size_t)U);
         if (h_joint)
@@ -318,20 +349,14 @@ int metrics_entropies(const metrics_posterior *q, const float *z, const int *c, 
     return rc;
 }
 
-int metrics_tc_decompose(const metrics_posterior *q, const float *z, const int *c, size_t m,
-                         metrics_decomposition *out, err *e)
+/* The decomposition from the marginal entropies h (U) and hj of the samples
+ * sel[0..m) (NULL: 0..m-1): the per-sample terms on the same samples, the
+ * analytic KL over all n items. */
+static void decompose_finish(const metrics_posterior *q, const float *z, const int *c,
+                             const size_t *sel, size_t m, const double *h, double hj,
+                             metrics_decomposition *out)
 {
     const int D = q->D, U = D + q->n_discrete;
-    if (m > q->n)
-        m = q->n;
-    double *h = malloc(sizeof(double) * (size_t)(U > 0 ? U : 1)), hj = 0.0;
-    if (!h)
-        return err_set(e, ERR_NOMEM, "metrics: out of memory for the decomposition");
-    int rc = metrics_entropies(q, z, c, m, h, &hj, e);
-    if (rc < 0) {
-        free(h);
-        return rc;
-    }
     int Ks = 0;
     for (int i = 0; i < q->n_discrete; i++)
         Ks += q->discrete[i];
@@ -339,7 +364,8 @@ int metrics_tc_decompose(const metrics_posterior *q, const float *z, const int *
      *   log q(z_s|x_s) = sum_j log N(z_sj; mu_sj, exp(lv_sj)) + sum_i log alpha_s[c_si]
      *   log p(z_s)     = sum_j log N(z_sj; 0, 1)              - sum_i log K_i */
     double lqx = 0.0, lp = 0.0;
-    for (size_t s = 0; s < m; s++) {
+    for (size_t t = 0; t < m; t++) {
+        size_t s = sel ? sel[t] : t;
         for (int j = 0; j < D; j++) {
             double zz = z[s * D + j], mu = q->mu[s * D + j], lv = q->lv[s * D + j];
             lqx += -0.5 * (LOG_2PI + lv + (zz - mu) * (zz - mu) * exp(-lv));
@@ -380,43 +406,46 @@ int metrics_tc_decompose(const metrics_posterior *q, const float *z, const int *
     d.kl_mc = lqx - lp;  /* = mi + tc + dwkl */
     d.kl = kl / (double)q->n;
     *out = d;
-    free(h);
-    return 0;
 }
 
-int metrics_mi_chen(const metrics_posterior *q, const float *z, const int *c, const int *f,
-                    int K, const int *sizes, size_t max_samples, double *mi, err *e)
+/* The first ms entries of idx (n) become a uniform random subset of them, in
+ * random order (a partial Fisher-Yates shuffle: torch.randperm(n)[:ms] of
+ * estimate_entropies). r NULL: left as they are. */
+static void pick_samples(size_t *idx, size_t n, size_t ms, rng *r)
+{
+    if (!r)
+        return;
+    for (size_t t = 0; t < ms && t + 1 < n; t++) {
+        size_t j = t + (size_t)rng_below(r, (uint64_t)(n - t));
+        size_t x = idx[t];
+        idx[t] = idx[j];
+        idx[j] = x;
+    }
+}
+
+/* H(z_u | v_k) = sum_v (n_v/n) H(z_u | v_k = v) for every unit u and factor
+ * k -> hc (U, K): each group's entropies with min(S, n_v) of its members'
+ * samples (the first ones, or a random subset drawn from r) against the
+ * group's own posteriors. p: scratch sized for n posteriors. */
+static int cond_entropies(const metrics_posterior *q, post *p, const float *z, const int *c,
+                          const int *f, int K, const int *sizes, size_t S, rng *r, double *hc,
+                          err *e)
 {
     const int U = q->D + q->n_discrete;
     const size_t n = q->n;
-    if (n == 0 || max_samples == 0) {
-        for (int i = 0; i < U * K; i++)
-            mi[i] = NAN;
-        return 0;
-    }
-    int max_size = 1;
+    int max_size = 1, rc = 0;
     for (int k = 0; k < K; k++)
         max_size = sizes[k] > max_size ? sizes[k] : max_size;
-    post p;
-    int rc = post_alloc(&p, q, n, e);
-    if (rc < 0)
-        return rc;
     size_t *order = malloc(sizeof(size_t) * n);
     size_t *start = malloc(sizeof(size_t) * ((size_t)max_size + 1));
-    double *h = calloc((size_t)U, sizeof(double));
-    double *hc = malloc(sizeof(double) * (size_t)U * (size_t)K);
-    if (!order || !start || !h || !hc) {
+    double *hk = malloc(sizeof(double) * (size_t)U);
+    if (!order || !start || !hk) {
         rc = err_set(e, ERR_NOMEM, "metrics: out of memory for the mutual information");
         goto done;
     }
-    /* H(z_u): the first min(max_samples, n) samples against all n */
-    post_fill(&p, q, NULL, n);
-    rc = entropies_acc(&p, z, c, NULL, n < max_samples ? n : max_samples, 1.0, h, NULL, e);
-    if (rc < 0)
-        goto done;
-    for (int k = 0; k < K; k++) {
+    for (int k = 0; k < K && rc == 0; k++) {
         /* counting sort of the items by f[:, k], stable: each group keeps the
-         * draw order, so its first members are a random subset */
+         * item order, so in a random draw its first members are a random subset */
         memset(start, 0, sizeof(size_t) * ((size_t)sizes[k] + 1));
         for (size_t i = 0; i < n; i++)
             start[f[i * K + k] + 1]++;
@@ -425,39 +454,91 @@ int metrics_mi_chen(const metrics_posterior *q, const float *z, const int *c, co
         for (size_t i = 0; i < n; i++)
             order[start[f[i * K + k]]++] = i;
         /* start[v] is now the end of group v */
-        double *hk = calloc((size_t)U, sizeof(double));
-        if (!hk) {
-            rc = err_set(e, ERR_NOMEM, "metrics: out of memory for the mutual information");
-            goto done;
-        }
+        memset(hk, 0, sizeof(double) * (size_t)U);
         size_t g0 = 0;
-        for (int v = 0; v < sizes[k]; v++) {
+        for (int v = 0; v < sizes[k] && rc == 0; v++) {
             size_t g1 = start[v], nv = g1 - g0;
             if (nv > 0) {
-                /* H(z_u | v_k = v): the group's samples against its posteriors */
-                post_fill(&p, q, order + g0, nv);
-                size_t ms = nv < max_samples ? nv : max_samples;
-                rc = entropies_acc(&p, z, c, order + g0, ms, (double)nv / (double)n, hk, NULL,
-                                   e);
-                if (rc < 0) {
-                    free(hk);
-                    goto done;
-                }
+                size_t ms = nv < S ? nv : S;
+                pick_samples(order + g0, nv, ms, r);
+                post_fill(p, q, order + g0, nv);
+                rc = entropies_acc(p, z, c, order + g0, ms, (double)nv / (double)n, hk, NULL,
+                                   NULL, e);
             }
             g0 = g1;
         }
         for (int u = 0; u < U; u++)
             hc[u * K + k] = hk[u];
-        free(hk);
     }
-    for (int u = 0; u < U; u++)
-        for (int k = 0; k < K; k++)
-            mi[u * K + k] = h[u] - hc[u * K + k];
 done:
-    post_free(&p);
     free(order);
     free(start);
+    free(hk);
+    return rc;
+}
+
+int metrics_chen(const metrics_posterior *q, const float *z, const int *c, const int *f,
+                 int K, const int *sizes, size_t S, rng *r, metrics_decomposition *dc,
+                 double *mi, err *e)
+{
+    const int U = q->D + q->n_discrete;
+    const size_t n = q->n, ms = n < S ? n : S;
+    if (n == 0 || ms == 0) {
+        if (mi)
+            for (int i = 0; i < U * K; i++)
+                mi[i] = NAN;
+        if (dc)
+            dc->mi = dc->tc = dc->dwkl = dc->kl_mc = dc->kl = dc->h_joint = dc->h_cond = NAN;
+        return 0;
+    }
+    post p;
+    int rc = post_alloc(&p, q, n, e);
+    if (rc < 0)
+        return rc;
+    size_t *sel = r ? malloc(sizeof(size_t) * n) : NULL;
+    double *h = calloc((size_t)U + 1, sizeof(double)), hj = 0.0;
+    double *hc = malloc(sizeof(double) * (size_t)(U > 0 ? U : 1) * (size_t)(K > 0 ? K : 1));
+    if ((r && !sel) || !h || !hc) {
+        rc = err_set(e, ERR_NOMEM, "metrics: out of memory for Chen et al.'s estimators");
+        goto done;
+    }
+    if (sel) {
+        for (size_t i = 0; i < n; i++)
+            sel[i] = i;
+        pick_samples(sel, n, ms, r);
+    }
+    /* H(z), H(z_u): one pass of the ms marginal samples against all n */
+    post_fill(&p, q, NULL, n);
+    if ((rc = entropies_acc(&p, z, c, sel, ms, 1.0, h, dc ? &hj : NULL, NULL, e)) < 0)
+        goto done;
+    metrics_decomposition d;
+    if (dc)
+        decompose_finish(q, z, c, sel, ms, h, hj, &d);
+    if (mi) {
+        if ((rc = cond_entropies(q, &p, z, c, f, K, sizes, S, r, hc, e)) < 0)
+            goto done;
+        for (int u = 0; u < U; u++)
+            for (int k = 0; k < K; k++)
+                mi[u * K + k] = h[u] - hc[u * K + k];
+    }
+    if (dc)
+        *dc = d;
+done:
+    post_free(&p);
+    free(sel);
     free(h);
     free(hc);
     return rc;
+}
+
+int metrics_tc_decompose(const metrics_posterior *q, const float *z, const int *c, size_t m,
+                         metrics_decomposition *out, err *e)
+{
+    return metrics_chen(q, z, c, NULL, 0, NULL, m, NULL, out, NULL, e);
+}
+
+int metrics_mi_chen(const metrics_posterior *q, const float *z, const int *c, const int *f,
+                    int K, const int *sizes, size_t max_samples, double *mi, err *e)
+{
+    return metrics_chen(q, z, c, f, K, sizes, max_samples, NULL, NULL, mi, e);
 }

@@ -20,8 +20,10 @@ static int resolve(run_config *c, err *e)
         c->beta = 6;
     if (isnan(c->gamma))
         c->gamma = 1;
+    /* MWS: the default of both reference codes (vae_quant.py without --mss,
+     * disentanglement_lib's BetaTCVAE); MSS on request */
     if (!c->estimator[0])
-        strcpy(c->estimator, "mss");
+        strcpy(c->estimator, "mws");
     if (strcmp(c->estimator, "mss") != 0 && strcmp(c->estimator, "mws") != 0)
         return err_set(e, ERR_INPUT, "estimator: '%s': must be mss or mws", c->estimator);
     return 0;

@@ -52,7 +52,7 @@ static void lay_add_key(layout *L, size_t i)
 void layout_init(layout *L)
 {
     memset(L, 0, sizeof *L);
-    _Static_assert(MAX_COLS >= 13 + 64 + RUN_N_METRICS + 2 * DATA_K, "MAX_COLS too small");
+    _Static_assert(MAX_COLS >= 13 + 64 + RUN_N_METRICS + 3 * DATA_K, "MAX_COLS too small");
     lay_add(L, "index", COL_I64, 8, SRC_INDEX, 0);
     lay_add(L, "run_id", COL_STR, RUN_ID_LEN, SRC_RUN_ID, 0);
     lay_add(L, "attempt", COL_I32, 4, SRC_ATTEMPT, 0);
@@ -84,6 +84,10 @@ void layout_init(layout *L)
     for (int k = 0; k < DATA_K; k++) {
         snprintf(name, sizeof name, "swap_acc_%s", data_factor_names[k]);
         lay_add(L, name, COL_F64, 8, SRC_SWAP, k);
+    }
+    for (int k = 0; k < DATA_K; k++) {
+        snprintf(name, sizeof name, "chunk_mig_%s", data_factor_names[k]);
+        lay_add(L, name, COL_F64, 8, SRC_CHUNK, k);
     }
 }
 
@@ -189,6 +193,7 @@ void row_encode(const layout *L, uint8_t *buf, const results_row *row,
         case SRC_METRIC: f64 = r->metric[cl->arg]; break;
         case SRC_MIG: f64 = r->mig_factor[cl->arg]; break;
         case SRC_SWAP: f64 = r->swap_factor[cl->arg]; break;
+        case SRC_CHUNK: f64 = r->chunk_factor[cl->arg]; break;
         case SRC_EVALUATION: i32 = row->evaluation; break;
         }
         if (cl->kind == COL_I64)
@@ -256,6 +261,7 @@ void row_decode(const layout *L, const uint8_t *buf, const int *present, results
         case SRC_METRIC: r->metric[cl->arg] = f64; break;
         case SRC_MIG: r->mig_factor[cl->arg] = f64; break;
         case SRC_SWAP: r->swap_factor[cl->arg] = f64; break;
+        case SRC_CHUNK: r->chunk_factor[cl->arg] = f64; break;
         case SRC_EVALUATION: row->evaluation = i32; break;
         }
     }

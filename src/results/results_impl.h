@@ -43,7 +43,8 @@
  *        index int64, run_id S17, attempt int32,
  *        model S16, arch S8, then every other key of run_keys in table order
  *          (name S16, image_size, path S1024, steps, batch_size, lr, log_every,
- *          images, samples, pairs, latent_dim, beta, gamma, alpha, lambda, c_max,
+ *          images, samples, pairs, encode S8, hist_images, unsup_images,
+ *          latent_dim, beta, gamma, alpha, lambda, c_max,
  *          anneal_steps, estimator S8, discrete S128, c_z_max, c_c_max,
  *          chunks S128, supervision, w_swap, seed): integer keys int64 (-1 =
  *          not applicable), real keys float64 (NaN = not applicable), string
@@ -54,9 +55,16 @@
  *        wall_s, train_s, eval_s, imgs_per_s float64,
  *        steps_done int64 (optimiser steps done; "steps" is the configured key),
  *        recon, kl, elbo, tc, mi, dwkl, mig, mig_hist, gaussian_tc, swap_acc,
- *          loss float64 (run_metric_names; NaN = not computed / not applicable),
- *        mig_<f>, then swap_acc_<f> float64 for f in shape, scale, orientation,
- *          posX, posY (data_factor_names).
+ *          loss, chunk_mig, eval_images float64 (run_metric_names; NaN = not
+ *          computed / not applicable; eval_images = the images of Chen's
+ *          estimators: eval.images, or the data set's N with encode full),
+ *        mig_<f>, then swap_acc_<f>, then chunk_mig_<f> float64 for f in shape,
+ *          scale, orientation, posX, posY (data_factor_names).
+ *      Files of earlier versions lack encode, hist_images, unsup_images,
+ *      chunk_mig, eval_images and chunk_mig_<f>: readers take the keys'
+ *      defaults and NaN; a resume rebuilds such a file from its journal
+ *      (its columns are not this version's), whose ROW records keep their
+ *      first result format (run_result_unpack reads both).
  *
  * /evals  (created by the first re-evaluation, `untangle eval`; a file
  *      without it reads and opens as before) 1-D extendible chunked compound,
@@ -65,7 +73,7 @@
  *      never stored: it names the training's own evaluation, the /runs row).
  *      index, run_id and attempt are those of the evaluated /runs row; the
  *      key columns are its configuration with the eval keys (images, samples,
- *      pairs) the re-evaluation used; status is always "ok" (a failed
+ *      pairs, encode, hist_images, unsup_images) the re-evaluation used; status is always "ok" (a failed
  *      re-evaluation leaves no row); train_s 0, imgs_per_s NaN, steps_done the
  *      trained steps, loss the training's final loss (copied); the other
  *      metric and per-factor columns as measured. (run_id, evaluation) is
@@ -200,7 +208,7 @@ typedef enum col_kind { COL_I64, COL_I32, COL_F64, COL_STR } col_kind;
 typedef enum col_src {
     SRC_INDEX, SRC_RUN_ID, SRC_ATTEMPT, SRC_KEY, SRC_STATUS, SRC_ERROR, SRC_RANK, SRC_HOST,
     SRC_WALL, SRC_TRAIN, SRC_EVAL, SRC_IPS, SRC_STEPS, SRC_METRIC, SRC_MIG, SRC_SWAP,
-    SRC_EVALUATION
+    SRC_EVALUATION, SRC_CHUNK
 } col_src;
 
 typedef struct col {

@@ -1,13 +1,21 @@
-/* The evaluation driver: a trained model's metrics (docs/architecture.md).
+/* The evaluation driver: a trained model's metrics (docs/architecture.md
+ * section 5).
  *
- * Streams: the eval images come from rng_seed(seed, RNG_EVAL) (as before);
- * the posterior samples z ~ q(z|x), c ~ alpha from the sub-stream
- * EVAL_NOISE, and the swap pairs from rng_seed(seed, RNG_PAIRS), so that
- * changing one eval size does not move the draws of another metric.
- *
- * The images are encoded in blocks of EVAL_BLOCK and only the per-image
- * results (factor classes, mu, lv, alpha, one sample) are kept: memory is
- * O(images * D), never O(images * S * S). */
+ * Two encoded sets:
+ * - the draws: max(eval.images (sample mode), hist_images, unsup_images,
+ *   and RUN_RECON_MAX in full-set mode) images drawn with replacement from
+ *   rng_seed(seed, RNG_EVAL), their posterior samples from the sub-stream
+ *   EVAL_NOISE. recon and elbo use the first min(n, RUN_RECON_MAX), mig_hist
+ *   the first hist_images, gaussian_tc the first unsup_images, and in sample
+ *   mode Chen's estimators and kl the first eval.images. The first draws are
+ *   the same whatever the sizes, so a larger hist_images never moves the
+ *   numbers of the other metrics.
+ * - the full set (eval.encode full): every image of the data set once, in
+ *   canonical factor order, each with one posterior sample from EVAL_FULL:
+ *   Chen's estimators (their random sample subsets from EVAL_PICK), kl, and
+ *   the chunk scores. Only per-image results are kept (factor classes, mu,
+ *   lv, alpha, one sample): O(N * D) memory, never O(N * S * S).
+ * The swap pairs come from rng_seed(seed, RNG_PAIRS). */
 #include "untangle/metrics.h"
 #include "untangle/nn.h"
 #include "untangle/run.h"
@@ -18,7 +26,9 @@
 
 enum {
     EVAL_BLOCK = 256,                   /* images per encode/decode block */
-    EVAL_NOISE = RNG_EVAL * 1000 + 1    /* stream of the posterior samples */
+    EVAL_NOISE = RNG_EVAL * 1000 + 1,   /* posterior samples of the draws */
+    EVAL_FULL = RNG_EVAL * 1000 + 2,    /* posterior samples of the full set */
+    EVAL_PICK = RNG_EVAL * 1000 + 3     /* Chen's sample subsets on the full set */
 };
 
 /* The model as a metrics_codec: encode = the evaluation code (mu, one-hot
@@ -69,45 +79,88 @@ static double item_kl(const float *mu, const float *lv, const float *alpha, int 
     return kl;
 }
 
-/* The encoded eval set: what is kept of each of the n eval images, and the
- * scratch of the encode loop. Units U = D + nd; Ks = sum of the category
- * counts. */
-typedef struct encoded {
-    size_t n, n_rec, n_hist;
-    int S, P, D, W, nd, Ks, U;
-    model_info info;
+/* What is kept of n encoded images. */
+typedef struct codeset {
+    size_t n;
     int *f;         /* (n, K) factor classes */
     float *mu, *lv; /* (n, D) posterior means and log-variances */
     float *z;       /* (n, D) one sample z ~ q(z|x) per image */
     float *alpha;   /* (n, Ks) category probabilities */
     int *cs, *am;   /* (n, nd) sampled and argmax categories */
-    float *code0;   /* (W) the evaluation code of the first image */
-    float *x, *logits, *code; /* (BLOCK, P), (BLOCK, P), (BLOCK, W) scratch */
+} codeset;
+
+/* The encoded sets and the scratch of the encode loops. Units U = D + nd;
+ * Ks = sum of the category counts. */
+typedef struct encoded {
+    size_t n_chen, n_kl, n_rec, n_hist, n_unsup; /* prefixes of the draws used */
+    int full;                  /* eval.encode full */
+    int S, P, D, W, nd, Ks, U;
+    model_info info;
+    data_factor_desc fd;       /* the data's factors */
+    codeset draw, all;         /* the draws; the full set (full mode) */
+    float *code0;              /* (W) the evaluation code of the first draw */
+    float *x, *logits, *code;  /* (BLOCK, P), (BLOCK, P), (BLOCK, W) scratch */
 } encoded;
+
+static void codeset_free(codeset *s)
+{
+    free(s->f);
+    free(s->mu);
+    free(s->lv);
+    free(s->z);
+    free(s->alpha);
+    free(s->cs);
+    free(s->am);
+    memset(s, 0, sizeof *s);
+}
+
+static int codeset_alloc(codeset *s, size_t n, const encoded *es)
+{
+    const size_t nn = n ? n : 1, D = (size_t)es->D, K = (size_t)es->fd.K;
+    const size_t Ks = es->Ks ? (size_t)es->Ks : 1, nd = es->nd ? (size_t)es->nd : 1;
+    s->n = n;
+    s->f = malloc(sizeof(int) * nn * K);
+    s->mu = malloc(sizeof(float) * nn * D);
+    s->lv = malloc(sizeof(float) * nn * D);
+    s->z = malloc(sizeof(float) * nn * D);
+    s->alpha = malloc(sizeof(float) * nn * Ks);
+    s->cs = malloc(sizeof(int) * nn * nd);
+    s->am = malloc(sizeof(int) * nn * nd);
+    return s->f && s->mu && s->lv && s->z && s->alpha && s->cs && s->am ? 0 : -1;
+}
 
 static void encoded_free(encoded *es)
 {
-    free(es->f);
-    free(es->mu);
-    free(es->lv);
-    free(es->z);
-    free(es->alpha);
-    free(es->cs);
-    free(es->am);
+    codeset_free(&es->draw);
+    codeset_free(&es->all);
     free(es->code0);
     free(es->x);
     free(es->logits);
     free(es->code);
 }
 
-static int encoded_alloc(encoded *es, const model *m, const run_config *c, err *e)
+static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+
+static int encoded_alloc(encoded *es, const model *m, const data_source *d, const run_config *c,
+                         err *e)
 {
     memset(es, 0, sizeof *es);
     model_get_info(m, &es->info);
+    data_describe(d, &es->fd);
     const model_info *in = &es->info;
-    es->n = c->images > 0 ? (size_t)c->images : 0;
-    es->n_rec = es->n < RUN_RECON_MAX ? es->n : RUN_RECON_MAX;
-    es->n_hist = es->n < RUN_HIST_MAX ? es->n : RUN_HIST_MAX;
+    es->full = strcmp(c->encode, "full") == 0;
+    const size_t images = c->images > 0 ? (size_t)c->images : 0;
+    es->n_hist = c->hist_images > 0 ? (size_t)c->hist_images : 0;
+    es->n_unsup = c->unsup_images > 0 ? (size_t)c->unsup_images : 0;
+    size_t n = max_sz(es->n_hist, es->n_unsup);
+    if (es->full) {
+        n = max_sz(n, RUN_RECON_MAX);
+        es->n_chen = es->n_kl = es->fd.n_grid;
+    } else {
+        n = max_sz(n, images);
+        es->n_chen = es->n_kl = images;
+    }
+    es->n_rec = (es->full ? n : images) < RUN_RECON_MAX ? (es->full ? n : images) : RUN_RECON_MAX;
     es->S = in->S;
     es->P = in->S * in->S;
     es->D = in->D;
@@ -116,24 +169,16 @@ static int encoded_alloc(encoded *es, const model *m, const run_config *c, err *
     es->U = in->D + in->n_discrete;
     for (int i = 0; i < es->nd; i++)
         es->Ks += in->discrete[i];
-    const size_t nn = es->n ? es->n : 1, D = (size_t)es->D;
-    const size_t Ks = es->Ks ? (size_t)es->Ks : 1, nd = es->nd ? (size_t)es->nd : 1;
-    es->f = malloc(sizeof(int) * nn * DATA_K);
-    es->mu = malloc(sizeof(float) * nn * D);
-    es->lv = malloc(sizeof(float) * nn * D);
-    es->z = malloc(sizeof(float) * nn * D);
-    es->alpha = malloc(sizeof(float) * nn * Ks);
-    es->cs = malloc(sizeof(int) * nn * nd);
-    es->am = malloc(sizeof(int) * nn * nd);
+    int bad = codeset_alloc(&es->draw, n, es) < 0 ||
+              (es->full && codeset_alloc(&es->all, es->fd.n_grid, es) < 0);
     es->code0 = malloc(sizeof(float) * (size_t)es->W);
     es->x = malloc(sizeof(float) * EVAL_BLOCK * (size_t)es->P);
     es->logits = malloc(sizeof(float) * EVAL_BLOCK * (size_t)es->P);
     es->code = malloc(sizeof(float) * EVAL_BLOCK * (size_t)es->W);
-    if (!es->f || !es->mu || !es->lv || !es->z || !es->alpha || !es->cs || !es->am ||
-        !es->code0 || !es->x || !es->logits || !es->code) {
+    if (bad || !es->code0 || !es->x || !es->logits || !es->code) {
         encoded_free(es);
         return err_set(e, ERR_NOMEM, "metrics: out of memory for the evaluation of %zu images",
-                       es->n);
+                       es->full ? es->fd.n_grid : n);
     }
     return 0;
 }
@@ -153,30 +198,39 @@ static void code_argmax(const encoded *es, const float *code, size_t b, int *am)
         }
 }
 
-/* Encode the eval images (rng_seed(seed, RNG_EVAL)), drawing one posterior
- * sample each (EVAL_NOISE); recon (decoding the eval code) and the
- * one-sample ELBO on the first n_rec images, kl on all -> metric[]. */
-static void encode_set(encoded *es, model *m, const data_source *d, const run_config *c,
-                       double *metric)
+/* Encode the block of b images in es->x into items i0.. of s: posteriors,
+ * one sample each (noise), evaluation code (es->code) and argmax. */
+static void encode_block(encoded *es, model *m, codeset *s, size_t i0, size_t b, rng *noise)
 {
-    const size_t n = es->n, n_rec = es->n_rec, D = (size_t)es->D, W = (size_t)es->W;
-    const int nd = es->nd, Ks = es->Ks, P = es->P;
-    const int *K = es->info.discrete;
+    const size_t D = (size_t)es->D;
+    const int nd = es->nd, Ks = es->Ks;
+    float *mu = s->mu + i0 * D, *lv = s->lv + i0 * D, *alpha = s->alpha + i0 * Ks;
+    model_encode(m, es->x, b, mu, lv, Ks ? alpha : NULL);
+    metrics_posterior qb = {b, es->D, mu, lv, nd, es->info.discrete, Ks ? alpha : NULL};
+    if (es->info.stochastic)
+        metrics_sample_posterior(&qb, noise, s->z + i0 * D, s->cs + i0 * nd);
+    model_eval_code(m, mu, alpha, b, es->code);
+    code_argmax(es, es->code, b, s->am + i0 * nd);
+}
+
+/* Encode the draws (rng_seed(seed, RNG_EVAL)), drawing one posterior sample
+ * each (EVAL_NOISE); recon (decoding the eval code) and the one-sample ELBO
+ * on the first n_rec draws, kl on the first n_kl (sample mode) -> metric[]. */
+static void encode_draws(encoded *es, model *m, const data_source *d, const run_config *c,
+                         double *metric)
+{
+    codeset *s = &es->draw;
+    const size_t n = s->n, n_rec = es->n_rec, D = (size_t)es->D, W = (size_t)es->W;
+    const int nd = es->nd, Ks = es->Ks, P = es->P, K = es->fd.K;
+    const int *Kd = es->info.discrete;
     rng img_rng, noise_rng;
     rng_seed(&img_rng, (uint64_t)c->seed, RNG_EVAL);
     rng_seed(&noise_rng, (uint64_t)c->seed, EVAL_NOISE);
     double rec_sum = 0.0, rec1_sum = 0.0;
     for (size_t i0 = 0; i0 < n; i0 += EVAL_BLOCK) {
         const size_t b = n - i0 < EVAL_BLOCK ? n - i0 : EVAL_BLOCK;
-        float *mu = es->mu + i0 * D, *lv = es->lv + i0 * D, *z = es->z + i0 * D;
-        float *alpha = es->alpha + i0 * Ks;
-        data_sample(d, &img_rng, (int)b, es->x, es->f + i0 * DATA_K, NULL);
-        model_encode(m, es->x, b, mu, lv, Ks ? alpha : NULL);
-        metrics_posterior qb = {b, es->D, mu, lv, nd, K, Ks ? alpha : NULL};
-        if (es->info.stochastic)
-            metrics_sample_posterior(&qb, &noise_rng, z, es->cs + i0 * nd);
-        model_eval_code(m, mu, alpha, b, es->code);
-        code_argmax(es, es->code, b, es->am + i0 * nd);
+        data_sample(d, &img_rng, (int)b, es->x, s->f + i0 * K, NULL);
+        encode_block(es, m, s, i0, b, &noise_rng);
         if (i0 == 0)
             memcpy(es->code0, es->code, sizeof(float) * W);
         if (i0 >= n_rec)
@@ -189,82 +243,129 @@ static void encode_set(encoded *es, model *m, const data_source *d, const run_co
         /* one sample: z, then one-hot of the sampled categories */
         for (size_t i = 0; i < br; i++) {
             float *o = es->code + i * W;
-            memcpy(o, z + i * D, sizeof(float) * D);
-            for (int t = 0, off = es->D; t < nd; off += K[t++])
-                for (int k = 0; k < K[t]; k++)
-                    o[off + k] = k == es->cs[(i0 + i) * nd + t] ? 1.0f : 0.0f;
+            memcpy(o, s->z + (i0 + i) * D, sizeof(float) * D);
+            for (int t = 0, off = es->D; t < nd; off += Kd[t++])
+                for (int k = 0; k < Kd[t]; k++)
+                    o[off + k] = k == s->cs[(i0 + i) * nd + t] ? 1.0f : 0.0f;
         }
         model_decode(m, es->code, br, es->logits);
         rec1_sum += (double)br * nn_bce_logits_forward(NULL, es->logits, es->x, (int)br, P);
     }
-    if (n == 0)
+    if (n_rec == 0)
         return;
     metric[RUN_M_RECON] = rec_sum / (double)n_rec;
     if (es->info.stochastic) {
-        double kl_all = 0.0, kl_rec = 0.0;
-        for (size_t i = 0; i < n; i++) {
-            double v = item_kl(es->mu, es->lv, es->alpha, es->D, &es->info, Ks, i);
-            kl_all += v;
-            if (i < n_rec)
-                kl_rec += v;
-        }
-        metric[RUN_M_KL] = kl_all / (double)n;
+        double kl_rec = 0.0;
+        for (size_t i = 0; i < n_rec; i++)
+            kl_rec += item_kl(s->mu, s->lv, s->alpha, es->D, &es->info, Ks, i);
         metric[RUN_M_ELBO] = -(rec1_sum + kl_rec) / (double)n_rec;
     }
 }
 
+/* Encode every image of the data set once, in canonical factor order (item
+ * i = canonical index i), one posterior sample each from EVAL_FULL. */
+static void encode_full(encoded *es, model *m, const data_source *d, const run_config *c)
+{
+    codeset *s = &es->all;
+    const int K = es->fd.K;
+    rng noise_rng;
+    rng_seed(&noise_rng, (uint64_t)c->seed, EVAL_FULL);
+    int f[DATA_K];
+    for (size_t i0 = 0; i0 < s->n; i0 += EVAL_BLOCK) {
+        const size_t b = s->n - i0 < EVAL_BLOCK ? s->n - i0 : EVAL_BLOCK;
+        for (size_t i = 0; i < b; i++) {
+            data_get(d, (uint32_t)(i0 + i), es->x + i * (size_t)es->P, f);
+            memcpy(s->f + (i0 + i) * K, f, sizeof(int) * (size_t)K);
+        }
+        encode_block(es, m, s, i0, b, &noise_rng);
+    }
+}
+
+/* kl: the mean analytic KL over the first n_kl items of the set Chen's
+ * estimators use -> metric[] (stochastic codes). */
+static void kl_metric(const encoded *es, const codeset *s, double *metric)
+{
+    if (!es->info.stochastic || es->n_kl == 0)
+        return;
+    double kl = 0.0;
+    for (size_t i = 0; i < es->n_kl; i++)
+        kl += item_kl(s->mu, s->lv, s->alpha, es->D, &es->info, es->Ks, i);
+    metric[RUN_M_KL] = kl / (double)es->n_kl;
+}
+
 /* Chen et al.: the decomposition tc/mi/dwkl and the MI matrix mi (U, K) with
- * `samples` samples -> metric[], gap (K). *have_mi = 1 when mi was filled.
- * Stochastic codes only. */
-static int chen_metrics(const encoded *es, const run_config *c, double *metric, double *mi,
-                        double *gap, int *have_mi, err *e)
+ * `samples` samples on the first n_chen items of s (the draws: their first
+ * samples; the full set: random subsets from EVAL_PICK) -> metric[], gap
+ * (K). *have_mi = 1 when mi was filled. Stochastic codes only. */
+static int chen_metrics(const encoded *es, const codeset *s, const run_config *c,
+                        double *metric, double *mi, double *gap, int *have_mi, err *e)
 {
     const size_t ms = c->samples > 0 ? (size_t)c->samples : 0;
-    if (!es->info.stochastic || es->n == 0 || ms == 0)
+    const data_factor_desc *fd = &es->fd;
+    if (!es->info.stochastic || es->n_chen == 0 || ms == 0)
         return 0;
-    metrics_posterior q = {es->n, es->D, es->mu, es->lv, es->nd, es->info.discrete,
-                           es->Ks ? es->alpha : NULL};
+    metrics_posterior q = {es->n_chen, es->D, s->mu, s->lv, es->nd, es->info.discrete,
+                           es->Ks ? s->alpha : NULL};
+    rng pick;
+    rng_seed(&pick, (uint64_t)c->seed, EVAL_PICK);
     metrics_decomposition dc;
-    int rc = metrics_tc_decompose(&q, es->z, es->cs, ms, &dc, e);
+    int rc = metrics_chen(&q, s->z, s->cs, s->f, fd->K, fd->sizes, ms, es->full ? &pick : NULL,
+                          &dc, mi, e);
     if (rc < 0)
         return rc;
     metric[RUN_M_TC] = dc.tc;
     metric[RUN_M_MI] = dc.mi;
     metric[RUN_M_DWKL] = dc.dwkl;
-    if ((rc = metrics_mi_chen(&q, es->z, es->cs, es->f, DATA_K, data_factor_sizes, ms, mi, e)) < 0)
-        return rc;
     double logv[DATA_K];
-    for (int k = 0; k < DATA_K; k++)
-        logv[k] = log((double)data_factor_sizes[k]);
-    metric[RUN_M_MIG] = metrics_mig(mi, es->U, DATA_K, logv, gap);
+    for (int k = 0; k < fd->K; k++)
+        logv[k] = log((double)fd->sizes[k]);
+    metrics_mig(mi, es->U, fd->K, logv, gap);
+    metric[RUN_M_MIG] = metrics_mig_mean(gap, fd->K, fd->in_mig);
     *have_mi = 1;
     return 0;
 }
 
 /* disentanglement_lib's MIG on the first n_hist means (and argmax
- * categories), and the Gaussian TC of the means -> metric[]. Without Chen's
- * matrix (deterministic codes), the histogram estimator's matrix and gaps
- * stand in for it: mi (U, K), gap (K), *have_mi = 1. */
+ * categories) and the Gaussian TC of the first n_unsup means -> metric[].
+ * Without Chen's matrix (deterministic codes), the histogram estimator's
+ * matrix and gaps stand in for it: mi (U, K), gap (K), *have_mi = 1. */
 static int hist_metrics(const encoded *es, double *metric, double *mi, double *gap,
                         int *have_mi, err *e)
 {
-    if (es->n == 0)
-        return 0;
-    const int *K = es->info.discrete;
+    const codeset *s = &es->draw;
+    const data_factor_desc *fd = &es->fd;
+    const int *Kd = es->info.discrete;
     double hist_gap[DATA_K];
-    int rc = metrics_mig_hist(es->mu, es->n_hist, es->D, es->am, es->nd, K, es->f, DATA_K,
-                              data_factor_sizes, hist_gap, &metric[RUN_M_MIG_HIST], e);
-    if (rc < 0)
-        return rc;
-    if (!*have_mi) {
-        rc = metrics_mi_hist(es->mu, es->n_hist, es->D, es->am, es->nd, K, es->f, DATA_K,
-                             data_factor_sizes, METRICS_HIST_BINS, mi, NULL, e);
-        if (rc < 0)
-            return rc;
-        memcpy(gap, hist_gap, sizeof hist_gap);
-        *have_mi = 1;
+    int rc = 0;
+    if (es->n_hist > 0) {
+        rc = metrics_mig_hist(s->mu, es->n_hist, es->D, s->am, es->nd, Kd, s->f, fd->K,
+                              fd->sizes, hist_gap, &metric[RUN_M_MIG_HIST], e);
+        if (rc == 0 && !*have_mi) {
+            rc = metrics_mi_hist(s->mu, es->n_hist, es->D, s->am, es->nd, Kd, s->f, fd->K,
+                                 fd->sizes, METRICS_HIST_BINS, mi, NULL, e);
+            memcpy(gap, hist_gap, sizeof(double) * (size_t)fd->K);
+            *have_mi = rc == 0;
+        }
     }
-    return metrics_gaussian_tc(es->mu, es->n, es->D, &metric[RUN_M_GAUSSIAN_TC], e);
+    if (rc == 0 && es->n_unsup > 0)
+        rc = metrics_gaussian_tc(s->mu, es->n_unsup, es->D, &metric[RUN_M_GAUSSIAN_TC], e);
+    return rc;
+}
+
+/* The chunk-level MIG of a code with one chunk per factor (dsd): on the
+ * full set in full mode, else on the mig_hist draws -> metric[], gap (K). */
+static int chunk_metrics(const encoded *es, double *metric, double *gap, err *e)
+{
+    const model_info *in = &es->info;
+    const data_factor_desc *fd = &es->fd;
+    if (in->n_chunks != fd->K)
+        return 0;
+    const codeset *s = es->full ? &es->all : &es->draw;
+    size_t n = es->full ? s->n : es->n_hist;
+    if (n == 0)
+        return 0;
+    return metrics_mig_chunks(s->mu, n, es->D, in->chunks, in->n_chunks, s->f, fd->K, fd->sizes,
+                              fd->in_mig, NULL, gap, &metric[RUN_M_CHUNK_MIG], e);
 }
 
 /* The dims swapped for each factor, mask (K, W): chunk k (dsd), else the
@@ -273,7 +374,7 @@ static int hist_metrics(const encoded *es, double *metric, double *mi, double *g
 static int swap_mask(const encoded *es, const double *mi, int have_mi, unsigned char *mask)
 {
     const model_info *in = &es->info;
-    const int K = DATA_K, W = es->W, D = es->D;
+    const int K = es->fd.K, W = es->W, D = es->D;
     if (in->n_chunks == K) {
         for (int k = 0, off = 0; k < K; off += in->chunks[k++])
             for (int j = 0; j < in->chunks[k]; j++)
@@ -300,13 +401,31 @@ static int swap_mask(const encoded *es, const double *mi, int have_mi, unsigned 
     return 1;
 }
 
-int run_evaluate(model *m, const data_source *d, const run_config *c, run_result *r, err *e)
+/* The set Chen's estimators use, handed to the caller's sink (full mode). */
+static int give_codes(const encoded *es, run_codes_sink sink, void *ctx, err *e)
+{
+    if (!sink || !es->full)
+        return 0;
+    const codeset *s = &es->all;
+    run_codes rc = {s->n,  es->fd.K, es->fd.sizes, es->fd.names, s->f,
+                    es->D, s->mu,    s->lv,        es->nd,       es->info.discrete,
+                    es->Ks ? s->alpha : NULL};
+    return sink(ctx, &rc, e);
+}
+
+int run_evaluate_codes(model *m, const data_source *d, const run_config *c,
+                       run_codes_sink sink, void *ctx, run_result *r, err *e)
 {
     encoded es;
-    int rc = encoded_alloc(&es, m, c, e);
+    int rc = encoded_alloc(&es, m, d, c, e);
     if (rc < 0)
         return rc;
-    const int U = es.U, K = DATA_K, W = es.W;
+    const int U = es.U, K = es.fd.K, W = es.W;
+    if (K > RUN_N_FACTORS) {
+        encoded_free(&es);
+        return err_set(e, ERR_INTERNAL, "metrics: %d factors, results hold %d", K,
+                       RUN_N_FACTORS);
+    }
     double *mi = malloc(sizeof(double) * (size_t)U * K);  /* (U, K) */
     float *mi_f = malloc(sizeof(float) * (size_t)U * K);  /* (U, K) */
     unsigned char *mask = calloc((size_t)K * W, 1);       /* (K, W) */
@@ -315,20 +434,27 @@ int run_evaluate(model *m, const data_source *d, const run_config *c, run_result
     uint8_t *trav = NULL;
     if (!mi || !mi_f || !mask || !cb_mu || !cb_alpha) {
         rc = err_set(e, ERR_NOMEM, "metrics: out of memory for the evaluation of %zu images",
-                     es.n);
+                     es.draw.n);
         goto done;
     }
     double metric[RUN_N_METRICS];
     for (int i = 0; i < RUN_N_METRICS; i++)
         metric[i] = i == RUN_M_LOSS ? r->metric[i] : NAN; /* the loss is the run's */
-    double mig_gap[DATA_K], swap_acc[DATA_K];
-    for (int k = 0; k < K; k++)
-        mig_gap[k] = swap_acc[k] = NAN;
+    double mig_gap[RUN_N_FACTORS], swap_acc[RUN_N_FACTORS], chunk_gap[RUN_N_FACTORS];
+    for (int k = 0; k < RUN_N_FACTORS; k++)
+        mig_gap[k] = swap_acc[k] = chunk_gap[k] = NAN;
     int have_mi = 0;
 
-    encode_set(&es, m, d, c, metric);
-    if ((rc = chen_metrics(&es, c, metric, mi, mig_gap, &have_mi, e)) < 0 ||
-        (rc = hist_metrics(&es, metric, mi, mig_gap, &have_mi, e)) < 0)
+    encode_draws(&es, m, d, c, metric);
+    if (es.full)
+        encode_full(&es, m, d, c);
+    const codeset *chen = es.full ? &es.all : &es.draw;
+    metric[RUN_M_EVAL_IMAGES] = (double)es.n_chen;
+    kl_metric(&es, chen, metric);
+    if ((rc = chen_metrics(&es, chen, c, metric, mi, mig_gap, &have_mi, e)) < 0 ||
+        (rc = hist_metrics(&es, metric, mi, mig_gap, &have_mi, e)) < 0 ||
+        (rc = chunk_metrics(&es, metric, chunk_gap, e)) < 0 ||
+        (rc = give_codes(&es, sink, ctx, e)) < 0)
         goto done;
 
     model_codec mc = {m, es.D, es.Ks, cb_mu, cb_alpha};
@@ -340,17 +466,18 @@ int run_evaluate(model *m, const data_source *d, const run_config *c, run_result
                                         &metric[RUN_M_SWAP_ACC], e)) < 0)
             goto done;
     }
-    /* traversals around the first eval image's code */
+    /* traversals around the first draw's code */
     int th = 0, tw = 0;
-    if (es.n > 0 && (rc = metrics_traversal(&cd, es.code0, es.D, es.nd, es.info.discrete,
-                                            RUN_TRAV_STEPS, RUN_TRAV_LIMIT, &trav, &th, &tw,
-                                            e)) < 0)
+    if (es.draw.n > 0 &&
+        (rc = metrics_traversal(&cd, es.code0, es.D, es.nd, es.info.discrete, RUN_TRAV_STEPS,
+                                RUN_TRAV_LIMIT, &trav, &th, &tw, e)) < 0)
         goto done;
 
     /* commit */
     memcpy(r->metric, metric, sizeof metric);
     memcpy(r->mig_factor, mig_gap, sizeof mig_gap);
     memcpy(r->swap_factor, swap_acc, sizeof swap_acc);
+    memcpy(r->chunk_factor, chunk_gap, sizeof chunk_gap);
     free(r->mi);
     r->mi = NULL;
     r->n_units = 0;
@@ -375,4 +502,9 @@ done:
     free(cb_alpha);
     free(trav);
     return rc;
+}
+
+int run_evaluate(model *m, const data_source *d, const run_config *c, run_result *r, err *e)
+{
+    return run_evaluate_codes(m, d, c, NULL, NULL, r, e);
 }

@@ -340,7 +340,7 @@ done:
 /* ---- a saved model evaluated again ------------------------------------------- */
 
 int run_reevaluate(const run_config *c, const data_source *d, const char *model_path,
-                   const char *run_id, run_result *r, err *e)
+                   const char *run_id, run_codes_sink sink, void *ctx, run_result *r, err *e)
 {
     double t0 = now_s();
     data_source *own = NULL;
@@ -383,7 +383,7 @@ int run_reevaluate(const run_config *c, const data_source *d, const char *model_
     r->train_s = 0;
     r->imgs_per_s = NAN;
     double t_eval = now_s();
-    if ((rc = run_evaluate(m, d, c, r, e)) == 0)
+    if ((rc = run_evaluate_codes(m, d, c, sink, ctx, r, e)) == 0)
         r->status = RUN_OK;
     r->eval_s = now_s() - t_eval;
 done:

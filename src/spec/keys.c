@@ -28,6 +28,9 @@ const run_key run_keys[] = {
     {"images", "eval", RUN_KEY_INT, F(images), 0, RUN_MAX_IMAGES, 0, NULL, "images encoded for tc/mi/mig"},
     {"samples", "eval", RUN_KEY_INT, F(samples), 0, RUN_MAX_IMAGES, 0, NULL, "samples for the entropy estimates"},
     {"pairs", "eval", RUN_KEY_INT, F(pairs), 0, 1e7, 0, NULL, "pairs per factor for swap accuracy"},
+    {"encode", "eval", RUN_KEY_STR, F(encode), 0, 0, 0, "sample|full", "images for tc/mi/mig: sample = eval.images random draws; full = every image of the data set once, in canonical order (Chen et al.'s setting)"},
+    {"hist_images", "eval", RUN_KEY_INT, F(hist_images), 1, RUN_MAX_IMAGES, 0, NULL, "random images for mig_hist (disentanglement_lib's num_train)"},
+    {"unsup_images", "eval", RUN_KEY_INT, F(unsup_images), 1, RUN_MAX_IMAGES, 0, NULL, "random images for the unsupervised scores (gaussian_tc; disentanglement_lib's num_train)"},
     {"model", "model", RUN_KEY_STR, F(model), 0, 0, 0, "vae|betavae|betatcvae|jointvae|dsd", "method"},
     {"latent_dim", "model", RUN_KEY_INT, F(latent_dim), 1, 1024, 0, NULL, "continuous latents D"},
     {"beta", "model", RUN_KEY_REAL, F(beta), 0, BIG, 0, NULL, "KL (betavae) or TC (betatcvae) weight"},
@@ -101,6 +104,9 @@ void run_config_defaults(run_config *c)
     c->images = 10000;
     c->samples = 2000;
     c->pairs = 200;
+    strcpy(c->encode, "sample");
+    c->hist_images = 10000;
+    c->unsup_images = 10000;
     strcpy(c->model, "vae");
     c->latent_dim = 10;
     c->seed = 0;
@@ -408,6 +414,28 @@ int run_key_applies(const run_config *c, const run_key *k)
     return (int)(c->takes >> (size_t)(k - run_keys) & 1);
 }
 
+/* Keys added after results files existed: left out of the run id while they
+ * hold the value every earlier run had, so that the ids of earlier files
+ * (and of runs that do not set them) stay what they were. */
+static const struct {
+    const char *name, *value;
+} id_since[] = {
+    {"encode", "sample"},
+    {"hist_images", "10000"},
+    {"unsup_images", "10000"},
+};
+
+static int id_omits(const run_config *c, const run_key *k)
+{
+    char buf[64];
+    for (size_t i = 0; i < sizeof id_since / sizeof id_since[0]; i++)
+        if (strcmp(k->name, id_since[i].name) == 0) {
+            run_config_format(c, k, buf, sizeof buf);
+            return strcmp(buf, id_since[i].value) == 0;
+        }
+    return 0;
+}
+
 void run_config_id(const run_config *c, char id[17])
 {
     /* Canonical text: "key=value\n" for every applicable key, in sorted key
@@ -415,7 +443,8 @@ void run_config_id(const run_config *c, char id[17])
     const run_key *order[64];
     size_t n = 0;
     for (size_t i = 0; i < run_n_keys; i++)
-        if (run_key_applies(c, &run_keys[i]) && strcmp(run_keys[i].name, "log_every") != 0)
+        if (run_key_applies(c, &run_keys[i]) && strcmp(run_keys[i].name, "log_every") != 0 &&
+            !id_omits(c, &run_keys[i]))
             order[n++] = &run_keys[i];
     for (size_t i = 1; i < n; i++)
         for (size_t j = i; j > 0 && strcmp(order[j - 1]->name, order[j]->name) > 0; j--) {

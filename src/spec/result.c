@@ -14,14 +14,15 @@ const char *const run_metric_names[RUN_N_METRICS] = {
     [RUN_M_RECON] = "recon", [RUN_M_KL] = "kl", [RUN_M_ELBO] = "elbo",
     [RUN_M_TC] = "tc", [RUN_M_MI] = "mi", [RUN_M_DWKL] = "dwkl", [RUN_M_MIG] = "mig",
     [RUN_M_MIG_HIST] = "mig_hist", [RUN_M_GAUSSIAN_TC] = "gaussian_tc",
-    [RUN_M_SWAP_ACC] = "swap_acc", [RUN_M_LOSS] = "loss",
+    [RUN_M_SWAP_ACC] = "swap_acc", [RUN_M_LOSS] = "loss", [RUN_M_CHUNK_MIG] = "chunk_mig",
+    [RUN_M_EVAL_IMAGES] = "eval_images",
 };
 
 const char *const run_metric_units[RUN_N_METRICS] = {
     [RUN_M_RECON] = "nats / image", [RUN_M_KL] = "nats / image", [RUN_M_ELBO] = "nats / image",
     [RUN_M_TC] = "nats", [RUN_M_MI] = "nats", [RUN_M_DWKL] = "nats", [RUN_M_MIG] = "",
     [RUN_M_MIG_HIST] = "", [RUN_M_GAUSSIAN_TC] = "nats", [RUN_M_SWAP_ACC] = "",
-    [RUN_M_LOSS] = "nats / image",
+    [RUN_M_LOSS] = "nats / image", [RUN_M_CHUNK_MIG] = "", [RUN_M_EVAL_IMAGES] = "images",
 };
 
 const char *run_status_name(int status)
@@ -37,7 +38,7 @@ void run_result_init(run_result *r)
     for (int i = 0; i < RUN_N_METRICS; i++)
         r->metric[i] = NAN;
     for (int k = 0; k < RUN_N_FACTORS; k++)
-        r->mig_factor[k] = r->swap_factor[k] = NAN;
+        r->mig_factor[k] = r->swap_factor[k] = r->chunk_factor[k] = NAN;
     r->wall_s = r->train_s = r->eval_s = r->imgs_per_s = NAN;
 }
 
@@ -71,7 +72,11 @@ int run_result_add_curve(run_result *r, long step, const char *name, double valu
 
 /* ---- serialisation: a flat buffer between same-architecture peers ---------- */
 
-#define RESULT_MAGIC 0x554e5452u /* "UNTR" */
+/* "UNT2": with chunk_mig, eval_images and the per-factor chunk gaps. "UNTR"
+ * (the first format, RUN_N_METRICS_V1 metrics, no chunk gaps) is still read:
+ * journals of earlier files hold it. */
+#define RESULT_MAGIC 0x554e5432u
+#define RESULT_MAGIC_V1 0x554e5452u
 
 int run_result_pack(const run_result *r, uint8_t **out, size_t *len, err *e)
 {
@@ -88,6 +93,7 @@ int run_result_pack(const run_result *r, uint8_t **out, size_t *len, err *e)
         bytes_put(&b, r->mi, sizeof(float) * (size_t)r->n_units * RUN_N_FACTORS);
     bytes_put(&b, r->mig_factor, sizeof r->mig_factor);
     bytes_put(&b, r->swap_factor, sizeof r->swap_factor);
+    bytes_put(&b, r->chunk_factor, sizeof r->chunk_factor);
     int th = r->traversal ? r->trav_h : 0, tw = r->traversal ? r->trav_w : 0;
     bytes_put(&b, &th, sizeof th);
     bytes_put(&b, &tw, sizeof tw);
@@ -110,15 +116,16 @@ int run_result_unpack(run_result *r, const uint8_t *p, size_t len, err *e)
     cursor in = {p, len, 0, 0};
     uint32_t magic = 0;
     cursor_get(&in, &magic, sizeof magic);
-    if (in.fail || magic != RESULT_MAGIC)
+    if (in.fail || (magic != RESULT_MAGIC && magic != RESULT_MAGIC_V1))
         return err_set(e, ERR_INTERNAL, "run result message: bad magic");
+    const int v1 = magic == RESULT_MAGIC_V1;
     run_result_free(r);
     cursor_get(&in, &r->status, sizeof r->status);
     cursor_get(&in, r->error, sizeof r->error);
     r->error[sizeof r->error - 1] = '\0';
     cursor_get(&in, &r->steps, sizeof r->steps);
     cursor_get(&in, &r->wall_s, sizeof(double) * 4);
-    cursor_get(&in, r->metric, sizeof r->metric);
+    cursor_get(&in, r->metric, sizeof(double) * (v1 ? RUN_N_METRICS_V1 : RUN_N_METRICS));
     cursor_get(&in, &r->n_units, sizeof r->n_units);
     if (!in.fail && (r->n_units < 0 || r->n_units > 100000))
         in.fail = 1;
@@ -131,6 +138,8 @@ int run_result_unpack(run_result *r, const uint8_t *p, size_t len, err *e)
     }
     cursor_get(&in, r->mig_factor, sizeof r->mig_factor);
     cursor_get(&in, r->swap_factor, sizeof r->swap_factor);
+    if (!v1)
+        cursor_get(&in, r->chunk_factor, sizeof r->chunk_factor);
     cursor_get(&in, &r->trav_h, sizeof r->trav_h);
     cursor_get(&in, &r->trav_w, sizeof r->trav_w);
     if (!in.fail && (r->trav_h < 0 || r->trav_w < 0 || (size_t)r->trav_h * r->trav_w > len))

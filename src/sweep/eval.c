@@ -32,11 +32,18 @@ static int apply_set(const sweep_options *o, run_config *c, err *e)
         if (strcmp(k->section, "eval") != 0)
             return err_set(e, ERR_INPUT,
                            "--set %s: '%s' is a %s key; a re-evaluation may change only the "
-                           "eval keys (images, samples, pairs): the model was trained with its "
-                           "own",
+                           "eval keys (images, samples, pairs, encode, hist_images, "
+                           "unsup_images): the model was trained with its own",
                            kv, key, k->section);
         if (run_config_set(c, key, eq + 1, e) < 0)
             return err_prefix(e, "--set ");
+    }
+    /* --codes writes the full set: it is what the run encodes */
+    if (o->eval_codes) {
+        if (strcmp(c->encode, "full") != 0 && (c->set >> (run_key_find("encode") - run_keys) & 1))
+            return err_set(e, ERR_INPUT, "--codes needs encode=full (the codes of every image), "
+                           "not --set encode=%s", c->encode);
+        snprintf(c->encode, sizeof c->encode, "full");
     }
     return 0;
 }

@@ -147,6 +147,19 @@ static void progress_start(child_ctx *cc, const run_config *c, const char *out_p
         cc->written = p->updated;
 }
 
+/* The sink of run_reevaluate with --codes: the run's encoded full set into
+ * the codes file. */
+typedef struct codes_ctx {
+    const sweep_task *t;
+    const run_config *c;
+} codes_ctx;
+
+static int write_codes(void *ctx, const run_codes *codes, err *e)
+{
+    const codes_ctx *cc = ctx;
+    return results_codes_write(cc->t->codes_path, cc->t->run_id, cc->c, codes, e);
+}
+
 static void child(int fd, const sweep_task *t, const data_source *d, const char *out_path)
 {
     /* Die with the parent: a SIGKILLed worker must not leave runs behind. */
@@ -189,7 +202,8 @@ static void child(int fd, const sweep_task *t, const data_source *d, const char 
         /* `untangle eval`: the saved model of the run (named by its own id:
          * c's eval keys may differ from the training's) */
         run_file_paths(out_path, t->run_id, "model", model, sizeof model);
-        run_reevaluate(&c, d, model, t->run_id, &r, &e);
+        codes_ctx cc = {t, &c};
+        run_reevaluate(&c, d, model, t->run_id, t->codes_path ? write_codes : NULL, &cc, &r, &e);
         r.metric[RUN_M_LOSS] = t->train_loss;
     } else {
         run_execute(&c, d, t->eval, &h, &r, &e);

@@ -238,6 +238,7 @@ static void fill_task(const master *m, const job *j, sweep_task *t)
     t->reeval = m->ev != NULL;
     memcpy(t->run_id, m->s->run_ids[j->index], sizeof t->run_id);
     t->train_loss = m->ev ? m->ev[j->index].train_loss : NAN;
+    t->codes_path = m->ev ? m->o->eval_codes : NULL;
 }
 
 static void print_run_line(master *m, const result_head *h, const run_result *r)

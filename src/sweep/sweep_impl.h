@@ -21,6 +21,7 @@ typedef struct sweep_task {
     int reeval;         /* `untangle eval`: evaluate the saved model of run_id */
     char run_id[17];    /* the run's id (its saved model's name) */
     double train_loss;  /* reeval: the training's final loss, copied into the row */
+    const char *codes_path; /* reeval: write the encoded full set here (--codes), or NULL */
     run_config config;
 } sweep_task;
 

@@ -14,7 +14,7 @@ cat >"$TMP/c.yaml" <<YAML
 name: killckpt
 data:  {name: dsprites, image_size: 32}
 train: {arch: mlp, steps: 500, batch_size: 32, lr: 1.0e-3, log_every: 25}
-eval:  {images: 300, samples: 100, pairs: 5}
+eval:  {images: 300, samples: 100, pairs: 5, hist_images: 300, unsup_images: 300}
 grid: {model: betatcvae, beta: [6]}
 seeds: 1
 YAML

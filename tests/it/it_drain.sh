@@ -9,7 +9,7 @@ cat >"$TMP/d.yaml" <<YAML
 name: draintest
 data:  {name: dsprites, image_size: 32}
 train: {arch: mlp, steps: 150, batch_size: 16, lr: 1.0e-3, log_every: 50}
-eval:  {images: 200, samples: 100, pairs: 5}
+eval:  {images: 200, samples: 100, pairs: 5, hist_images: 200, unsup_images: 200}
 grid: {model: betavae, beta: [1, 2, 4]}
 seeds: 2
 YAML
@@ -47,7 +47,7 @@ cat >"$TMP/long.yaml" <<YAML
 name: ctrlc
 data:  {name: dsprites, image_size: 32}
 train: {arch: mlp, steps: 3000, batch_size: 32, lr: 1.0e-3, log_every: 100}
-eval:  {images: 200, samples: 100, pairs: 5}
+eval:  {images: 200, samples: 100, pairs: 5, hist_images: 200, unsup_images: 200}
 grid: {model: betavae, beta: [4]}
 seeds: 1
 YAML

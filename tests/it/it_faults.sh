@@ -35,7 +35,7 @@ cat >"$TMP/h.yaml" <<YAML
 name: hung
 data:  {name: dsprites, image_size: 32}
 train: {arch: mlp, steps: 150, batch_size: 16, lr: 1.0e-3, log_every: 50}
-eval:  {images: 200, samples: 100, pairs: 5}
+eval:  {images: 200, samples: 100, pairs: 5, hist_images: 200, unsup_images: 200}
 grid: {model: betavae, beta: [1, 4]}
 seeds: 2
 YAML

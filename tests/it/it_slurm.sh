@@ -117,7 +117,7 @@ cd "$TMP" || exit 1
 
 # a shortened sweeps/quick.yaml: the same grid, tiny training and evaluation
 sed -e 's/^train: .*/train: {arch: mlp, steps: 40, batch_size: 16, lr: 1.0e-3, log_every: 20}/' \
-    -e 's/^eval: .*/eval:  {images: 200, samples: 100, pairs: 5}/' \
+    -e 's/^eval: .*/eval:  {images: 200, samples: 100, pairs: 5, hist_images: 200, unsup_images: 200}/' \
     "$ROOT/sweeps/quick.yaml" >quick.yaml
 # runs long enough (several seconds) for a signal to land mid-run
 tiny_sweep long.yaml

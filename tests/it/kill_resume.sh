@@ -13,7 +13,7 @@ cat >"$TMP/k.yaml" <<YAML
 name: killtest
 data:  {name: dsprites, image_size: 32}
 train: {arch: mlp, steps: 60, batch_size: 16, lr: 1.0e-3, log_every: 10}
-eval:  {images: 300, samples: 100, pairs: 5}
+eval:  {images: 300, samples: 100, pairs: 5, hist_images: 300, unsup_images: 300}
 grid:
   - model: betavae
     beta: [1, 2, 4]

@@ -82,7 +82,7 @@ cat >one.yaml <<YAML
 name: requeue
 data:  {name: dsprites, image_size: 32}
 train: {arch: mlp, steps: $STEPS, batch_size: 8, lr: 1.0e-3, log_every: 100}
-eval:  {images: 200, samples: 100, pairs: 5}
+eval:  {images: 200, samples: 100, pairs: 5, hist_images: 200, unsup_images: 200}
 grid:
   - model: betavae
     beta: 4

@@ -17,7 +17,7 @@ cat >"$TMP/s.yaml" <<YAML
 name: soak
 data:  {name: dsprites, image_size: 32}
 train: {arch: mlp, steps: 120, batch_size: 16, lr: 1.0e-3, log_every: 20}
-eval:  {images: 300, samples: 100, pairs: 5}
+eval:  {images: 300, samples: 100, pairs: 5, hist_images: 300, unsup_images: 300}
 grid:
   - model: betavae
     beta: [1, 4, 8]

@@ -39,7 +39,7 @@ TRADEOFF_FILES = ["recon_vs.png", "spearman.png", "factors_mig.png", "mi.png", "
 HEAD = """name: {name}
 data:  {{name: dsprites, image_size: 32}}
 train: {{arch: mlp, steps: {steps}, batch_size: 16, lr: 1.0e-3, log_every: 10}}
-eval:  {{images: 200, samples: 100, pairs: 5}}
+eval:  {{images: 200, samples: 100, pairs: 5, hist_images: 200, unsup_images: 200}}
 """
 TINY_GRID = """grid:
   - model: betavae

@@ -21,7 +21,7 @@ UNTANGLE = Path(os.environ.get("UNTANGLE", ROOT / "bin" / "untangle"))
 YAML = """name: evtest
 data:  {name: dsprites, image_size: 32}
 train: {arch: mlp, steps: 20, batch_size: 16, lr: 1.0e-3, log_every: 10}
-eval:  {images: 200, samples: 100, pairs: 5}
+eval:  {images: 200, samples: 100, pairs: 5, hist_images: 200, unsup_images: 200}
 grid: {model: betavae, beta: [4]}
 seeds: 2
 """

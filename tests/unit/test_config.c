@@ -106,7 +106,7 @@ static void test_union_of_blocks(void **state)
     ASSERT_COLUMN(s, "beta", "6 10 nan 1 2");
     /* resolved: betatcvae's defaults filled in */
     assert_true(s->runs[0].alpha == 1 && s->runs[0].gamma == 1);
-    assert_string_equal(s->runs[0].estimator, "mss");
+    assert_string_equal(s->runs[0].estimator, "mws");
     config_free(s);
 }
 
@@ -325,6 +325,29 @@ static void test_run_ids_distinct(void **state)
             assert_string_not_equal(s->run_ids[i], s->run_ids[j]);
     }
     config_free(s);
+}
+
+/* The eval keys added with full-set mode (encode, hist_images,
+ * unsup_images) leave a run's id as it was while they hold the value every
+ * earlier run had, so that files written before them keep their ids; any
+ * other value is a different run. */
+static void test_run_ids_of_later_keys(void **state)
+{
+    (void)state;
+    config_sweep *a = load("grid: {model: vae}\n");
+    config_sweep *b = load("eval: {encode: sample, hist_images: 10000, unsup_images: 10000}\n"
+                           "grid: {model: vae}\n");
+    config_sweep *c = load("eval: {encode: full}\ngrid: {model: vae}\n");
+    config_sweep *d = load("eval: {hist_images: 5000}\ngrid: {model: vae}\n");
+    assert_string_equal(a->run_ids[0], b->run_ids[0]);
+    assert_string_equal(a->run_ids[0], "f1cc743dbda66980"); /* the id before these keys */
+    assert_string_not_equal(a->run_ids[0], c->run_ids[0]);
+    assert_string_not_equal(a->run_ids[0], d->run_ids[0]);
+    assert_string_equal(c->runs[0].encode, "full");
+    config_free(a);
+    config_free(b);
+    config_free(c);
+    config_free(d);
 }
 
 /* ---- list table and fixed-section diff ------------------------------------- */
@@ -784,6 +807,7 @@ int main(void)
         cmocka_unit_test(test_run_ids_survive_reordering),
         cmocka_unit_test(test_run_ids_survive_axis_growth),
         cmocka_unit_test(test_run_ids_distinct),
+        cmocka_unit_test(test_run_ids_of_later_keys),
         cmocka_unit_test(test_write_list),
         cmocka_unit_test(test_fixed_diff),
         cmocka_unit_test(test_load_file),

@@ -625,6 +625,217 @@ static void test_mi_chen_discrete_unit(void **state)
     free(c);
 }
 
+/* ---- full-set mode and the subsample bias ---------------------------------- */
+
+/* Sharp posteriors that copy the factors of items f (n, Kf) with sizes:
+ * latent k = factor k's class mapped to [-1, 1], sd a tenth of the spacing
+ * of its values. mu, lv (n, Kf). */
+static void sharp_copies(const int *f, size_t n, int Kf, const int *sizes, float *mu,
+                         float *lv)
+{
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < Kf; k++) {
+            int V = sizes[k];
+            mu[i * Kf + k] = (float)(2.0 * f[i * Kf + k] / (V - 1) - 1.0);
+            lv[i * Kf + k] = (float)(2.0 * log(0.1 * 2.0 / (V - 1)));
+        }
+}
+
+/* The factor-copying code of the full-set test: four sharp latents, one per
+ * factor of Chen's MIG (scale, orientation, posX, posY; shape is not
+ * encoded), evaluated like run_evaluate does: on the whole dSprites grid in
+ * canonical order with random sample subsets (full), or on n random draws
+ * with their first samples. tc and the MI matrix (4, K) out. */
+enum { NC = 4 };
+static void chen_on_copies(int full, size_t n, size_t S, double *tc, double *mi)
+{
+    int *f = full ? grid_factors() : random_factors(n, 120);
+    if (full)
+        n = DATA_N;
+    float *mu = malloc(sizeof(float) * n * NC), *lv = malloc(sizeof(float) * n * NC),
+          *z = malloc(sizeof(float) * n * NC);
+    int *f4 = malloc(sizeof(int) * n * NC);
+    assert_true(mu && lv && z && f4);
+    for (size_t i = 0; i < n; i++)
+        for (int j = 0; j < NC; j++)
+            f4[i * NC + j] = f[i * K + 1 + j];
+    sharp_copies(f4, n, NC, data_factor_sizes + 1, mu, lv);
+    metrics_posterior q = {n, NC, mu, lv, 0, NULL, NULL};
+    rng r;
+    rng_seed(&r, 121, RNG_TEST);
+    metrics_sample_posterior(&q, &r, z, NULL);
+    metrics_decomposition d;
+    err e;
+    assert_int_equal(metrics_chen(&q, z, NULL, f, K, data_factor_sizes, S, full ? &r : NULL, &d,
+                                  mi, &e),
+                     0);
+    *tc = d.tc;
+    free(f);
+    free(f4);
+    free(mu);
+    free(lv);
+    free(z);
+}
+
+/* The bias of subsample mode and its absence on the full set (the numbers of
+ * the issue that asked for full-set mode): independent sharp latents, one
+ * per factor, so the true tc is 0 and so is I(z_j; v_k) for j != k. At
+ * 5,000 random images a conditional group of posX has ~156 members, whose
+ * 32 posY values are unevenly represented: spurious MI (about 0.06 nats
+ * between the latents and factors of orientation, posX and posY) and a tc
+ * of several nats. On the full set every group holds each value of the
+ * other factors equally often: tc within 0.05 of 0, the spurious MI at the
+ * Monte Carlo noise of the 2,000-sample entropies (~0.016 nats per latent),
+ * and Chen's MIG (four factors) within 0.01 of 1. */
+static double spurious_mi(const double *mi)
+{
+    double s = 0.0;
+    for (int j = 1; j < NC; j++)      /* latents of orientation, posX, posY */
+        for (int k = 2; k < K; k++)   /* factors orientation, posX, posY */
+            if (k != j + 1)
+                s += mi[j * K + k];
+    return s / 6.0;
+}
+
+static void test_full_set_removes_subsample_bias(void **state)
+{
+    (void)state;
+    double tc5, tcf, mi5[NC * K], mif[NC * K], gap[K], logv[K];
+    for (int k = 0; k < K; k++)
+        logv[k] = factor_log_size(k);
+    chen_on_copies(0, 5000, 2000, &tc5, mi5);
+    chen_on_copies(1, 0, 2000, &tcf, mif);
+    const double spur5 = spurious_mi(mi5), spurf = spurious_mi(mif);
+    metrics_mig(mif, NC, K, logv, gap);
+    double mig = metrics_mig_mean(gap, K, data_factor_in_mig);
+    fprintf(stderr,
+            "copies: 5k images tc %.3f, spurious MI %.4f nats; full set tc %.4f, spurious "
+            "%.4f, MIG %.4f (gaps %.4f %.4f %.4f %.4f)\n",
+            tc5, spur5, tcf, spurf, mig, gap[1], gap[2], gap[3], gap[4]);
+    assert_true(tc5 > 0.5);
+    assert_true(spur5 > 0.03);
+    assert_true(fabs(tcf) < 0.05);
+    assert_true(fabs(spurf) < 0.03);
+    assert_true(fabs(mig - 1.0) < 0.01);
+}
+
+/* Every metric on factors that are not dSprites': K = 3 and K = 6 factor
+ * grids (sizes from the caller, as data describes them), codes that copy
+ * the factors. Chen's MIG ~ 1 on the full grid; the histogram MIG exactly 1
+ * (every size <= 20 bins); the chunk MIG exactly 1 for chunks that copy
+ * their factor, with the other chunks exactly independent on the grid; the
+ * grid in mixed-radix order. */
+static void any_k(int Kf, const int *sizes)
+{
+    const size_t n = metrics_grid_count(Kf, sizes);
+    int *f = malloc(sizeof(int) * n * (size_t)Kf);
+    float *mu = malloc(sizeof(float) * n * (size_t)Kf), *lv = malloc(sizeof(float) * n * Kf),
+          *z = malloc(sizeof(float) * n * (size_t)Kf);
+    float *code = malloc(sizeof(float) * n * 2 * (size_t)Kf);
+    double *mi = malloc(sizeof(double) * (size_t)Kf * Kf), gap[8], logv[8];
+    assert_true(f && mu && lv && z && code && mi);
+    metrics_grid_factors(Kf, sizes, f);
+    for (size_t i = 0; i < n; i++) { /* mixed radix, the last factor fastest */
+        size_t idx = 0;
+        for (int k = 0; k < Kf; k++)
+            idx = idx * (size_t)sizes[k] + (size_t)f[i * Kf + k];
+        assert_int_equal(idx, i);
+    }
+    sharp_copies(f, n, Kf, sizes, mu, lv);
+    metrics_posterior q = {n, Kf, mu, lv, 0, NULL, NULL};
+    rng r;
+    rng_seed(&r, 130 + (uint64_t)Kf, RNG_TEST);
+    metrics_sample_posterior(&q, &r, z, NULL);
+    metrics_decomposition d;
+    err e;
+    assert_int_equal(metrics_chen(&q, z, NULL, f, Kf, sizes, 4000, &r, &d, mi, &e), 0);
+    for (int k = 0; k < Kf; k++)
+        logv[k] = log((double)sizes[k]);
+    double mig = metrics_mig(mi, Kf, Kf, logv, gap);
+    fprintf(stderr, "K = %d (%zu items): tc %.4f, Chen MIG %.4f\n", Kf, n, d.tc, mig);
+    assert_true(fabs(d.tc) < 0.05);
+    assert_true(fabs(mig - 1.0) < 0.05); /* sampling noise: all n samples, n ~ 4,000 */
+    double mh;
+    assert_int_equal(metrics_mig_hist(mu, n, Kf, NULL, 0, NULL, f, Kf, sizes, gap, &mh, &e), 0);
+    assert_true(fabs(mh - 1.0) < 1e-12);
+    /* chunk k = (copy of factor k, its square) */
+    int chunks[8];
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < Kf; k++) {
+            code[i * 2 * Kf + 2 * k] = mu[i * Kf + k];
+            code[i * 2 * Kf + 2 * k + 1] = mu[i * Kf + k] * mu[i * Kf + k];
+        }
+    for (int k = 0; k < Kf; k++)
+        chunks[k] = 2;
+    double mc;
+    assert_int_equal(metrics_mig_chunks(code, n, 2 * Kf, chunks, Kf, f, Kf, sizes, NULL, NULL,
+                                        gap, &mc, &e),
+                     0);
+    for (int k = 0; k < Kf; k++)
+        assert_true(fabs(gap[k] - 1.0) < 1e-9);
+    assert_true(fabs(mc - 1.0) < 1e-9);
+    free(f);
+    free(mu);
+    free(lv);
+    free(z);
+    free(code);
+    free(mi);
+}
+
+static void test_metrics_any_number_of_factors(void **state)
+{
+    (void)state;
+    const int three[3] = {12, 15, 20}, six[6] = {3, 4, 5, 3, 4, 6};
+    any_k(3, three);
+    any_k(6, six);
+}
+
+/* DSD's chunk-level MIG on the dSprites grid, known answers: chunks that
+ * copy their factor (a value and its square; posX and posY in the 40 bins
+ * that separate their 32 values) score gap 1 for every factor; with scale
+ * also in shape's chunk (the tuple of both) and only half of scale's
+ * resolution (3 values) in its own, scale's gap is (log 6 - log 3) / log 6:
+ * shape's chunk knows scale fully, scale's own chunk log 3 of it. */
+static void test_chunk_mig_known_answers(void **state)
+{
+    (void)state;
+    int *f = grid_factors();
+    const int D = 2 * K, chunks[K] = {2, 2, 2, 2, 2};
+    float *code = malloc(sizeof(float) * (size_t)DATA_N * D);
+    double gap[K], mig, mi[K * K];
+    err e;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < DATA_N; i++)
+            for (int k = 0; k < K; k++) {
+                float v = (float)(2.0 * f[i * K + k] / (data_factor_sizes[k] - 1) - 1.0);
+                code[i * D + 2 * k] = v;
+                code[i * D + 2 * k + 1] = v * v;
+            }
+        if (pass == 1)
+            for (size_t i = 0; i < DATA_N; i++) {
+                code[i * D + 1] = (float)f[i * K + 1];          /* shape's chunk: + scale */
+                code[i * D + 2] = (float)(f[i * K + 1] / 2);    /* scale's chunk: 3 values */
+                code[i * D + 3] = 0.0f;
+            }
+        assert_int_equal(metrics_mig_chunks(code, DATA_N, D, chunks, K, f, K, data_factor_sizes,
+                                            data_factor_in_mig, mi, gap, &mig, &e),
+                         0);
+        fprintf(stderr, "chunk MIG pass %d: %.4f (gaps %.4f %.4f %.4f %.4f %.4f)\n", pass, mig,
+                gap[0], gap[1], gap[2], gap[3], gap[4]);
+        if (pass == 0) {
+            for (int k = 0; k < K; k++)
+                assert_true(fabs(gap[k] - 1.0) < 1e-9);
+            assert_true(fabs(mig - 1.0) < 1e-9);
+        } else {
+            assert_true(fabs(gap[1] - (log(6.0) - log(3.0)) / log(6.0)) < 1e-9);
+            assert_true(fabs(gap[0] - 1.0) < 1e-9); /* shape: only its own chunk knows it */
+            assert_true(fabs(mig - (3.0 + log(2.0) / log(6.0)) / 4.0) < 1e-9);
+        }
+    }
+    free(f);
+    free(code);
+}
+
 /* ---- swap accuracy ------------------------------------------------------------ */
 
 static void test_swap_candidates_113(void **state)
@@ -840,6 +1051,7 @@ static void evaluate_twice(const char *method, int stochastic, int n_units)
     assert_memory_equal(r[0].metric, r[1].metric, sizeof r[0].metric);
     assert_memory_equal(r[0].mig_factor, r[1].mig_factor, sizeof r[0].mig_factor);
     assert_memory_equal(r[0].swap_factor, r[1].swap_factor, sizeof r[0].swap_factor);
+    assert_memory_equal(r[0].chunk_factor, r[1].chunk_factor, sizeof r[0].chunk_factor);
     assert_int_equal(r[0].n_units, r[1].n_units);
     assert_memory_equal(r[0].mi, r[1].mi, sizeof(float) * (size_t)r[0].n_units * K);
     assert_int_equal(r[0].trav_h, r[1].trav_h);
@@ -854,6 +1066,11 @@ static void evaluate_twice(const char *method, int stochastic, int n_units)
     assert_int_equal(x->trav_h, n_units * 32);
     for (int k = 0; k < K; k++)
         assert_true(isfinite(x->mig_factor[k]) && isfinite(x->swap_factor[k]));
+    assert_true(x->metric[RUN_M_EVAL_IMAGES] == 600.0);
+    /* the chunk MIG: dsd's chunks only */
+    assert_true(stochastic ? isnan(x->metric[RUN_M_CHUNK_MIG])
+                           : isfinite(x->metric[RUN_M_CHUNK_MIG]) &&
+                                 isfinite(x->chunk_factor[0]));
     if (stochastic) {
         assert_true(isfinite(x->metric[RUN_M_TC]) && isfinite(x->metric[RUN_M_MIG]));
         double sum = x->metric[RUN_M_MI] + x->metric[RUN_M_TC] + x->metric[RUN_M_DWKL];
@@ -905,6 +1122,9 @@ int main(void)
         cmocka_unit_test(test_decomposition_with_discrete),
         cmocka_unit_test(test_mig_chen_known_answers),
         cmocka_unit_test(test_mi_chen_discrete_unit),
+        cmocka_unit_test(test_full_set_removes_subsample_bias),
+        cmocka_unit_test(test_metrics_any_number_of_factors),
+        cmocka_unit_test(test_chunk_mig_known_answers),
         cmocka_unit_test(test_swap_candidates_113),
         cmocka_unit_test(test_swap_oracle_and_ignoring_decoder),
         cmocka_unit_test(test_traversal_grid),

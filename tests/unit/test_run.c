@@ -268,6 +268,49 @@ static void test_result_pack_round_trip(void **state)
     run_result_free(&back);
 }
 
+/* A message of the first result format (magic "UNTR": RUN_N_METRICS_V1
+ * metrics, no chunk gaps), as the journals of earlier files hold it, still
+ * unpacks: its metrics in place, the later ones NaN. */
+static void test_result_unpack_first_format(void **state)
+{
+    (void)state;
+    uint8_t buf[1024], *p = buf;
+#define PUT(v) (memcpy(p, &(v), sizeof(v)), p += sizeof(v))
+    uint32_t magic = 0x554e5452u;
+    int status = RUN_OK, zero = 0;
+    char error[256] = "";
+    long steps = 7;
+    double times[4] = {1, 2, 3, 4}, metric[RUN_N_METRICS_V1], fac[RUN_N_FACTORS];
+    size_t n_curve = 0;
+    for (int i = 0; i < RUN_N_METRICS_V1; i++)
+        metric[i] = 0.5 + i;
+    for (int k = 0; k < RUN_N_FACTORS; k++)
+        fac[k] = 0.1 * k;
+    PUT(magic);
+    PUT(status);
+    PUT(error);
+    PUT(steps);
+    PUT(times);
+    PUT(metric);
+    PUT(zero); /* n_units */
+    PUT(fac);  /* mig_factor */
+    PUT(fac);  /* swap_factor */
+    PUT(zero); /* trav_h */
+    PUT(zero); /* trav_w */
+    PUT(n_curve);
+#undef PUT
+    run_result r;
+    err e;
+    run_result_init(&r);
+    assert_int_equal(run_result_unpack(&r, buf, (size_t)(p - buf), &e), 0);
+    assert_int_equal(r.steps, 7);
+    assert_true(r.metric[RUN_M_LOSS] == 0.5 + RUN_M_LOSS);
+    assert_true(r.swap_factor[4] == 0.1 * 4);
+    assert_true(isnan(r.metric[RUN_M_CHUNK_MIG]) && isnan(r.metric[RUN_M_EVAL_IMAGES]));
+    assert_true(isnan(r.chunk_factor[0]));
+    run_result_free(&r);
+}
+
 /* ---- checkpoints ------------------------------------------------------------- */
 
 /* Stops the run after `after` polls (steps). */
@@ -471,6 +514,7 @@ int main(void)
         cmocka_unit_test(test_resolve_rejects_foreign_params),
         cmocka_unit_test(test_run_id_ignores_order_and_log_every),
         cmocka_unit_test(test_result_pack_round_trip),
+        cmocka_unit_test(test_result_unpack_first_format),
         cmocka_unit_test(test_divergence_is_reported),
         cmocka_unit_test(test_bad_data_file),
         cmocka_unit_test(test_training_is_reproducible),
