@@ -28,6 +28,17 @@ METRIC_INFO = {
     "mig_hist": ("MIG, histogram estimator", True),
     "gaussian_tc": ("Gaussian TC of the means", False),
     "swap_acc": ("swap accuracy", True),
+    "chunk_mig": ("MIG over chunks", True),
+    "beta_vae_score": ("BetaVAE score", True),
+    "factor_vae_score": ("FactorVAE score", True),
+    "dci_disentanglement": ("DCI disentanglement", True),
+    "dci_completeness": ("DCI completeness", True),
+    "dci_informativeness": ("DCI informativeness", True),
+    "sap": ("SAP", True),
+    "modularity": ("modularity", True),
+    "explicitness": ("explicitness", True),
+    "gaussian_wasserstein_corr_norm": ("Gaussian Wasserstein correlation (norm.)", False),
+    "mutual_info_score": ("mutual information score", False),
     "loss": ("training loss", False),
 }
 

@@ -150,6 +150,17 @@ enum {
     RUN_M_MIG_HIST, RUN_M_GAUSSIAN_TC, RUN_M_SWAP_ACC, RUN_M_LOSS,
     RUN_M_CHUNK_MIG,   /* MIG over code chunks (dsd), mean over Chen's factors */
     RUN_M_EVAL_IMAGES, /* images in Chen's estimators: eval.images, or the data set's N */
+    /* disentanglement_lib's suite on the full set's means (eval.encode full;
+     * NaN in sample mode): metrics_dlib_suite at its default sizes */
+    RUN_M_BETA_VAE,    /* BetaVAE score: eval accuracy */
+    RUN_M_FACTOR_VAE,  /* FactorVAE score: eval accuracy */
+    RUN_M_DCI_D, RUN_M_DCI_C, RUN_M_DCI_I, /* DCI disentanglement, completeness,
+                                               informativeness (test) */
+    RUN_M_SAP,
+    RUN_M_MODULARITY,
+    RUN_M_EXPLICITNESS, /* test AUC */
+    RUN_M_GWC,          /* gaussian_wasserstein_correlation (normalised) */
+    RUN_M_MI_SCORE,     /* mutual_info_score, nats */
     RUN_N_METRICS
 };
 /* The metrics of results written before chunk_mig and eval_images (their

@@ -368,6 +368,31 @@ static int chunk_metrics(const encoded *es, double *metric, double *gap, err *e)
                               fd->in_mig, NULL, gap, &metric[RUN_M_CHUNK_MIG], e);
 }
 
+/* disentanglement_lib's suite on the full set's posterior means, in
+ * canonical factor order (full mode only) -> metric[]. */
+static int dlib_metrics(const encoded *es, const run_config *c, double *metric, err *e)
+{
+    if (!es->full || es->D == 0 || es->fd.K > METRICS_DLIB_MAX_K)
+        return 0;
+    const codeset *s = &es->all;
+    metrics_table t = {s->mu, s->n, es->D, es->fd.K, es->fd.sizes};
+    metrics_dlib_scores sc;
+    int rc = metrics_dlib_suite(&t, (uint64_t)c->seed, NULL, &sc, e);
+    if (rc < 0)
+        return rc;
+    metric[RUN_M_BETA_VAE] = sc.beta_vae_eval;
+    metric[RUN_M_FACTOR_VAE] = sc.factor_vae_eval;
+    metric[RUN_M_DCI_D] = sc.dci.disentanglement;
+    metric[RUN_M_DCI_C] = sc.dci.completeness;
+    metric[RUN_M_DCI_I] = sc.dci.informativeness_test;
+    metric[RUN_M_SAP] = sc.sap;
+    metric[RUN_M_MODULARITY] = sc.modularity;
+    metric[RUN_M_EXPLICITNESS] = sc.explicitness_test;
+    metric[RUN_M_GWC] = sc.unsup.gaussian_wasserstein_correlation_norm;
+    metric[RUN_M_MI_SCORE] = sc.unsup.mutual_info_score;
+    return 0;
+}
+
 /* The dims swapped for each factor, mask (K, W): chunk k (dsd), else the
  * unit with the highest mi[., k] (a discrete variable: its whole one-hot
  * block). 0 when there is no way to choose them. */
@@ -454,6 +479,7 @@ int run_evaluate_codes(model *m, const data_source *d, const run_config *c,
     if ((rc = chen_metrics(&es, chen, c, metric, mi, mig_gap, &have_mi, e)) < 0 ||
         (rc = hist_metrics(&es, metric, mi, mig_gap, &have_mi, e)) < 0 ||
         (rc = chunk_metrics(&es, metric, chunk_gap, e)) < 0 ||
+        (rc = dlib_metrics(&es, c, metric, e)) < 0 ||
         (rc = give_codes(&es, sink, ctx, e)) < 0)
         goto done;
 

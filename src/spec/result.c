@@ -15,7 +15,12 @@ const char *const run_metric_names[RUN_N_METRICS] = {
     [RUN_M_TC] = "tc", [RUN_M_MI] = "mi", [RUN_M_DWKL] = "dwkl", [RUN_M_MIG] = "mig",
     [RUN_M_MIG_HIST] = "mig_hist", [RUN_M_GAUSSIAN_TC] = "gaussian_tc",
     [RUN_M_SWAP_ACC] = "swap_acc", [RUN_M_LOSS] = "loss", [RUN_M_CHUNK_MIG] = "chunk_mig",
-    [RUN_M_EVAL_IMAGES] = "eval_images",
+    [RUN_M_EVAL_IMAGES] = "eval_images", [RUN_M_BETA_VAE] = "beta_vae_score",
+    [RUN_M_FACTOR_VAE] = "factor_vae_score", [RUN_M_DCI_D] = "dci_disentanglement",
+    [RUN_M_DCI_C] = "dci_completeness", [RUN_M_DCI_I] = "dci_informativeness",
+    [RUN_M_SAP] = "sap", [RUN_M_MODULARITY] = "modularity",
+    [RUN_M_EXPLICITNESS] = "explicitness", [RUN_M_GWC] = "gaussian_wasserstein_corr_norm",
+    [RUN_M_MI_SCORE] = "mutual_info_score",
 };
 
 const char *const run_metric_units[RUN_N_METRICS] = {
@@ -23,6 +28,9 @@ const char *const run_metric_units[RUN_N_METRICS] = {
     [RUN_M_TC] = "nats", [RUN_M_MI] = "nats", [RUN_M_DWKL] = "nats", [RUN_M_MIG] = "",
     [RUN_M_MIG_HIST] = "", [RUN_M_GAUSSIAN_TC] = "nats", [RUN_M_SWAP_ACC] = "",
     [RUN_M_LOSS] = "nats / image", [RUN_M_CHUNK_MIG] = "", [RUN_M_EVAL_IMAGES] = "images",
+    [RUN_M_BETA_VAE] = "", [RUN_M_FACTOR_VAE] = "", [RUN_M_DCI_D] = "", [RUN_M_DCI_C] = "",
+    [RUN_M_DCI_I] = "", [RUN_M_SAP] = "", [RUN_M_MODULARITY] = "", [RUN_M_EXPLICITNESS] = "",
+    [RUN_M_GWC] = "", [RUN_M_MI_SCORE] = "nats",
 };
 
 const char *run_status_name(int status)
@@ -72,10 +80,11 @@ int run_result_add_curve(run_result *r, long step, const char *name, double valu
 
 /* ---- serialisation: a flat buffer between same-architecture peers ---------- */
 
-/* "UNT2": with chunk_mig, eval_images and the per-factor chunk gaps. "UNTR"
+/* "UNT3": with chunk_mig, eval_images, disentanglement_lib's suite and the
+ * per-factor chunk gaps. "UNTR"
  * (the first format, RUN_N_METRICS_V1 metrics, no chunk gaps) is still read:
  * journals of earlier files hold it. */
-#define RESULT_MAGIC 0x554e5432u
+#define RESULT_MAGIC 0x554e5433u
 #define RESULT_MAGIC_V1 0x554e5452u
 
 int run_result_pack(const run_result *r, uint8_t **out, size_t *len, err *e)

@@ -3,7 +3,8 @@
 # - a trained run re-evaluated with --codes: the /evals row is a full-set
 #   evaluation (encode full, eval_images 737,280) and CODES.h5 holds the
 #   documented layout (docs/architecture.md section 7): factors in canonical
-#   order (mixed radix over factor_sizes), mu and logvar (N, D);
+#   order (mixed radix over factor_sizes), mu and logvar (N, D); the row
+#   holds disentanglement_lib's suite (NaN in the sample-mode training row);
 # - h5py reads it back and recomputes the row's kl (the mean analytic KL of
 #   the full set) from mu and logvar;
 # - a second --codes evaluation replaces the run's group; --codes with
@@ -57,6 +58,15 @@ kl = np.mean(np.sum(0.5 * (mu * mu + np.exp(lv) - lv - 1.0), axis=1))
 assert row["eval_images"] == n, row["eval_images"]
 assert abs(kl - row["kl"]) <= 1e-9 * max(1.0, abs(kl)), (kl, row["kl"])
 print(f"kl recomputed from the codes: {kl:.10g} (row: {row['kl']:.10g})")
+# disentanglement_lib's suite: computed on the full set, NaN in sample mode
+suite = ["beta_vae_score", "factor_vae_score", "dci_disentanglement", "dci_completeness",
+         "dci_informativeness", "sap", "modularity", "explicitness"]
+for m in suite:
+    assert 0.0 <= row[m] <= 1.0, (m, row[m])
+assert np.isfinite(row["gaussian_wasserstein_corr_norm"]) and row["mutual_info_score"] >= 0
+first = io.load_runs(results, evaluations="all").iloc[0]
+assert first["evaluation"] == 0 and all(np.isnan(first[m]) for m in suite), first[suite]
+print("suite:", ", ".join(f"{m} {row[m]:.3f}" for m in suite))
 PY
 expect 0 "h5py reads the codes back and recomputes kl" $PY "$TMP/check.py" "$TMP/c.h5" \
     "$TMP/codes.h5"

@@ -40,10 +40,11 @@ SPARE_COLOURS = ["#bcbd22", "#17becf", "#393b79", "#637939", "#843c39"]
 PREFERRED_X = ("beta", "gamma", "supervision", "lambda", "c_max", "alpha", "c_z_max",
                "c_c_max", "w_swap", "latent_dim", "lr", "steps", "batch_size", "anneal_steps")
 # Not drawn against the hyperparameters: the training loss (its scale
-# depends on the method's weights) and the ELBO (-(recon + kl)).
-SKIP_METRICS = ("loss", "elbo")
+# depends on the method's weights), the ELBO (-(recon + kl)) and the number
+# of images the estimators used.
+SKIP_METRICS = ("loss", "elbo", "eval_images")
 # The metrics that measure disentanglement (recon_vs has one panel each).
-DISENTANGLEMENT = ("mig", "mig_hist", "swap_acc", "mig_chunk", "beta_vae_score",
+DISENTANGLEMENT = ("mig", "mig_hist", "chunk_mig", "swap_acc", "beta_vae_score",
                    "factor_vae_score", "dci_disentanglement", "sap", "modularity")
 # Metrics that only mean something beside a given method: swap accuracy
 # measures the swap of a factor's chunk, which only dsd learns to make.
