@@ -1,5 +1,5 @@
 /* Training throughput (images/s and GFLOP/s) of betavae with the mlp and conv
- * architectures at 64x64, batch 64 and 256, with 1 and 2 OpenBLAS threads,
+ * architectures at 64x64, batch 64 and 256, with 1 and 2 threads (nn's pool),
  * and where a step's time goes: the GEMM layers (dense, conv, conv-transpose,
  * forward and backward), the data (rendering the batch), Adam, and the rest
  * (activations, losses, the latent, copies). Figures are the best of a few
@@ -11,8 +11,6 @@
 #include <time.h>
 
 #include "../../src/model/model_impl.h"
-
-void openblas_set_num_threads(int n);
 
 enum { ROUNDS = 3 };
 
@@ -67,7 +65,7 @@ static double gemm_time(const net *n, net_cache *c, nn_arena *a, int B, int firs
 
 static int bench(const char *arch, int B, int threads, const data_source *d)
 {
-    openblas_set_num_threads(threads);
+    nn_set_threads(threads); /* before model_create: conv scratch is per thread */
     run_config rc;
     err e;
     err_clear(&e);
