@@ -43,7 +43,8 @@ static const char usage_train[] =
     "\n"
     "  --set key=value   set a configuration key (repeatable)\n"
     "  --json            print the result as JSON on stdout\n"
-    "  --threads N       OpenBLAS threads (default: OPENBLAS_NUM_THREADS or all cores)\n"
+    "  --threads N       threads of the run (default: the cores available); the\n"
+    "                    numbers are the same bit for bit for any N\n"
     "  --index I         the run of SWEEP.yaml to train\n"
     "  --no-eval         skip the metrics after training\n"
     "\n"
@@ -93,7 +94,7 @@ typedef struct number_option {
 } number_option;
 
 static const number_option sweep_numbers[] = {
-    {"--retries", 0, 1000, 1},     {"--threads", 1, 4096, 1},
+    {"--retries", 0, 1000, 1},     {"--threads", 1, 4096, 1},     {"--jobs", 1, 4096, 1},
     {"--max-runs", 1, 1e9, 1},     {"--run-timeout", 0, 1e9, 0},
     {"--deadline", 0, 1e9, 0},     {"--checkpoint-every", 0, 1e9, 0},
     {"--min-start", 0, 1e9, 0},    {"--stop-grace", 0, 1e6, 0},
@@ -106,6 +107,8 @@ static void set_sweep_number(sweep_options *o, const char *name, double v)
         o->retries = (int)v;
     else if (strcmp(name, "--threads") == 0)
         o->threads = (int)v;
+    else if (strcmp(name, "--jobs") == 0)
+        o->jobs = (int)v;
     else if (strcmp(name, "--max-runs") == 0)
         o->max_runs = (size_t)v;
     else if (strcmp(name, "--run-timeout") == 0)
@@ -200,7 +203,7 @@ static int cmd_train(int argc, char **argv)
 {
     run_config c;
     run_config_defaults(&c);
-    int json = 0, eval = 1;
+    int json = 0, eval = 1, threads = 0;
     const char *yaml = NULL;
     long index = -1;
     err e;
@@ -257,7 +260,7 @@ static int cmd_train(int argc, char **argv)
             double n;
             if (parse_number("train", a, argv[++i], 1, 4096, 1, &n) < 0)
                 return 1;
-            nn_set_threads((int)n);
+            threads = (int)n;
         } else if (strcmp(a, "--set") == 0 && i + 1 < argc) {
             const char *kv = argv[++i];
             const char *eq = strchr(kv, '=');
@@ -277,6 +280,7 @@ static int cmd_train(int argc, char **argv)
         fprintf(stderr, "untangle train: %s\n", e.msg);
         return 1;
     }
+    nn_set_threads(threads > 0 ? threads : nn_cores());
     run_hooks hooks = {.progress = train_progress};
     run_result r;
     run_result_init(&r);
@@ -307,12 +311,14 @@ static const char usage_sweep[] =
     "usage: untangle sweep SWEEP.yaml -o RESULTS.h5 [--resume | --restart] [--dry-run]\n"
     "                      [--shard I/N] [--retries K] [--retry-diverged] [--run-timeout SEC]\n"
     "                      [--deadline SEC]\n"
-    "                      [--threads N] [--max-runs N] [--no-eval] [--checkpoint-every SEC]\n"
+    "                      [--jobs N] [--threads N] [--max-runs N] [--no-eval]\n"
+    "                      [--checkpoint-every SEC]\n"
     "                      [--min-start SEC] [--stop-grace SEC] [--no-save-models]\n"
     "\n"
     "Run every run of the sweep file and write one results file. Under\n"
     "`mpirun -np P` rank 0 schedules and writes, ranks 1..P-1 train; as a single\n"
-    "process it runs the runs one after another. Same command, same numbers.\n"
+    "process it runs --jobs runs at a time (default: one per core). Same command,\n"
+    "same numbers, bit for bit, whatever the launch, --jobs or --threads.\n"
     "\n"
     "  -o RESULTS.h5     the results file (HDF5; a journal RESULTS.h5.journal sits beside it)\n"
     "  --resume          continue RESULTS.h5: run what has no ok row (starts it when missing)\n"
@@ -323,7 +329,7 @@ static const char usage_sweep[] =
     "                    reruns the same configuration and seed, from its checkpoint\n"
     "  --retry-diverged  retry diverged runs too: a run's numbers depend only on its\n"
     "                    configuration, so a diverged run diverges again unless the\n"
-    "                    binary or the thread count changed\n"
+    "                    binary changed\n"
     "  --run-timeout SEC a run taking longer is stopped (status timeout)\n"
     "  --deadline SEC    end the sweep SEC seconds after its start: running runs are\n"
     "                    checkpointed and stopped then (status interrupted, no retry used)\n"
@@ -334,7 +340,10 @@ static const char usage_sweep[] =
     "                    with the same numbers as a run done in one go\n"
     "  --stop-grace SEC  a run asked to stop has SEC seconds to checkpoint (default 30)\n"
     "  --no-save-models  do not keep the final parameters of ok runs\n"
-    "  --threads N       OpenBLAS threads per run (default: cores / ranks on the node)\n"
+    "  --jobs N          single process: runs at a time, each in its own process\n"
+    "                    (default: the cores available, at most the runs to do)\n"
+    "  --threads N       threads per run (default: under mpirun the node's cores / its\n"
+    "                    ranks; single process, the cores available / --jobs)\n"
     "  --max-runs N      refuse grids larger than N runs (default 100000)\n"
     "  --no-eval         skip the metrics (scheduler benchmarks)\n"
     "\n"
@@ -567,18 +576,20 @@ static int cmd_merge(int argc, char **argv)
 /* ---- eval ---------------------------------------------------------------------- */
 
 static const char usage_eval[] =
-    "usage: untangle eval RESULTS.h5 [--runs LIST] [--set key=value ...] [--threads N]\n"
+    "usage: untangle eval RESULTS.h5 [--runs LIST] [--set key=value ...] [--jobs N]\n"
+    "                     [--threads N]\n"
     "\n"
     "Evaluate the saved models (RESULTS.h5.runs/<run_id>.model) of the file's ok runs\n"
     "again, without training, and store the metrics as re-evaluations: rows of\n"
     "/evals numbered 1, 2, ... per run (the training's own evaluation stays in /runs;\n"
     "load_runs shows the latest). Under `mpirun -np P` rank 0 schedules and writes,\n"
-    "ranks 1..P-1 evaluate, as in a sweep. With the training's eval keys and thread\n"
-    "count the metrics equal the training's bit for bit.\n"
+    "ranks 1..P-1 evaluate, as in a sweep. With the training's eval keys the\n"
+    "metrics equal the training's bit for bit.\n"
     "\n"
     "  --runs LIST       only these runs: run ids or indices, comma-separated\n"
     "  --set key=value   change an eval key (images, samples, pairs); repeatable\n"
-    "  --threads N       OpenBLAS threads per run (default: cores / ranks on the node)\n"
+    "  --jobs N          single process: runs evaluated at a time (default: the cores)\n"
+    "  --threads N       threads per run (default: as untangle sweep)\n"
     "\n"
     "A run whose saved model is missing or damaged gets a one-line message and no row.\n"
     "Exit codes: 0 all evaluated, 1 usage or input error (nothing written), 2 some\n"
@@ -606,6 +617,10 @@ static int cmd_eval(int argc, char **argv)
             if (parse_number("eval", a, argv[++i], 1, 4096, 1, &v) < 0)
                 rc = 1;
             o.threads = (int)v;
+        } else if (strcmp(a, "--jobs") == 0 && i + 1 < argc) {
+            if (parse_number("eval", a, argv[++i], 1, 4096, 1, &v) < 0)
+                rc = 1;
+            o.jobs = (int)v;
         } else if (a[0] != '-' && !o.out_path) {
             o.out_path = a;
         } else {
