@@ -120,6 +120,9 @@ void nn_convt2d_backward(float *din, float *dw, float *db, float *scratch,
 
 /* ---- activations (elementwise over n floats; in-place allowed: out == in) -- */
 
+/* x (n) = 0, on the thread pool (a gradient buffer before a backward). */
+void nn_zero(float *x, size_t n);
+
 void nn_relu_forward(float *out, const float *in, size_t n);
 /* din += dout * (out > 0); uses the forward OUTPUT. */
 void nn_relu_backward(float *din, const float *dout, const float *out, size_t n);

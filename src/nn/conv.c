@@ -18,7 +18,9 @@
  * sgemm is slow, so images are processed in groups of g, chosen so that a
  * group has about CONV_COLS columns. The (gO, g*N) matrices are then in
  * channel-major order and are copied to/from NCHW; with g = 1 they are the NCHW
- * slice itself and no copy is made. Scratch = col (gC*K*K, g*N) + mat (gO, g*N).
+ * slice itself and no copy is made. Each thread's work space = col (gC*K*K,
+ * g*N) + mat (gO, g*N); groups are the tasks of the thread pool (see
+ * "threads" below for the backward's chunks and the scratch layout).
  *
  * The kernel 4, stride 2, padding 1 case of the conv arch has its own
  * im2col/col2im (below), which profiling asked for, and computes the

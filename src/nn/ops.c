@@ -12,6 +12,7 @@
 #include "untangle/nn.h"
 
 #include <math.h>
+#include <string.h>
 
 /* ---- activations -------------------------------------------------------- */
 
@@ -21,6 +22,19 @@ typedef struct elem_job {
     const float *a, *b;
     float scale;
 } elem_job;
+
+static void zero_range(void *ctx, size_t lo, size_t hi)
+{
+    const elem_job *j = ctx;
+    memset(j->out + lo, 0, (hi - lo) * sizeof *j->out);
+}
+
+void nn_zero(float *x, size_t n)
+{
+    // x (n)
+    elem_job j = {x, NULL, NULL, 0.0f};
+    nn_parallel_range(n, zero_range, &j);
+}
 
 static void relu_fwd_range(void *ctx, size_t lo, size_t hi)
 {
