@@ -341,7 +341,7 @@ static const char usage_sweep[] =
     "  --stop-grace SEC  a run asked to stop has SEC seconds to checkpoint (default 30)\n"
     "  --no-save-models  do not keep the final parameters of ok runs\n"
     "  --jobs N          single process: runs at a time, each in its own process\n"
-    "                    (default: the cores available, at most the runs to do)\n"
+    "                    (default: the cores available / --threads, at most the runs)\n"
     "  --threads N       threads per run (default: under mpirun the node's cores / its\n"
     "                    ranks; single process, the cores available / --jobs)\n"
     "  --max-runs N      refuse grids larger than N runs (default 100000)\n"

@@ -9,15 +9,24 @@
 #include <string.h>
 #include <unistd.h>
 
-/* A single process: runs at a time (--jobs, else one per core, at most the
- * runs to do), and the threads of each run (--threads, else the cores left
- * to each job). A run's numbers do not depend on either. */
+/* A single process: runs at a time (--jobs, else one run per core: the
+ * cores / --threads, at most the runs to do), and the threads of each run
+ * (--threads, else the cores left to each job). The cores are those of the
+ * process's CPU affinity, and no more than SLURM_CPUS_PER_TASK in a SLURM
+ * task (whose affinity may not be enforced). A run's numbers depend on
+ * neither. */
 int master_local_jobs(const master *m)
 {
-    int cores = nn_cores();
-    long jobs = m->o->jobs > 0 ? m->o->jobs : cores;
-    if (m->o->jobs <= 0 && (size_t)jobs > master_pending(m))
-        jobs = (long)master_pending(m);
+    long cores = nn_cores();
+    const char *cpt = getenv("SLURM_CPUS_PER_TASK");
+    if (cpt && atol(cpt) > 0 && atol(cpt) < cores)
+        cores = atol(cpt);
+    long jobs = m->o->jobs;
+    if (jobs <= 0) {
+        jobs = cores / (m->o->threads > 0 ? m->o->threads : 1);
+        if ((size_t)jobs > master_pending(m))
+            jobs = (long)master_pending(m);
+    }
     if (jobs < 1)
         jobs = 1;
     if (m->o->threads <= 0)
