@@ -1037,19 +1037,19 @@ static void run_conv(outlog *L, const nn_conv *d, int B, uint64_t seed)
  * maps and the loss over several blocks and passes, Adam. */
 static void run_kernels(outlog *L)
 {
-    run_dense(L, 300, 700, 333, 71);
+    run_dense(L, 260, 100, 333, 71); // 2 row blocks x 4 column blocks
     run_dense(L, 40, 50, 900, 72);
     nn_conv d;
-    nn_conv2d_dims(&d, 32, 16, 16, 32, 4, 2, 1);
-    run_conv(L, &d, 20, 73);
-    nn_convt2d_dims(&d, 32, 8, 8, 32, 4, 2, 1);
-    run_conv(L, &d, 20, 74);
+    nn_conv2d_dims(&d, 32, 16, 16, 32, 4, 2, 1); // 1 image a group, 2 chunks
+    run_conv(L, &d, 10, 73);
+    nn_convt2d_dims(&d, 32, 8, 8, 32, 4, 2, 1); // phases, 4 a group, 2 chunks
+    run_conv(L, &d, 12, 74);
     nn_convt2d_dims(&d, 32, 16, 16, 1, 4, 2, 1);
     run_conv(L, &d, 11, 75);
     nn_conv2d_dims(&d, 3, 20, 18, 5, 3, 1, 1);
     run_conv(L, &d, 13, 76);
-    nn_conv2d_dims(&d, 64, 8, 8, 64, 4, 2, 1);
-    run_conv(L, &d, 40, 77);
+    nn_conv2d_dims(&d, 32, 8, 8, 32, 4, 2, 1); // 16 a group, 2 chunks
+    run_conv(L, &d, 20, 77);
 
     rng r;
     rng_seed(&r, 78, RNG_TEST);
