@@ -45,7 +45,8 @@ static const char usage_train[] =
     "\n"
     "  --set key=value   set a configuration key (repeatable)\n"
     "  --json            print the result as JSON on stdout\n"
-    "  --threads N       OpenBLAS threads (default: OPENBLAS_NUM_THREADS or all cores)\n"
+    "  --threads N       threads of the run (default: the cores available); the\n"
+    "                    numbers are the same bit for bit for any N\n"
     "  --index I         the run of SWEEP.yaml to train\n"
     "  --no-eval         skip the metrics after training\n"
     "\n"
@@ -97,7 +98,7 @@ typedef struct number_option {
 } number_option;
 
 static const number_option sweep_numbers[] = {
-    {"--retries", 0, 1000, 1},     {"--threads", 1, 4096, 1},
+    {"--retries", 0, 1000, 1},     {"--threads", 1, 4096, 1},     {"--jobs", 1, 4096, 1},
     {"--max-runs", 1, 1e9, 1},     {"--run-timeout", 0, 1e9, 0},
     {"--deadline", 0, 1e9, 0},     {"--checkpoint-every", 0, 1e9, 0},
     {"--min-start", 0, 1e9, 0},    {"--stop-grace", 0, 1e6, 0},
@@ -110,6 +111,8 @@ static void set_sweep_number(sweep_options *o, const char *name, double v)
         o->retries = (int)v;
     else if (strcmp(name, "--threads") == 0)
         o->threads = (int)v;
+    else if (strcmp(name, "--jobs") == 0)
+        o->jobs = (int)v;
     else if (strcmp(name, "--max-runs") == 0)
         o->max_runs = (size_t)v;
     else if (strcmp(name, "--run-timeout") == 0)
@@ -208,7 +211,7 @@ static int cmd_train(int argc, char **argv)
 {
     run_config c;
     run_config_defaults(&c);
-    int json = 0, eval = 1;
+    int json = 0, eval = 1, threads = 0;
     const char *yaml = NULL;
     long index = -1;
     err e;
@@ -265,7 +268,7 @@ static int cmd_train(int argc, char **argv)
             double n;
             if (parse_number("train", a, argv[++i], 1, 4096, 1, &n) < 0)
                 return 1;
-            nn_set_threads((int)n);
+            threads = (int)n;
         } else if (strcmp(a, "--set") == 0 && i + 1 < argc) {
             const char *kv = argv[++i];
             const char *eq = strchr(kv, '=');
@@ -285,6 +288,7 @@ static int cmd_train(int argc, char **argv)
         fprintf(stderr, "untangle train: %s\n", e.msg);
         return 1;
     }
+    nn_set_threads(threads > 0 ? threads : nn_cores());
     /* A data file whose image size nobody set: the file says it. */
     data_source *data = NULL;
     if (c.path[0] && !(c.set & 1ull << (size_t)(run_key_find("image_size") - run_keys))) {
@@ -325,12 +329,14 @@ static const char usage_sweep[] =
     "usage: untangle sweep SWEEP.yaml -o RESULTS.h5 [--resume | --restart] [--dry-run]\n"
     "                      [--shard I/N] [--retries K] [--retry-diverged] [--run-timeout SEC]\n"
     "                      [--deadline SEC]\n"
-    "                      [--threads N] [--max-runs N] [--no-eval] [--checkpoint-every SEC]\n"
+    "                      [--jobs N] [--threads N] [--max-runs N] [--no-eval]\n"
+    "                      [--checkpoint-every SEC]\n"
     "                      [--min-start SEC] [--stop-grace SEC] [--no-save-models]\n"
     "\n"
     "Run every run of the sweep file and write one results file. Under\n"
     "`mpirun -np P` rank 0 schedules and writes, ranks 1..P-1 train; as a single\n"
-    "process it runs the runs one after another. Same command, same numbers.\n"
+    "process it runs --jobs runs at a time (default: one per core). Same command,\n"
+    "same numbers, bit for bit, whatever the launch, --jobs or --threads.\n"
     "\n"
     "  -o RESULTS.h5     the results file (HDF5; a journal RESULTS.h5.journal sits beside it)\n"
     "  --resume          continue RESULTS.h5: run what has no ok row (starts it when missing)\n"
@@ -341,7 +347,7 @@ static const char usage_sweep[] =
     "                    reruns the same configuration and seed, from its checkpoint\n"
     "  --retry-diverged  retry diverged runs too: a run's numbers depend only on its\n"
     "                    configuration, so a diverged run diverges again unless the\n"
-    "                    binary or the thread count changed\n"
+    "                    binary changed\n"
     "  --run-timeout SEC a run taking longer is stopped (status timeout)\n"
     "  --deadline SEC    end the sweep SEC seconds after its start: running runs are\n"
     "                    checkpointed and stopped then (status interrupted, no retry used)\n"
@@ -352,7 +358,10 @@ static const char usage_sweep[] =
     "                    with the same numbers as a run done in one go\n"
     "  --stop-grace SEC  a run asked to stop has SEC seconds to checkpoint (default 30)\n"
     "  --no-save-models  do not keep the final parameters of ok runs\n"
-    "  --threads N       OpenBLAS threads per run (default: cores / ranks on the node)\n"
+    "  --jobs N          single process: runs at a time, each in its own process\n"
+    "                    (default: the cores available / --threads, at most the runs)\n"
+    "  --threads N       threads per run (default: under mpirun the node's cores / its\n"
+    "                    ranks; single process, the cores available / --jobs)\n"
     "  --max-runs N      refuse grids larger than N runs (default 100000)\n"
     "  --no-eval         skip the metrics (scheduler benchmarks)\n"
     "\n"
@@ -587,14 +596,14 @@ static int cmd_merge(int argc, char **argv)
 
 static const char usage_eval[] =
     "usage: untangle eval RESULTS.h5 [--runs LIST] [--set key=value ...] [--codes CODES.h5]\n"
-    "                     [--threads N]\n"
+    "                     [--jobs N] [--threads N]\n"
     "\n"
     "Evaluate the saved models (RESULTS.h5.runs/<run_id>.model) of the file's ok runs\n"
     "again, without training, and store the metrics as re-evaluations: rows of\n"
     "/evals numbered 1, 2, ... per run (the training's own evaluation stays in /runs;\n"
     "load_runs shows the latest). Under `mpirun -np P` rank 0 schedules and writes,\n"
-    "ranks 1..P-1 evaluate, as in a sweep. With the training's eval keys and thread\n"
-    "count the metrics equal the training's bit for bit.\n"
+    "ranks 1..P-1 evaluate, as in a sweep. With the training's eval keys the\n"
+    "metrics equal the training's bit for bit.\n"
     "\n"
     "  --runs LIST       only these runs: run ids or indices, comma-separated\n"
     "  --set key=value   change an eval key (images, samples, pairs, encode, hist_images,\n"
@@ -602,7 +611,8 @@ static const char usage_eval[] =
     "  --codes CODES.h5  also write each run's encoded data set (posterior means and\n"
     "                    log-variances of every image in canonical factor order, the\n"
     "                    factor values and sizes) into CODES.h5; implies encode=full\n"
-    "  --threads N       OpenBLAS threads per run (default: cores / ranks on the node)\n"
+    "  --jobs N          single process: runs evaluated at a time (default: the cores)\n"
+    "  --threads N       threads per run (default: as untangle sweep)\n"
     "\n"
     "A run whose saved model is missing or damaged gets a one-line message and no row.\n"
     "Exit codes: 0 all evaluated, 1 usage or input error (nothing written), 2 some\n"
@@ -632,6 +642,10 @@ static int cmd_eval(int argc, char **argv)
             if (parse_number("eval", a, argv[++i], 1, 4096, 1, &v) < 0)
                 rc = 1;
             o.threads = (int)v;
+        } else if (strcmp(a, "--jobs") == 0 && i + 1 < argc) {
+            if (parse_number("eval", a, argv[++i], 1, 4096, 1, &v) < 0)
+                rc = 1;
+            o.jobs = (int)v;
         } else if (a[0] != '-' && !o.out_path) {
             o.out_path = a;
         } else {

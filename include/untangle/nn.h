@@ -21,10 +21,18 @@
 #include "untangle/err.h"
 #include "untangle/rng.h"
 
-/* ---- the BLAS library ---------------------------------------------------- */
+/* ---- threads and the BLAS library --------------------------------------- */
 
-/* Threads of OpenBLAS's pool for this process (n >= 1). */
+/* Threads that share each kernel in this process (n >= 1, at most 256; the
+ * default is 1): nn's own pool, with OpenBLAS single-threaded inside each
+ * task. Every kernel is cut into tasks by its shapes alone and sums over
+ * tasks are added in a fixed order, so results are bit-identical for any n.
+ * Set it before creating what nn_conv_scratch sizes (scratch is per thread). */
 void nn_set_threads(int n);
+/* The thread count nn_set_threads set. */
+int nn_threads(void);
+/* Cores this process may run on (its CPU affinity, e.g. a SLURM task's). */
+int nn_cores(void);
 /* "OpenBLAS <version> <build options> <kernel>" into buf (n bytes). */
 void nn_library_version(char *buf, size_t n);
 
@@ -111,6 +119,9 @@ void nn_convt2d_backward(float *din, float *dw, float *db, float *scratch,
                          const nn_conv *d, int B);
 
 /* ---- activations (elementwise over n floats; in-place allowed: out == in) -- */
+
+/* x (n) = 0, on the thread pool (a gradient buffer before a backward). */
+void nn_zero(float *x, size_t n);
 
 void nn_relu_forward(float *out, const float *in, size_t n);
 /* din += dout * (out > 0); uses the forward OUTPUT. */

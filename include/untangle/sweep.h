@@ -1,7 +1,8 @@
 /* sweep: runs every run of a sweep file and writes the results file. Under
  * mpirun rank 0 is the master and the other ranks are workers (pull
- * scheduling); as a single process it runs the runs itself, one after
- * another. The only module that includes mpi.h. */
+ * scheduling); as a single process it runs `jobs` runs at a time in child
+ * processes, handing out the next run as one ends, and writes their rows
+ * itself. The only module that includes mpi.h. */
 #ifndef UNTANGLE_SWEEP_H
 #define UNTANGLE_SWEEP_H
 
@@ -21,7 +22,10 @@ typedef struct sweep_options {
     int retry_diverged;     /* retry diverged runs too (deterministic: off by default) */
     double run_timeout;     /* seconds per run, 0 = none */
     double deadline;        /* seconds from start by which the sweep ends, 0 = none */
-    int threads;            /* OpenBLAS threads per worker, 0 = cores / ranks on the node */
+    int threads;            /* threads per run, 0 = default: under MPI the node's cores /
+                               its ranks; single process, the cores / jobs */
+    int jobs;               /* single process: runs at a time, 0 = the cores available
+                               (at most the runs to do); ignored under MPI */
     size_t max_runs;        /* refuse larger grids */
     int no_eval;            /* skip the metrics (benchmarks of the scheduler) */
     int isolate;            /* run each run in a child process (default 1) */

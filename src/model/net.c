@@ -242,7 +242,7 @@ void net_backward(const net *n, net_cache *c, nn_arena *a, const float *dout, fl
         float *dx = i == 0 ? din : c->dact[i];
         /* backward accumulates: the intermediate gradient starts at zero */
         if (i > 0)
-            memset(dx, 0, (size_t)B * l->in * sizeof(float));
+            nn_zero(dx, (size_t)B * l->in);
         const float *x = c->act[i], *y = c->act[i + 1];
         switch (l->kind) {
         case NET_DENSE:

@@ -7,7 +7,12 @@
  * Every slot's offset is also a multiple of 16 floats, so each named tensor is
  * 64-byte aligned in all four blocks; the few padding floats between slots are
  * zero in every block and stay zero under Adam (m = v = g = 0 gives a zero
- * update). */
+ * update).
+ *
+ * Adam runs on the thread pool in blocks of NN_ELEM_BLOCK floats (a multiple
+ * of its 16-float vectors): an elementwise map, the same numbers for any
+ * thread count. */
+#include "nn_impl.h"
 #include "untangle/nn.h"
 
 #include <assert.h>
@@ -169,15 +174,27 @@ static void adam_block(float *restrict p, float *restrict g, float *restrict m,
     }
 }
 
+typedef struct adam_job {
+    nn_arena *a;
+    float b1, b2, step, ibc2, eps;
+} adam_job;
+
+static void adam_range(void *ctx, size_t lo, size_t hi)
+{
+    const adam_job *j = ctx;
+    nn_arena *a = j->a;
+    adam_block(a->param + lo, a->grad + lo, a->m + lo, a->v + lo, hi - lo, j->b1, j->b2,
+               j->step, j->ibc2, j->eps);
+}
+
 void nn_adam_step(nn_arena *a, float lr, float beta1, float beta2, float eps)
 {
     a->t++;
     /* Bias corrections in double: 1 - 0.999^t loses digits in float for small t. */
     double bc1 = 1.0 - pow((double)beta1, (double)a->t);
     double bc2 = 1.0 - pow((double)beta2, (double)a->t);
-    float step = (float)((double)lr / bc1);
-    float ibc2 = (float)(1.0 / sqrt(bc2));
-    adam_block(a->param, a->grad, a->m, a->v, a->n, beta1, beta2, step, ibc2, eps);
+    adam_job j = {a, beta1, beta2, (float)((double)lr / bc1), (float)(1.0 / sqrt(bc2)), eps};
+    nn_parallel_range(a->n, adam_range, &j);
 }
 
 /* ---- initialisation ----------------------------------------------------- */

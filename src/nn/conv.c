@@ -18,13 +18,16 @@
  * sgemm is slow, so images are processed in groups of g, chosen so that a
  * group has about CONV_COLS columns. The (gO, g*N) matrices are then in
  * channel-major order and are copied to/from NCHW; with g = 1 they are the NCHW
- * slice itself and no copy is made. Scratch = col (gC*K*K, g*N) + mat (gO, g*N).
+ * slice itself and no copy is made. Each thread's work space = col (gC*K*K,
+ * g*N) + mat (gO, g*N); groups are the tasks of the thread pool (see
+ * "threads" below for the backward's chunks and the scratch layout).
  *
  * The kernel 4, stride 2, padding 1 case of the conv arch has its own
  * im2col/col2im (below), which profiling asked for, and computes the
  * conv-transpose maps (convT forward, conv2d's input gradient) with few input
  * channels by the phase decomposition described above convt_phase_add: four
  * GEMMs with inner dimension 4*C and no scatter-add. */
+#include "nn_impl.h"
 #include "untangle/nn.h"
 
 #include <cblas.h>
@@ -409,25 +412,6 @@ static void convt_phase_add(float *dst, float *work, const float *src, const flo
         }
 }
 
-size_t nn_conv_scratch(const nn_conv *d, int B)
-{
-    geo g = geo_of(d);
-    size_t cols = (size_t)group_size(&g, B) * (size_t)g.OH * (size_t)g.OW;
-    size_t n = ((size_t)g.C * g.K * g.K + (size_t)g.O) * cols; // col + mat
-    if (is_k4s2p1(&g) && use_phase(g.O, g.C)) {
-        /* the convT map from the column side (g.O channels) to the image side
-         * (g.C): convT forward alone, or conv2d's din after its dw GEMM, in
-         * the space of whose col + mat, after the phase weights */
-        size_t ph = phase_scratch(g.O, g.C, cols);
-        if (!d->transpose) { // the phase weights, then col + mat or colp + T
-            size_t work = ph - (size_t)16 * g.O * g.C;
-            ph = (size_t)16 * g.O * g.C + (n > work ? n : work);
-        }
-        n = n > ph ? n : ph;
-    }
-    return n;
-}
-
 /* mat (C, gb*N) = src (gb, C, N): NCHW -> channel-major for a group. */
 static void to_cmajor(float *mat, const float *src, int gb, int C, size_t N)
 {
@@ -505,34 +489,194 @@ static void bias_grad(float *db, const float *dout, int B, int C, size_t N)
             db[c] += sum(dout + ((size_t)b * C + c) * N, N);
 }
 
+/* ---- threads: tasks, partial sums and scratch ------------------------------
+ *
+ * Forward: one task per group of images (its own im2col, GEMM and copies,
+ * into its own images of the output). Backward: one task per CHUNK of
+ * images (a whole number of groups, at least CHUNK_IMAGES): the input
+ * gradient of its images, and the weight and bias gradients of its images
+ * into the chunk's own partial sums (beta = 1 over its groups, in order);
+ * then dWm += p_0 + p_1 + ... in chunk order, element by element. Groups and
+ * chunks follow from the geometry and B only, so the sums are the same for
+ * any thread count.
+ *
+ * Scratch of a layer for a batch of B (nn_conv_scratch):
+ *   [ wp: phase weights (16*gO*gC), when the convT map goes by phases ]
+ *   [ chunks x partial: dWm (gO, gC*K*K) then db (max(gO, gC)) ]
+ *   [ nn_threads() x work: col + mat, or colp + T of the phases ]
+ * Work is per thread and fully rewritten by each group, so it carries
+ * nothing from one task to the next. */
+enum { CHUNK_IMAGES = 8 };
+
+typedef struct layout {
+    int G, T, chunks;  /* images per group and per chunk, chunks of B */
+    int phase;         /* the convT map (gO -> gC channels) goes by phases */
+    size_t wp, part;   /* floats: phase weights, one chunk's partials */
+    size_t work;       /* floats of one thread's work */
+} layout;
+
+static layout layout_of(const geo *g, int B)
+{
+    layout L;
+    const size_t CKK = (size_t)g->C * g->K * g->K;
+    L.G = group_size(g, B);
+    L.T = L.G * ((CHUNK_IMAGES + L.G - 1) / L.G);
+    L.chunks = B > 0 ? (B + L.T - 1) / L.T : 0;
+    L.phase = is_k4s2p1(g) && use_phase(g->O, g->C);
+    L.wp = L.phase ? (size_t)16 * g->O * g->C : 0;
+    L.part = (size_t)g->O * CKK + (size_t)(g->O > g->C ? g->O : g->C);
+    size_t cols = (size_t)L.G * g->OH * g->OW;
+    L.work = (CKK + (size_t)g->O) * cols; // col + mat
+    if (L.phase && phase_scratch(g->O, g->C, cols) - L.wp > L.work)
+        L.work = phase_scratch(g->O, g->C, cols) - L.wp; // colp + T
+    return L;
+}
+
+size_t nn_conv_scratch(const nn_conv *d, int B)
+{
+    geo g = geo_of(d);
+    layout L = layout_of(&g, B);
+    return L.wp + (size_t)L.chunks * L.part + (size_t)nn_threads() * L.work;
+}
+
+/* One layer's call, as its tasks see it. */
+typedef struct conv_job {
+    geo g;
+    layout L;
+    int B;
+    const nn_conv *d;
+    float *scratch;
+    float *out;               /* forward: out; backward: din (or NULL) */
+    const float *in, *w, *b;  /* forward: in, w, b; backward: in, w */
+    const float *dout;        /* backward */
+    size_t img_sz, col_sz;    /* floats per image on the image / column side */
+} conv_job;
+
+static float *job_wp(const conv_job *j) { return j->scratch; }
+static float *job_part(const conv_job *j, int c)
+{
+    return j->scratch + j->L.wp + (size_t)c * j->L.part;
+}
+static float *job_work(const conv_job *j, int slot)
+{
+    return j->scratch + j->L.wp + (size_t)j->L.chunks * j->L.part + (size_t)slot * j->L.work;
+}
+
+/* The images [*b0, *b0 + *n) of group t, or of chunk t (per = T). */
+static void span(const conv_job *j, int t, int per, int *b0, int *n)
+{
+    *b0 = t * per;
+    *n = j->B - *b0 < per ? j->B - *b0 : per;
+}
+
+/* After the chunk tasks: dw (n) += sum over chunks of their dWm partials,
+ * and db (nb) likewise, each element's partials added in chunk order. */
+typedef struct combine_job {
+    const conv_job *j;
+    float *dst;
+    size_t off; /* of the partials within a chunk's part */
+} combine_job;
+
+static void combine_range(void *ctx, size_t lo, size_t hi)
+{
+    const combine_job *c = ctx;
+    const conv_job *j = c->j;
+    for (size_t i = lo; i < hi; i++) {
+        float acc = job_part(j, 0)[c->off + i];
+        for (int k = 1; k < j->L.chunks; k++)
+            acc += job_part(j, k)[c->off + i];
+        c->dst[i] += acc;
+    }
+}
+
+static void combine(const conv_job *j, float *dw, float *db, int nb)
+{
+    const size_t nw = (size_t)j->g.O * j->g.C * j->g.K * j->g.K;
+    combine_job cw = {j, dw, 0}, cb = {j, db, nw};
+    nn_parallel_range(nw, combine_range, &cw);
+    combine_range(&cb, 0, (size_t)nb);
+}
+
 /* ---- conv2d ------------------------------------------------------------- */
+
+static void conv2d_fwd_group(void *ctx, int t, int slot)
+{
+    const conv_job *j = ctx;
+    const geo *g = &j->g;
+    const int CKK = g->C * g->K * g->K;
+    const size_t N = (size_t)g->OH * g->OW;
+    int b0, gb;
+    span(j, t, j->L.G, &b0, &gb);
+    const int cols = gb * (int)N;
+    float *col = job_work(j, slot);             // (CKK, gb*N)
+    float *mat = col + (size_t)CKK * cols;      // (O, gb*N)
+    float *y = j->out + (size_t)b0 * j->col_sz; // (gb, O, N)
+    im2col(col, j->in + (size_t)b0 * j->img_sz, g, gb);
+    if (gb == 1) { /* y (O, N) is already the GEMM's layout */
+        fill_bias(y, j->b, 1, g->O, N);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->O, cols, CKK, 1.0f, j->w, CKK,
+                    col, cols, 1.0f, y, cols);
+    } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->O, cols, CKK, 1.0f, j->w, CKK,
+                    col, cols, 0.0f, mat, cols);
+        fill_bias(y, j->b, gb, g->O, N);
+        from_cmajor_add(y, mat, gb, g->O, N);
+    }
+}
 
 void nn_conv2d_forward(float *out, float *scratch, const float *in, const float *w,
                        const float *b, const nn_conv *d, int B)
 {
-    // out (B, O, OH, OW), in (B, C, H, W), w (O, C, K, K), b (O)
-    const geo g = geo_of(d);
-    const int G = group_size(&g, B), CKK = g.C * g.K * g.K;
-    const size_t N = (size_t)g.OH * g.OW, in_sz = (size_t)g.C * g.H * g.W, out_sz = g.O * N;
-    for (int b0 = 0; b0 < B; b0 += G) {
-        const int gb = B - b0 < G ? B - b0 : G;
+    // out (B, O, OH, OW), in (B, C, H, W), w (O, C, K, K), b (O), scratch (nn_conv_scratch)
+    conv_job j = {.g = geo_of(d), .B = B, .d = d, .scratch = scratch, .out = out, .in = in,
+                  .w = w, .b = b};
+    j.L = layout_of(&j.g, B);
+    j.img_sz = (size_t)j.g.C * j.g.H * j.g.W;
+    j.col_sz = (size_t)j.g.O * j.g.OH * j.g.OW;
+    nn_parallel(nn_block_count(B, j.L.G), conv2d_fwd_group, &j);
+}
+
+/* Chunk t of conv2d's backward: din of its images, its dWm and db partials. */
+static void conv2d_bwd_chunk(void *ctx, int t, int slot)
+{
+    const conv_job *j = ctx;
+    const geo *g = &j->g;
+    const int CKK = g->C * g->K * g->K;
+    const size_t N = (size_t)g->OH * g->OW;
+    float *pdw = job_part(j, t), *pdb = pdw + (size_t)g->O * CKK; // (O, CKK), (O)
+    float *work = job_work(j, slot);
+    memset(pdw, 0, j->L.part * sizeof *pdw);
+    int c0, nc;
+    span(j, t, j->L.T, &c0, &nc);
+    for (int b0 = c0; b0 < c0 + nc; b0 += j->L.G) {
+        const int gb = c0 + nc - b0 < j->L.G ? c0 + nc - b0 : j->L.G;
         const int cols = gb * (int)N;
-        float *col = scratch;                      // (CKK, gb*N)
-        float *mat = scratch + (size_t)CKK * cols; // (O, gb*N)
-        im2col(col, in + b0 * in_sz, &g, gb);
-        if (gb == 1) {
-            float *y = out + b0 * out_sz; // (O, N): already NCHW
-            fill_bias(y, b, 1, g.O, N);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.O, cols, CKK, 1.0f, w,
-                        CKK, col, cols, 1.0f, y, cols);
-        } else {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.O, cols, CKK, 1.0f, w,
-                        CKK, col, cols, 0.0f, mat, cols);
-            float *y = out + b0 * out_sz; // (gb, O, N)
-            fill_bias(y, b, gb, g.O, N);
-            from_cmajor_add(y, mat, gb, g.O, N);
+        float *col = work;                              // (CKK, gb*N)
+        float *mat = work + (size_t)CKK * cols;         // (O, gb*N)
+        const float *dy = j->dout + (size_t)b0 * j->col_sz; // (O, gb*N) once channel-major
+        if (gb > 1) {
+            to_cmajor(mat, dy, gb, g->O, N);
+            dy = mat;
+        }
+        im2col(col, j->in + (size_t)b0 * j->img_sz, g, gb);
+        /* dWm += dY . col^T  (forward: Y = W . col) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->O, CKK, cols, 1.0f, dy, cols,
+                    col, cols, 1.0f, pdw, CKK);
+        if (j->out && j->L.phase) {
+            /* din = convT(dout) with the same w read as (O, C, K, K) = (Ci,
+             * Co, 4, 4), by phases; col and mat are no longer needed: work
+             * takes colp and T */
+            convt_phase_add(j->out + (size_t)b0 * j->img_sz, work,
+                            j->dout + (size_t)b0 * j->col_sz, job_wp(j), g->O, g->C, g->OH,
+                            g->OW, gb);
+        } else if (j->out) {
+            /* dcol = W^T . dY, overwriting col (no longer needed), then scatter */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKK, cols, g->O, 1.0f, j->w,
+                        CKK, dy, cols, 0.0f, col, cols);
+            col2im_add(j->out + (size_t)b0 * j->img_sz, col, g, gb);
         }
     }
+    bias_grad(pdb, j->dout + (size_t)c0 * j->col_sz, nc, g->O, N);
 }
 
 void nn_conv2d_backward(float *din, float *dw, float *db, float *scratch,
@@ -540,82 +684,108 @@ void nn_conv2d_backward(float *din, float *dw, float *db, float *scratch,
                         const nn_conv *d, int B)
 {
     // din (B, C, H, W) or NULL, dw (O, C, K, K), db (O), dout (B, O, OH, OW),
-    // in (B, C, H, W), w (O, C, K, K)
-    const geo g = geo_of(d);
-    const int G = group_size(&g, B), CKK = g.C * g.K * g.K;
-    const size_t N = (size_t)g.OH * g.OW, in_sz = (size_t)g.C * g.H * g.W, out_sz = g.O * N;
-    /* din = convT(dout) with the same w read as (O, C, K, K) = (Ci, Co, 4, 4):
-     * in the k4s2p1 case by phases, whose weights go first in scratch */
-    const int phase = din && is_k4s2p1(&g) && use_phase(g.O, g.C);
-    float *wp = scratch, *work = scratch;
-    if (phase) {
-        phase_weights(wp, w, g.O, g.C);
-        work = scratch + (size_t)16 * g.O * g.C;
-    }
-    bias_grad(db, dout, B, g.O, N);
-    for (int b0 = 0; b0 < B; b0 += G) {
-        const int gb = B - b0 < G ? B - b0 : G;
-        const int cols = gb * (int)N;
-        float *col = work;                      // (CKK, gb*N)
-        float *mat = work + (size_t)CKK * cols; // (O, gb*N)
-        const float *dy = dout + b0 * out_sz;   // (O, gb*N) once channel-major
-        if (gb > 1) {
-            to_cmajor(mat, dy, gb, g.O, N);
-            dy = mat;
-        }
-        im2col(col, in + b0 * in_sz, &g, gb);
-        /* dw += dY . col^T  (forward: Y = W . col) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.O, CKK, cols, 1.0f, dy, cols,
-                    col, cols, 1.0f, dw, CKK);
-        if (phase) {
-            /* col and mat are no longer needed: work takes colp and T */
-            convt_phase_add(din + b0 * in_sz, work, dout + b0 * out_sz, wp, g.O, g.C, g.OH,
-                            g.OW, gb);
-        } else if (din) {
-            /* dcol = W^T . dY, overwriting col (no longer needed), then scatter */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKK, cols, g.O, 1.0f, w, CKK,
-                        dy, cols, 0.0f, col, cols);
-            col2im_add(din + b0 * in_sz, col, &g, gb);
-        }
-    }
+    // in (B, C, H, W), w (O, C, K, K), scratch (nn_conv_scratch)
+    conv_job j = {.g = geo_of(d), .B = B, .d = d, .scratch = scratch, .out = din, .in = in,
+                  .w = w, .dout = dout};
+    j.L = layout_of(&j.g, B);
+    j.L.phase = j.L.phase && din;
+    j.img_sz = (size_t)j.g.C * j.g.H * j.g.W;
+    j.col_sz = (size_t)j.g.O * j.g.OH * j.g.OW;
+    if (j.L.phase)
+        phase_weights(job_wp(&j), w, j.g.O, j.g.C);
+    nn_parallel(j.L.chunks, conv2d_bwd_chunk, &j);
+    if (j.L.chunks)
+        combine(&j, dw, db, j.g.O);
 }
 
-/* ---- conv-transpose2d ----------------------------------------------------- */
+/* ---- conv-transpose2d -----------------------------------------------------
+ * geometry: image = out (g.C = O), columns = in (g.O = C), Wm = w (C, O*K*K) */
+
+static void convt2d_fwd_group(void *ctx, int t, int slot)
+{
+    const conv_job *j = ctx;
+    const geo *g = &j->g;
+    const int CKK = g->C * g->K * g->K;
+    const size_t N = (size_t)g->OH * g->OW, HW = (size_t)g->H * g->W;
+    int b0, gb;
+    span(j, t, j->L.G, &b0, &gb);
+    float *y = j->out + (size_t)b0 * j->img_sz; // (gb, O, OH, OW)
+    float *work = job_work(j, slot);
+    fill_bias(y, j->b, gb, g->C, HW);
+    if (j->L.phase) {
+        convt_phase_add(y, work, j->in + (size_t)b0 * j->col_sz, job_wp(j), j->d->C, j->d->O,
+                        j->d->H, j->d->W, gb);
+        return;
+    }
+    const int cols = gb * (int)N;
+    float *col = work;                          // (O*K*K, gb*H*W)
+    float *mat = work + (size_t)CKK * cols;     // (C, gb*H*W)
+    const float *x = j->in + (size_t)b0 * j->col_sz;
+    if (gb > 1) {
+        to_cmajor(mat, x, gb, g->O, N);
+        x = mat;
+    }
+    /* col = Wm^T . X: the conv2d backward-input map */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKK, cols, g->O, 1.0f, j->w, CKK, x,
+                cols, 0.0f, col, cols);
+    col2im_add(y, col, g, gb);
+}
 
 void nn_convt2d_forward(float *out, float *scratch, const float *in, const float *w,
                         const float *b, const nn_conv *d, int B)
 {
-    // out (B, O, OH, OW), in (B, C, H, W), w (C, O, K, K), b (O)
-    // geometry: image = out (g.C = O), columns = in (g.O = C), Wm = w (C, O*K*K)
-    const geo g = geo_of(d);
-    const int G = group_size(&g, B), CKK = g.C * g.K * g.K;
-    const size_t N = (size_t)g.OH * g.OW, img_sz = (size_t)g.C * g.H * g.W, x_sz = g.O * N;
-    fill_bias(out, b, B, g.C, (size_t)g.H * g.W);
-    if (is_k4s2p1(&g) && use_phase(d->C, d->O)) {
-        float *wp = scratch, *work = scratch + (size_t)16 * d->C * d->O;
-        phase_weights(wp, w, d->C, d->O);
-        for (int b0 = 0; b0 < B; b0 += G) {
-            const int gb = B - b0 < G ? B - b0 : G;
-            convt_phase_add(out + b0 * img_sz, work, in + b0 * x_sz, wp, d->C, d->O, d->H, d->W,
-                            gb);
-        }
-        return;
-    }
-    for (int b0 = 0; b0 < B; b0 += G) {
-        const int gb = B - b0 < G ? B - b0 : G;
+    // out (B, O, OH, OW), in (B, C, H, W), w (C, O, K, K), b (O), scratch (nn_conv_scratch)
+    conv_job j = {.g = geo_of(d), .B = B, .d = d, .scratch = scratch, .out = out, .in = in,
+                  .w = w, .b = b};
+    j.L = layout_of(&j.g, B);
+    j.img_sz = (size_t)j.g.C * j.g.H * j.g.W;
+    j.col_sz = (size_t)j.g.O * j.g.OH * j.g.OW;
+    if (j.L.phase)
+        phase_weights(job_wp(&j), w, d->C, d->O);
+    nn_parallel(nn_block_count(B, j.L.G), convt2d_fwd_group, &j);
+}
+
+/* Chunk t of convT's backward: din of its images, its dWm and db partials. */
+static void convt2d_bwd_chunk(void *ctx, int t, int slot)
+{
+    const conv_job *j = ctx;
+    const geo *g = &j->g;
+    const int CKK = g->C * g->K * g->K;
+    const size_t N = (size_t)g->OH * g->OW;
+    float *pdw = job_part(j, t), *pdb = pdw + (size_t)g->O * CKK; // (C, O*K*K), (O)
+    float *work = job_work(j, slot);
+    memset(pdw, 0, j->L.part * sizeof *pdw);
+    int c0, nc;
+    span(j, t, j->L.T, &c0, &nc);
+    for (int b0 = c0; b0 < c0 + nc; b0 += j->L.G) {
+        const int gb = c0 + nc - b0 < j->L.G ? c0 + nc - b0 : j->L.G;
         const int cols = gb * (int)N;
-        float *col = scratch;                      // (O*K*K, gb*H*W)
-        float *mat = scratch + (size_t)CKK * cols; // (C, gb*H*W)
-        const float *x = in + b0 * x_sz;
+        float *col = work;                          // (O*K*K, gb*H*W)
+        float *mat = work + (size_t)CKK * cols;     // (C, gb*H*W)
+        const float *x = j->in + (size_t)b0 * j->col_sz;
         if (gb > 1) {
-            to_cmajor(mat, x, gb, g.O, N);
+            to_cmajor(mat, x, gb, g->O, N);
             x = mat;
         }
-        /* col = Wm^T . X: the conv2d backward-input map */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKK, cols, g.O, 1.0f, w, CKK, x,
-                    cols, 0.0f, col, cols);
-        col2im_add(out + b0 * img_sz, col, &g, gb);
+        im2col(col, j->dout + (size_t)b0 * j->img_sz, g, gb);
+        /* dWm += X . col(dy)^T  (forward: col = Wm^T . X, so dWm = X . dcol^T) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->O, CKK, cols, 1.0f, x, cols,
+                    col, cols, 1.0f, pdw, CKK);
+        if (!j->out)
+            continue;
+        float *dx = j->out + (size_t)b0 * j->col_sz;
+        if (gb == 1) {
+            /* din is the (C, H*W) matrix itself: accumulate with beta = 1 */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->O, cols, CKK, 1.0f, j->w,
+                        CKK, col, cols, 1.0f, dx, cols);
+        } else {
+            /* X is no longer needed: its buffer takes dX = Wm . col(dy) */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->O, cols, CKK, 1.0f, j->w,
+                        CKK, col, cols, 0.0f, mat, cols);
+            from_cmajor_add(dx, mat, gb, g->O, N);
+        }
     }
+    bias_grad(pdb, j->dout + (size_t)c0 * j->img_sz, nc, g->C, (size_t)g->H * g->W);
 }
 
 void nn_convt2d_backward(float *din, float *dw, float *db, float *scratch,
@@ -623,37 +793,13 @@ void nn_convt2d_backward(float *din, float *dw, float *db, float *scratch,
                          const nn_conv *d, int B)
 {
     // din (B, C, H, W) or NULL, dw (C, O, K, K), db (O), dout (B, O, OH, OW),
-    // in (B, C, H, W), w (C, O, K, K)
-    const geo g = geo_of(d);
-    const int G = group_size(&g, B), CKK = g.C * g.K * g.K;
-    const size_t N = (size_t)g.OH * g.OW, img_sz = (size_t)g.C * g.H * g.W, x_sz = g.O * N;
-    bias_grad(db, dout, B, g.C, (size_t)g.H * g.W);
-    for (int b0 = 0; b0 < B; b0 += G) {
-        const int gb = B - b0 < G ? B - b0 : G;
-        const int cols = gb * (int)N;
-        float *col = scratch;                      // (O*K*K, gb*H*W)
-        float *mat = scratch + (size_t)CKK * cols; // (C, gb*H*W)
-        const float *x = in + b0 * x_sz;
-        if (gb > 1) {
-            to_cmajor(mat, x, gb, g.O, N);
-            x = mat;
-        }
-        im2col(col, dout + b0 * img_sz, &g, gb);
-        /* dw += X . col(dy)^T  (forward: col = Wm^T . X, so dWm = X . dcol^T) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.O, CKK, cols, 1.0f, x, cols,
-                    col, cols, 1.0f, dw, CKK);
-        if (din) {
-            float *dx = din + b0 * x_sz;
-            if (gb == 1) {
-                /* din is the (C, H*W) matrix itself: accumulate with beta = 1 */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.O, cols, CKK, 1.0f,
-                            w, CKK, col, cols, 1.0f, dx, cols);
-            } else {
-                /* X is no longer needed: its buffer takes dX = Wm . col(dy) */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.O, cols, CKK, 1.0f,
-                            w, CKK, col, cols, 0.0f, mat, cols);
-                from_cmajor_add(dx, mat, gb, g.O, N);
-            }
-        }
-    }
+    // in (B, C, H, W), w (C, O, K, K), scratch (nn_conv_scratch)
+    conv_job j = {.g = geo_of(d), .B = B, .d = d, .scratch = scratch, .out = din, .in = in,
+                  .w = w, .dout = dout};
+    j.L = layout_of(&j.g, B);
+    j.img_sz = (size_t)j.g.C * j.g.H * j.g.W;
+    j.col_sz = (size_t)j.g.O * j.g.OH * j.g.OW;
+    nn_parallel(j.L.chunks, convt2d_bwd_chunk, &j);
+    if (j.L.chunks)
+        combine(&j, dw, db, j.g.C);
 }

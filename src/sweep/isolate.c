@@ -2,8 +2,10 @@
  * the run costs only that run: the child trains (or, for `untangle eval`,
  * evaluates the run's saved model again), packs its run_result into a pipe
  * and exits; the parent reads the pipe, enforces the timeout and the
- * deadline, and turns a crash into a row. Also the data a worker's runs
- * share. */
+ * deadline, and turns a crash into a row. A parent may watch one child
+ * (sweep_execute) or several at once (a single process's --jobs, sweep.c):
+ * each child's clock and pipe are its own sweep_child. Also the data a
+ * worker's runs share. */
 #include "sweep_impl.h"
 
 #include "../util/fileio.h"
@@ -225,108 +227,121 @@ static void describe_signal(run_result *r, int sig)
     snprintf(r->error, sizeof r->error, "the run crashed: signal %d (%s)", sig, strsignal(sig));
 }
 
-/* Read the child's "length, packed result" from fd until EOF into *out
- * (*out_len bytes, malloc'd), watching the clock: past the timeout or the
- * deadline, or on a stop request, the run is asked to checkpoint and stop
- * (SIGTERM), and killed if it has not within the grace time. Returns
- * RUN_TIMEOUT or RUN_INTERRUPTED when it stopped the run, else 0. */
-static int watch_child(const sweep_task *t, pid_t pid, int fd, double t0, uint8_t **out,
-                       size_t *out_len)
+int sweep_child_watch(sweep_child *c, short revents)
 {
-    uint8_t *buf = NULL;
-    size_t len = 0, cap = 0;
-    int stopped = 0;    /* RUN_TIMEOUT or RUN_INTERRUPTED when we stopped it */
-    double kill_at = 0; /* SIGKILL time once SIGTERM was sent */
-    int drain_seen = 0;
-    for (;;) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        int pr = poll(&p, 1, 200);
-        double now = sweep_now();
-        if (!drain_seen && sweep_drain_signal()) {
-            drain_seen = 1;
-            fprintf(stderr, "untangle: run #%ld is finishing%s\n", t->index,
-                    sweep_drain_signal() == SIGINT
-                        ? " (Ctrl-C again to checkpoint it and stop now)" : "");
-        }
-        if (!stopped && t->timeout > 0 && now - t0 > t->timeout)
-            stopped = RUN_TIMEOUT;
-        else if (!stopped && t->deadline > 0 && now > t->deadline)
-            stopped = RUN_INTERRUPTED;
-        else if (!stopped && sweep_stop_requested())
-            stopped = RUN_INTERRUPTED;
-        if (stopped && kill_at == 0) {
-            if (sweep_stop_requested())
-                fprintf(stderr, "untangle: run #%ld: checkpointing and stopping\n", t->index);
-            kill(pid, SIGTERM);
-            kill_at = now + t->stop_grace;
-        }
-        if (kill_at > 0 && now >= kill_at) {
-            kill(pid, SIGKILL);
-            break;
-        }
-        if (pr < 0 && errno == EINTR)
-            continue;
-        if (pr <= 0)
-            continue;
-        if (len == cap) {
-            cap = cap ? 2 * cap : 65536;
-            uint8_t *nb = realloc(buf, cap);
-            if (!nb) {
-                kill(pid, SIGKILL);
-                break;
-            }
-            buf = nb;
-        }
-        ssize_t got = read(fd, buf + len, cap - len);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            break;
-        len += (size_t)got;
+    const sweep_task *t = &c->t;
+    double now = sweep_now();
+    if (!c->drain_seen && sweep_drain_signal()) {
+        c->drain_seen = 1;
+        fprintf(stderr, "untangle: run #%ld is finishing%s\n", t->index,
+                sweep_drain_signal() == SIGINT
+                    ? " (Ctrl-C again to checkpoint it and stop now)" : "");
     }
-    *out = buf;
-    *out_len = len;
-    return stopped;
+    if (!c->stopped && t->timeout > 0 && now - c->t0 > t->timeout)
+        c->stopped = RUN_TIMEOUT;
+    else if (!c->stopped && t->deadline > 0 && now > t->deadline)
+        c->stopped = RUN_INTERRUPTED;
+    else if (!c->stopped && sweep_stop_requested())
+        c->stopped = RUN_INTERRUPTED;
+    if (c->stopped && c->kill_at == 0) {
+        if (sweep_stop_requested())
+            fprintf(stderr, "untangle: run #%ld: checkpointing and stopping\n", t->index);
+        kill(c->pid, SIGTERM);
+        c->kill_at = now + t->stop_grace;
+    }
+    if (c->kill_at > 0 && now >= c->kill_at) {
+        kill(c->pid, SIGKILL);
+        return 1;
+    }
+    if (!(revents & (POLLIN | POLLHUP | POLLERR)))
+        return 0;
+    if (c->len == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 65536;
+        uint8_t *nb = realloc(c->buf, cap);
+        if (!nb) {
+            kill(c->pid, SIGKILL);
+            return 1;
+        }
+        c->buf = nb;
+        c->cap = cap;
+    }
+    ssize_t got = read(c->fd, c->buf + c->len, c->cap - c->len);
+    if (got < 0 && errno == EINTR)
+        return 0;
+    if (got <= 0)
+        return 1;
+    c->len += (size_t)got;
+    return 0;
 }
 
-void sweep_execute(const sweep_task *t, const data_source *d, const char *out_path,
-                   run_result *r)
+void sweep_child_stop(sweep_child *c)
 {
-    run_result_init(r);
-    r->status = RUN_FAILED;
-    double t0 = sweep_now();
+    if (c->stopped)
+        return;
+    c->stopped = RUN_INTERRUPTED;
+    kill(c->pid, SIGTERM);
+    c->kill_at = sweep_now() + c->t.stop_grace;
+}
+
+int sweep_child_start(sweep_child *c, const sweep_task *t, const data_source *d,
+                      const char *out_path, run_result *r)
+{
+    memset(c, 0, sizeof *c);
+    c->t = *t;
+    c->fd = -1;
+    c->t0 = sweep_now();
+    if (!t->reeval) {
+        char id[17];
+        run_config_id(&t->config, id);
+        run_file_paths(out_path, id, "progress", c->progress, sizeof c->progress);
+    }
     int fds[2];
     if (pipe(fds) < 0) {
+        run_result_init(r);
+        r->status = RUN_FAILED;
         snprintf(r->error, sizeof r->error, "pipe: %s", strerror(errno));
-        return;
+        r->wall_s = sweep_now() - c->t0;
+        return -1;
     }
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
+        run_result_init(r);
+        r->status = RUN_FAILED;
         snprintf(r->error, sizeof r->error, "fork: %s", strerror(errno));
+        r->wall_s = sweep_now() - c->t0;
         close(fds[0]);
         close(fds[1]);
-        return;
+        return -1;
     }
     if (pid == 0) {
         close(fds[0]);
         child(fds[1], t, d, out_path);
     }
     close(fds[1]);
+    c->pid = pid;
+    c->fd = fds[0];
+    return 0;
+}
 
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int stopped = watch_child(t, pid, fds[0], t0, &buf, &len);
-    close(fds[0]);
+void sweep_child_finish(sweep_child *c, run_result *r)
+{
+    const sweep_task *t = &c->t;
+    const double t0 = c->t0;
+    uint8_t *buf = c->buf;
+    size_t len = c->len;
+    int stopped = c->stopped;
+    pid_t pid = c->pid;
+    close(c->fd);
+    c->fd = -1;
+    c->buf = NULL;
+    run_result_init(r);
+    r->status = RUN_FAILED;
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
-    if (!t->reeval) { /* the run is no longer in flight */
-        char id[17], path[4200];
-        run_config_id(&t->config, id);
-        run_file_paths(out_path, id, "progress", path, sizeof path);
-        unlink(path);
-    }
+    if (c->progress[0]) /* the run is no longer in flight */
+        unlink(c->progress);
     err e;
     err_clear(&e);
     uint64_t n = 0;
@@ -372,4 +387,19 @@ void sweep_execute(const sweep_task *t, const data_source *d, const char *out_pa
     free(buf);
     if (!isfinite(r->wall_s))
         r->wall_s = sweep_now() - t0;
+}
+
+void sweep_execute(const sweep_task *t, const data_source *d, const char *out_path,
+                   run_result *r)
+{
+    sweep_child c;
+    if (sweep_child_start(&c, t, d, out_path, r) < 0)
+        return;
+    for (;;) {
+        struct pollfd p = {.fd = c.fd, .events = POLLIN};
+        int pr = poll(&p, 1, 200);
+        if (sweep_child_watch(&c, pr > 0 ? p.revents : 0))
+            break;
+    }
+    sweep_child_finish(&c, r);
 }

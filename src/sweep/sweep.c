@@ -89,54 +89,6 @@ void sweep_options_defaults(sweep_options *o)
     o->stop_grace = 30;
 }
 
-typedef struct result_head {
-    long index;
-    int attempt;
-    int rank;
-    char host[64];
-} result_head;
-
-/* ---- the master's bookkeeping ---------------------------------------------- */
-
-typedef struct job {
-    long index;
-    int attempt;
-    double cost; /* for "longest expected runs first" */
-} job;
-
-/* Mean wall time of the ok runs of one model and arch, for --deadline. */
-typedef struct estimate {
-    char model[16], arch[8];
-    double sum;
-    long n;
-} estimate;
-enum { MAX_ESTIMATES = 32 };
-
-typedef struct master {
-    const sweep_options *o;
-    const config_sweep *s;
-    results *f;
-    int write_failed;    /* the results could not be written: SWEEP_NO_WRITE */
-    double t0;
-    double deadline_abs; /* sweep_now() time, 0 = none */
-    /* per index */
-    int *done;           /* 1 when it has an ok row */
-    int *fails;          /* failed / diverged / timeout attempts */
-    int *attempts;       /* highest attempt number so far */
-    /* the queue of attempts to hand out, in order */
-    job *queue;
-    size_t q_head, q_len, q_cap;
-    size_t n_target;     /* indices of this shard */
-    size_t n_ok, n_bad, n_interrupted, running;
-    size_t n_lost;       /* workers written off (MPI): they cannot be finalised */
-    double last_summary;
-    size_t finished_here;
-    int draining;
-    estimate est[MAX_ESTIMATES];
-    int n_est;
-    const sweep_eval_row *ev; /* `untangle eval`: where each run's row comes from */
-} master;
-
 static estimate *find_estimate(master *m, const char *model, const char *arch, int add)
 {
     for (int i = 0; i < m->n_est; i++)
@@ -201,7 +153,7 @@ static int by_cost(const void *a, const void *b)
  * run starts with less than --min-start left. With checkpoints a run that
  * cannot finish in time still starts and is continued by the next job;
  * without, only runs that finished runs say can end in time start. */
-static int next_job(master *m, job *out)
+int master_next_job(master *m, job *out)
 {
     double left = m->deadline_abs - sweep_now();
     if (m->deadline_abs > 0 && left < m->o->min_start)
@@ -219,9 +171,9 @@ static int next_job(master *m, job *out)
     return -1;
 }
 
-static size_t pending(const master *m) { return m->q_len - m->q_head; }
+size_t master_pending(const master *m) { return m->q_len - m->q_head; }
 
-static void fill_task(const master *m, const job *j, sweep_task *t)
+void master_fill_task(const master *m, const job *j, sweep_task *t)
 {
     memset(t, 0, sizeof *t);
     t->index = j->index;
@@ -266,7 +218,7 @@ static void print_run_line(master *m, const result_head *h, const run_result *r)
             r->error[0] ? "  error: " : "", r->error);
 }
 
-static void print_summary(master *m, int force)
+void master_summary(master *m, int force)
 {
     double now = sweep_now();
     if (!force && now - m->last_summary < 30)
@@ -274,9 +226,9 @@ static void print_summary(master *m, int force)
     m->last_summary = now;
     double hours = (now - m->t0) / 3600;
     double rate = hours > 0 ? (double)m->finished_here / hours : 0;
-    size_t left = pending(m) + m->running;
+    size_t left = master_pending(m) + m->running;
     fprintf(stderr, "-- done %zu, failed %zu, running %zu, pending %zu; %.1f runs/h", m->n_ok,
-            m->n_bad, m->running, pending(m), rate);
+            m->n_bad, m->running, master_pending(m), rate);
     if (rate > 0 && left > 0)
         fprintf(stderr, "; ETA %.1f min", 60.0 * (double)left / rate);
     fputc('\n', stderr);
@@ -284,7 +236,7 @@ static void print_summary(master *m, int force)
 
 /* Record a finished attempt: the row first (journal + HDF5, flushed), then
  * the line on stderr (a reported run is on disk), then the retry decision. */
-static int master_record(master *m, const result_head *h, const run_result *r, err *e)
+int master_record(master *m, const result_head *h, const run_result *r, err *e)
 {
     results_row row;
     memset(&row, 0, sizeof row);
@@ -454,7 +406,7 @@ static int build_queue(master *m, err *e)
         qsort(m->queue, m->q_len, sizeof *m->queue, by_cost);
     if (m->n_ok || m->n_bad)
         fprintf(stderr, "untangle: %s holds %zu ok and %zu given-up runs of this sweep; %zu to run\n",
-                m->o->out_path, m->n_ok, m->n_bad, pending(m));
+                m->o->out_path, m->n_ok, m->n_bad, master_pending(m));
     return 0;
 }
 
@@ -468,7 +420,7 @@ static void master_free(master *m)
 
 static int exit_code(const master *m)
 {
-    if (pending(m) > 0 || m->n_interrupted > 0 || m->draining) {
+    if (master_pending(m) > 0 || m->n_interrupted > 0 || m->draining) {
         size_t left = 0;
         for (size_t i = 0; i < m->s->n_runs; i++)
             if ((long)(i % (size_t)m->o->shard_n) == m->o->shard_i && !m->done[i] &&
@@ -481,45 +433,6 @@ static int exit_code(const master *m)
         }
     }
     return m->n_bad ? SWEEP_FAILED_RUNS : SWEEP_OK;
-}
-
-/* ---- one process ----------------------------------------------------------------- */
-
-static int run_serial(master *m, err *e)
-{
-    data_cache dc = {0};
-    char host[64] = "";
-    gethostname(host, sizeof host - 1);
-    int rc = 0;
-    while (!drain_signal) {
-        job j;
-        if (pending(m) == 0 || next_job(m, &j) < 0)
-            break;
-        /* the rows so far reach the HDF5 file before the next run starts */
-        if ((rc = results_flush(m->f, e)) < 0) {
-            m->write_failed = 1;
-            break;
-        }
-        sweep_task t;
-        fill_task(m, &j, &t);
-        if (t.deadline > 0)
-            t.deadline += sweep_now();
-        m->running = 1;
-        run_result r;
-        sweep_execute(&t, sweep_cached_data(&dc, &t.config), m->o->out_path, &r);
-        m->running = 0;
-        result_head h = {.index = j.index, .attempt = j.attempt, .rank = 0};
-        memcpy(h.host, host, sizeof h.host);
-        rc = master_record(m, &h, &r, e);
-        run_result_free(&r);
-        if (rc < 0)
-            break;
-        print_summary(m, 0);
-    }
-    if (drain_signal)
-        m->draining = 1;
-    data_close(dc.d);
-    return rc;
 }
 
 /* ---- MPI: master and workers ---------------------------------------------------- */
@@ -563,10 +476,10 @@ typedef struct worker_state {
 static int dispatch(master *m, worker_state *w, int v)
 {
     job j;
-    if (m->draining || pending(m) == 0 || next_job(m, &j) < 0)
+    if (m->draining || master_pending(m) == 0 || master_next_job(m, &j) < 0)
         return 0;
     sweep_task t;
-    fill_task(m, &j, &t);
+    master_fill_task(m, &j, &t);
     MPI_Send(&t, (int)sizeof t, MPI_BYTE, v, TAG_TASK, MPI_COMM_WORLD);
     m->running++;
     double now = sweep_now(), slack = 2 * m->o->stop_grace, end = 0;
@@ -681,7 +594,7 @@ static int run_master(master *m, int size, err *e)
                 stopped++;
             }
         }
-        print_summary(m, 0);
+        master_summary(m, 0);
         if (!flag) {
             if (rc == 0)
                 if ((rc = results_flush(m->f, e)) < 0)
@@ -753,9 +666,11 @@ static int launched_by_mpi(void)
            getenv("PMI_SIZE");
 }
 
+/* Threads per run under MPI: the cores of this rank's node shared among
+ * its ranks. */
 static int default_threads(void)
 {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    long cores = nn_cores();
     const char *ls = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
     if (!ls)
         ls = getenv("SLURM_NTASKS_PER_NODE");
@@ -847,13 +762,18 @@ int sweep_main(const sweep_options *o, err *e)
     if (!o->eval && (o->checkpoint_every > 0 || o->save_models) &&
         (rc = run_file_mkdir(o->out_path, e)) < 0)
         goto stop;
-    fprintf(stderr, "untangle: sweep %s: %zu runs (%zu to run) on %d %s -> %s\n", s->name,
-            m.n_target, pending(&m), size > 1 ? size - 1 : 1,
-            size > 1 ? "workers" : "process", o->out_path);
+    int jobs = size > 1 ? 1 : master_local_jobs(&m);
+    if (size > 1)
+        fprintf(stderr, "untangle: sweep %s: %zu runs (%zu to run) on %d workers -> %s\n",
+                s->name, m.n_target, master_pending(&m), size - 1, o->out_path);
+    else
+        fprintf(stderr, "untangle: sweep %s: %zu runs (%zu to run) on 1 process, %d at a time, "
+                "%d thread%s each -> %s\n", s->name, m.n_target, master_pending(&m), jobs,
+                nn_threads(), nn_threads() > 1 ? "s" : "", o->out_path);
     started = 1;
-    rc = size > 1 ? run_master(&m, size, e) : run_serial(&m, e);
+    rc = size > 1 ? run_master(&m, size, e) : master_run_local(&m, jobs, e);
     if (rc == 0) {
-        print_summary(&m, 1);
+        master_summary(&m, 1);
         code = exit_code(&m);
     } else {
         code = m.write_failed ? SWEEP_NO_WRITE : SWEEP_FAILED_RUNS;

@@ -1,9 +1,11 @@
 /* Training throughput (images/s and GFLOP/s) of betavae with the mlp and conv
- * architectures at 64x64, batch 64 and 256, with 1 and 2 OpenBLAS threads,
+ * architectures at 64x64 (batch 64 and 256) and 32x32 (batch 64), with 1 and
+ * 2 threads (nn's pool; x1 is the 2-thread speed-up over 1 thread),
  * and where a step's time goes: the GEMM layers (dense, conv, conv-transpose,
  * forward and backward), the data (rendering the batch), Adam, and the rest
  * (activations, losses, the latent, copies). Figures are the best of a few
- * rounds, since other processes may share the machine. */
+ * rounds, since other processes may share the machine.
+ *     bench_train [ARCH SIZE BATCH [ROUNDS]]   one configuration only */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,9 +14,6 @@
 
 #include "../../src/model/model_impl.h"
 
-void openblas_set_num_threads(int n);
-
-enum { ROUNDS = 3 };
 
 static double now_s(void)
 {
@@ -65,16 +64,25 @@ static double gemm_time(const net *n, net_cache *c, nn_arena *a, int B, int firs
     return now_s() - t0;
 }
 
-static int bench(const char *arch, int B, int threads, const data_source *d)
+/* Images/s of the last 1-thread row, for the speed-up of the next. */
+typedef struct bench_opts {
+    int rounds, size;
+    double one_thread;
+} bench_opts;
+
+static int bench(const char *arch, int B, int threads, const data_source *d, bench_opts *o)
 {
-    openblas_set_num_threads(threads);
+    nn_set_threads(threads); /* before model_create: conv scratch is per thread */
     run_config rc;
     err e;
     err_clear(&e);
     run_config_defaults(&rc);
     char bs[16];
     snprintf(bs, sizeof bs, "%d", B);
+    char size[16];
+    snprintf(size, sizeof size, "%d", o->size);
     if (run_config_set(&rc, "model", "betavae", &e) < 0 || run_config_set(&rc, "arch", arch, &e) < 0 ||
+        run_config_set(&rc, "image_size", size, &e) < 0 ||
         run_config_set(&rc, "batch_size", bs, &e) < 0 || model_resolve(&rc, &e) < 0) {
         fprintf(stderr, "bench_train: %s\n", e.msg);
         return -1;
@@ -91,7 +99,7 @@ static int bench(const char *arch, int B, int threads, const data_source *d)
     int steps = B == 64 ? 8 : 3;
     long t = 0;
     double best = INFINITY, gemm = INFINITY, adam = INFINITY, data = INFINITY;
-    for (int r = 0; r < ROUNDS + 1; r++) {
+    for (int r = 0; r < o->rounds + 1; r++) {
         double t0 = now_s();
         for (int s = 0; s < steps; s++)
             if (model_step(m, d, &dr, &nr, ++t, terms, &e) < 0) {
@@ -120,33 +128,47 @@ static int bench(const char *arch, int B, int threads, const data_source *d)
                                          : (double)l0->conv.O * l0->conv.OH * l0->conv.OW * 16;
     double flops = 2.0 * B * (3 * (macs(&m->enc) + macs(&m->dec)) - first);
     double rest = best - gemm - adam - data;
-    printf("%-5s %5d %7d %10.0f %9.1f %8.1f %6.0f%% %6.0f%% %6.0f%% %6.0f%%\n", arch, B,
-           threads, B / best, flops / best * 1e-9, 1e3 * best, 100 * gemm / best,
-           100 * data / best, 100 * adam / best, 100 * rest / best);
+    if (threads == 1)
+        o->one_thread = B / best;
+    char speedup[16] = "";
+    if (threads > 1 && o->one_thread > 0)
+        snprintf(speedup, sizeof speedup, "%.2f", B / best / o->one_thread);
+    printf("%-5s %5d %5d %7d %10.0f %5s %9.1f %8.1f %6.0f%% %6.0f%% %6.0f%% %6.0f%%\n", arch,
+           o->size, B, threads, B / best, speedup, flops / best * 1e-9, 1e3 * best,
+           100 * gemm / best, 100 * data / best, 100 * adam / best, 100 * rest / best);
     fflush(stdout);
     model_destroy(m);
     return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-    data_source *d = NULL;
-    err e;
-    if (data_open_builtin(&d, 64, &e) < 0) {
-        fprintf(stderr, "bench_train: %s\n", e.msg);
-        return 1;
-    }
-    printf("betavae training step, 64x64 (shares of a step: GEMM layers, data, Adam, rest)\n");
-    printf("%-5s %5s %7s %10s %9s %8s %7s %7s %7s %7s\n", "arch", "batch", "threads", "images/s",
-           "GFLOP/s", "ms/step", "gemm", "data", "adam", "rest");
     const char *archs[] = {"mlp", "conv"};
-    const int batches[] = {64, 256}, threads[] = {1, 2};
+    const int sizes[] = {64, 64, 32}, batches[] = {64, 256, 64};
+    int n_arch = 2, n_conf = 3, one = argc >= 4;
+    if (one) { /* ARCH SIZE BATCH [ROUNDS] */
+        archs[0] = argv[1];
+        n_arch = 1;
+        n_conf = 1;
+    }
+    printf("betavae training step (shares of a step: GEMM layers, data, Adam, rest)\n");
+    printf("%-5s %5s %5s %7s %10s %5s %9s %8s %7s %7s %7s %7s\n", "arch", "size", "batch",
+           "threads", "images/s", "x1", "GFLOP/s", "ms/step", "gemm", "data", "adam", "rest");
     int rc = 0;
-    for (int a = 0; a < 2; a++)
-        for (int b = 0; b < 2; b++)
-            for (int t = 0; t < 2; t++)
-                if (bench(archs[a], batches[b], threads[t], d) < 0)
+    for (int a = 0; a < n_arch; a++)
+        for (int c = 0; c < n_conf; c++) {
+            bench_opts o = {argc >= 5 ? atoi(argv[4]) : 3, one ? atoi(argv[2]) : sizes[c], 0};
+            int B = one ? atoi(argv[3]) : batches[c];
+            data_source *d = NULL;
+            err e;
+            if (o.rounds < 1 || data_open_builtin(&d, o.size, &e) < 0) {
+                fprintf(stderr, "bench_train: %s\n", o.rounds < 1 ? "bad ROUNDS" : e.msg);
+                return 1;
+            }
+            for (int t = 1; t <= 2; t++)
+                if (bench(archs[a], B, t, d, &o) < 0)
                     rc = 1;
-    data_close(d);
+            data_close(d);
+        }
     return rc;
 }

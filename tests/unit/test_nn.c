@@ -1,8 +1,10 @@
 /* Tests of the nn module: finite-difference gradient checks of every layer and
  * loss, accumulation, the convolutions against naive direct implementations
  * and against each other (adjoint identity), Adam against a scalar reference,
- * the arena's layout, and the numerically delicate losses. Correctness only:
- * no timing here (see tests/bench/bench_nn.c). */
+ * the arena's layout, and the numerically delicate losses; every test runs
+ * with one thread and again with three, and every kernel's output is the
+ * same bit for bit with 1, 2, 3 and 4 threads. Correctness only: no timing
+ * here (see tests/bench/bench_nn.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -416,6 +418,12 @@ static void test_conv_gradcheck_large(void **state)
     bad += conv_gradcheck(&d, 4, 60, 0.5f, 304);
     nn_conv2d_dims(&d, 16, 24, 20, 4, 4, 2, 1); // -> 12x10, din by phases
     bad += conv_gradcheck(&d, 4, 60, 0.5f, 305);
+    /* backward in several chunks (the weight gradient's partial sums): 9
+     * images a group and a chunk, 20 images; 1 a group, 8 a chunk, 11 images */
+    nn_conv2d_dims(&d, 2, 12, 10, 3, 4, 2, 1); // -> 6x5 = 30 columns per image
+    bad += conv_gradcheck(&d, 20, 60, 0.5f, 306);
+    nn_convt2d_dims(&d, 3, 14, 12, 2, 4, 2, 1); // 14x12 -> 28x24, by phases
+    bad += conv_gradcheck(&d, 11, 60, 0.5f, 307);
     assert_int_equal(bad, 0);
 }
 
@@ -967,6 +975,155 @@ static void test_init_uniform(void **state)
     free(a), free(b);
 }
 
+/* ---- threads: the same bits for any thread count ------------------------ */
+
+/* The bytes of every output of run_kernels, in order. */
+typedef struct outlog {
+    unsigned char *p;
+    size_t n, cap;
+} outlog;
+
+static void log_bytes(outlog *l, const void *x, size_t n)
+{
+    if (l->n + n > l->cap) {
+        l->cap = 2 * (l->n + n);
+        l->p = realloc(l->p, l->cap);
+        assert_non_null(l->p);
+    }
+    memcpy(l->p + l->n, x, n);
+    l->n += n;
+}
+
+/* Forward and backward of one layer on random data (seeded: the same values
+ * on every call), logging out, din, dw and db. */
+static void run_dense(outlog *L, int B, int I, int O, uint64_t seed)
+{
+    rng r;
+    rng_seed(&r, seed, RNG_TEST);
+    float *in = frand((size_t)B * I, -1, 1, &r), *w = frand((size_t)O * I, -1, 1, &r);
+    float *b = frand(O, -1, 1, &r), *dout = frand((size_t)B * O, -1, 1, &r);
+    float *out = falloc((size_t)B * O), *din = frand((size_t)B * I, -1, 1, &r);
+    float *dw = frand((size_t)O * I, -1, 1, &r), *db = frand(O, -1, 1, &r);
+    nn_dense_forward(out, in, w, b, B, I, O);
+    nn_dense_backward(din, dw, db, dout, in, w, B, I, O);
+    log_bytes(L, out, (size_t)B * O * sizeof *out);
+    log_bytes(L, din, (size_t)B * I * sizeof *din);
+    log_bytes(L, dw, (size_t)O * I * sizeof *dw);
+    log_bytes(L, db, (size_t)O * sizeof *db);
+    free(in), free(w), free(b), free(dout), free(out), free(din), free(dw), free(db);
+}
+
+static void run_conv(outlog *L, const nn_conv *d, int B, uint64_t seed)
+{
+    rng r;
+    rng_seed(&r, seed, RNG_TEST);
+    conv_ctx c;
+    conv_ctx_init(&c, d, B, &r); // scratch sized for the current thread count
+    float *din = frand(c.ni, -1, 1, &r), *dw = frand(c.nw, -1, 1, &r);
+    float *db = frand(d->O, -1, 1, &r);
+    conv_objective(&c);
+    conv_backward(&c, din, dw, db, c.R);
+    log_bytes(L, c.out, c.no * sizeof *c.out);
+    log_bytes(L, din, c.ni * sizeof *din);
+    log_bytes(L, dw, c.nw * sizeof *dw);
+    log_bytes(L, db, (size_t)d->O * sizeof *db);
+    free(din), free(dw), free(db);
+    conv_ctx_free(&c);
+}
+
+/* Every kernel on shapes cut into several tasks: dense layers with two row
+ * blocks and several column blocks and with O > I, the conv arch's layers
+ * (phases) and generic ones over several groups and chunks, elementwise
+ * maps and the loss over several blocks and passes, Adam. */
+static void run_kernels(outlog *L)
+{
+    run_dense(L, 260, 100, 333, 71); // 2 row blocks x 4 column blocks
+    run_dense(L, 40, 50, 900, 72);
+    nn_conv d;
+    nn_conv2d_dims(&d, 32, 16, 16, 32, 4, 2, 1); // 1 image a group, 2 chunks
+    run_conv(L, &d, 10, 73);
+    nn_convt2d_dims(&d, 32, 8, 8, 32, 4, 2, 1); // phases, 4 a group, 2 chunks
+    run_conv(L, &d, 12, 74);
+    nn_convt2d_dims(&d, 32, 16, 16, 1, 4, 2, 1);
+    run_conv(L, &d, 11, 75);
+    nn_conv2d_dims(&d, 3, 20, 18, 5, 3, 1, 1);
+    run_conv(L, &d, 13, 76);
+    nn_conv2d_dims(&d, 32, 8, 8, 32, 4, 2, 1); // 16 a group, 2 chunks
+    run_conv(L, &d, 20, 77);
+
+    rng r;
+    rng_seed(&r, 78, RNG_TEST);
+    const int B = 1100, P = 40; // two passes of the loss
+    const size_t n = (size_t)B * P;
+    float *x = frand(n, -4, 4, &r), *t = frand(n, 0, 1, &r), *y = falloc(n);
+    float *dy = frand(n, -1, 1, &r), *dx = frand(n, -1, 1, &r), *per = falloc(B);
+    nn_relu_forward(y, x, n);
+    log_bytes(L, y, n * sizeof *y);
+    nn_relu_backward(dx, dy, y, n);
+    nn_tanh_forward(y, x, n);
+    log_bytes(L, y, n * sizeof *y);
+    nn_tanh_backward(dx, dy, y, n);
+    log_bytes(L, dx, n * sizeof *dx);
+    double loss = nn_bce_logits_forward(per, x, t, B, P);
+    log_bytes(L, &loss, sizeof loss);
+    log_bytes(L, per, (size_t)B * sizeof *per);
+    nn_bce_logits_backward(dx, x, t, B, P, 1.0f / B);
+    log_bytes(L, dx, n * sizeof *dx);
+    free(x), free(t), free(y), free(dy), free(dx), free(per);
+
+    nn_arena a;
+    err e;
+    nn_arena_init(&a);
+    assert_true(nn_arena_reserve(&a, "w", 70001, &e) != (size_t)-1);
+    assert_int_equal(nn_arena_alloc(&a, &e), 0);
+    nn_init_uniform(a.param, a.n, 0.5f, &r);
+    for (int step = 0; step < 3; step++) {
+        for (size_t i = 0; i < a.n; i++)
+            a.grad[i] = (float)rng_normal(&r);
+        nn_adam_step(&a, 1e-2f, 0.9f, 0.999f, 1e-8f);
+    }
+    log_bytes(L, a.param, a.n * sizeof *a.param);
+    nn_arena_free(&a);
+}
+
+static void test_threads_bitwise(void **state)
+{
+    (void)state;
+    int keep = nn_threads();
+    outlog ref = {0};
+    nn_set_threads(1);
+    run_kernels(&ref);
+    for (int t = 2; t <= 4; t++) {
+        outlog got = {0};
+        nn_set_threads(t);
+        run_kernels(&got);
+        assert_int_equal(got.n, ref.n);
+        size_t i = 0;
+        while (i < ref.n && got.p[i] == ref.p[i])
+            i++;
+        if (i < ref.n)
+            print_error("%d threads: byte %zu of %zu differs from 1 thread\n", t, i, ref.n);
+        assert_true(i == ref.n);
+        free(got.p);
+    }
+    free(ref.p);
+    nn_set_threads(keep);
+}
+
+static int one_thread(void **state)
+{
+    (void)state;
+    nn_set_threads(1);
+    return 0;
+}
+
+static int three_threads(void **state)
+{
+    (void)state;
+    nn_set_threads(3);
+    return 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -987,6 +1144,10 @@ int main(void)
         cmocka_unit_test(test_kl_gradcheck),
         cmocka_unit_test(test_kl_closed_form),
         cmocka_unit_test(test_reparam_gradcheck),
+        cmocka_unit_test(test_threads_bitwise),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    /* every test with one thread, then with three (more threads than this
+     * machine may have cores: the tasks interleave) */
+    int failed = cmocka_run_group_tests_name("one thread", tests, one_thread, NULL);
+    return failed + cmocka_run_group_tests_name("three threads", tests, three_threads, NULL);
 }
