@@ -72,6 +72,9 @@ const char *config_library_version(char *buf, size_t n);
  * `N runs (model count, ...)` with the models in order of first appearance.
  * 0, or ERR_IO when writing to out failed. */
 int config_write_list(const config_sweep *s, FILE *out);
+/* The same table for the runs i with only[i] set (all when only is NULL),
+ * ending `N of M runs to run (model count, ...)`. */
+int config_write_list_some(const config_sweep *s, const unsigned char *only, FILE *out);
 
 /* Compare the fixed sections (the data, train and eval keys of a->base and
  * b->base, in run_keys order). 0 when every value is equal; otherwise 1 with

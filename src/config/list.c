@@ -105,6 +105,11 @@ static void show(const run_config *c, const run_key *k, char *buf, size_t n)
 
 int config_write_list(const config_sweep *s, FILE *out)
 {
+    return config_write_list_some(s, NULL, out);
+}
+
+int config_write_list_some(const config_sweep *s, const unsigned char *only, FILE *out)
+{
     enum { CELL = 1100 }; /* a path is up to 1023 bytes */
     size_t w[CONFIG_MAX_KEYS + 2];
     char cell[CELL];
@@ -132,6 +137,8 @@ int config_write_list(const config_sweep *s, FILE *out)
         fail |= fprintf(out, "  %-*s", j + 3 < ncol ? (int)w[j + 2] : 0, s->vary[j]->name) < 0;
     fail |= fputc('\n', out) == EOF;
     for (size_t i = 0; i < s->n_runs && !fail; i++) {
+        if (only && !only[i])
+            continue;
         fail |= fprintf(out, "%-*zu  %-*s", (int)w[0], i, ncol > 2 ? (int)w[1] : 0,
                         s->run_ids[i]) < 0;
         for (size_t j = 0; j < s->n_vary; j++) {
@@ -144,8 +151,11 @@ int config_write_list(const config_sweep *s, FILE *out)
      * key table allows a handful of model names) */
     enum { MAX_MODELS = 32 };
     const char *models[MAX_MODELS];
-    size_t counts[MAX_MODELS], n_models = 0;
+    size_t counts[MAX_MODELS], n_models = 0, n_shown = 0;
     for (size_t i = 0; i < s->n_runs; i++) {
+        if (only && !only[i])
+            continue;
+        n_shown++;
         size_t m = 0;
         while (m < n_models && strcmp(models[m], s->runs[i].model) != 0)
             m++;
@@ -156,7 +166,10 @@ int config_write_list(const config_sweep *s, FILE *out)
         if (m < n_models)
             counts[m]++;
     }
-    fail |= fprintf(out, "%zu run%s (", s->n_runs, s->n_runs == 1 ? "" : "s") < 0;
+    if (only)
+        fail |= fprintf(out, "%zu of %zu runs to run (", n_shown, s->n_runs) < 0;
+    else
+        fail |= fprintf(out, "%zu run%s (", s->n_runs, s->n_runs == 1 ? "" : "s") < 0;
     for (size_t m = 0; m < n_models; m++)
         fail |= fprintf(out, "%s%s %zu", m ? ", " : "", models[m], counts[m]) < 0;
     fail |= fprintf(out, ")\n") < 0;

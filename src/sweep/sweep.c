@@ -193,7 +193,9 @@ void master_fill_task(const master *m, const job *j, sweep_task *t)
     t->codes_path = m->ev ? m->o->eval_codes : NULL;
 }
 
-static void print_run_line(master *m, const result_head *h, const run_result *r)
+/* The line of a finished attempt; next_attempt > 0 when it will be retried. */
+static void print_run_line(master *m, const result_head *h, const run_result *r,
+                           int next_attempt)
 {
     const run_config *c = &m->s->runs[h->index];
     char line[1024], val[256];
@@ -214,8 +216,11 @@ static void print_run_line(master *m, const result_head *h, const run_result *r)
         if (isfinite(r->metric[shown[i]]))
             n += snprintf(line + n, sizeof line - (size_t)n, "  %s %.4g",
                           run_metric_names[shown[i]], r->metric[shown[i]]);
-    fprintf(stderr, "%s  %.1f s  rank %d%s%s\n", line, r->wall_s, h->rank,
+    fprintf(stderr, "%s  %.1f s  rank %d%s%s", line, r->wall_s, h->rank,
             r->error[0] ? "  error: " : "", r->error);
+    if (next_attempt > 0)
+        fprintf(stderr, "  (retried: attempt %d queued)", next_attempt);
+    fputc('\n', stderr);
 }
 
 void master_summary(master *m, int force)
@@ -270,17 +275,88 @@ int master_record(master *m, const result_head *h, const run_result *r, err *e)
         m->n_bad++;
         m->fails[h->index]++;
     }
-    print_run_line(m, h, r);
     /* A retry reruns the same configuration and seed: a run that diverged
      * diverges again, bit for bit, so it is retried only when asked. */
     int retry = r->status == RUN_FAILED || r->status == RUN_TIMEOUT ||
                 (r->status == RUN_DIVERGED && m->o->retry_diverged);
-    if (retry && m->fails[h->index] <= m->o->retries && !m->draining) {
-        m->n_bad--; /* it is pending again */
-        if (push(m, h->index, ++m->attempts[h->index]) < 0)
-            return err_set(e, ERR_NOMEM, "out of memory for the run queue");
-    }
+    retry = retry && m->fails[h->index] <= m->o->retries && !m->draining;
+    if (retry)
+        m->n_bad--; /* it is pending again: the counter does not count it */
+    print_run_line(m, h, r, retry ? m->attempts[h->index] + 1 : 0);
+    if (retry && push(m, h->index, ++m->attempts[h->index]) < 0)
+        return err_set(e, ERR_NOMEM, "out of memory for the run queue");
     return 0;
+}
+
+/* ---- what a resumed sweep runs --------------------------------------------------- */
+
+enum { FATE_DONE, FATE_GIVEN_UP, FATE_TO_RUN };
+
+/* What a resumed sweep does with run run_id, from the attempts of the file:
+ * done (an ok attempt), given up (failed more than --retries times, or a
+ * deterministic divergence without --retry-diverged) or to run; *attempts
+ * gets the highest attempt number, *fails the failed attempts. */
+static int run_fate(const sweep_options *o, const results_attempt *a, size_t na,
+                    const char *run_id, int *attempts, int *fails)
+{
+    int done = 0, last = 0, diverged = 0; /* the latest attempt that was not interrupted */
+    for (size_t j = 0; j < na; j++) {
+        if (strcmp(a[j].run_id, run_id) != 0)
+            continue;
+        if (a[j].attempt > *attempts)
+            *attempts = a[j].attempt;
+        if (a[j].status == RUN_OK)
+            done = 1;
+        else if (a[j].status != RUN_INTERRUPTED)
+            (*fails)++;
+        if (a[j].status != RUN_INTERRUPTED && a[j].attempt > last) {
+            last = a[j].attempt;
+            diverged = a[j].status == RUN_DIVERGED;
+        }
+    }
+    if (done)
+        return FATE_DONE;
+    if (*fails > o->retries || (diverged && !o->retry_diverged))
+        return FATE_GIVEN_UP;
+    return FATE_TO_RUN;
+}
+
+/* --dry-run: the grid, or with --resume and an existing file the runs that
+ * would run (read only: nothing is opened for writing). */
+static int dry_run(const sweep_options *o, const config_sweep *s, err *e)
+{
+    if (!o->resume || access(o->out_path, F_OK) != 0)
+        return config_write_list(s, stdout);
+    results_reader *rd = NULL;
+    if (results_reader_open(&rd, o->out_path, e) < 0)
+        return -1;
+    size_t na = results_reader_count(rd);
+    results_attempt *a = calloc(na ? na : 1, sizeof *a);
+    unsigned char *todo = calloc(s->n_runs, 1);
+    run_result r;
+    run_result_init(&r);
+    int rc = a && todo ? 0 : err_set(e, ERR_NOMEM, "out of memory");
+    for (size_t j = 0; j < na && rc == 0; j++) {
+        results_row row;
+        run_config c;
+        if ((rc = results_reader_row(rd, j, &row, &c, &r, e)) == 0) {
+            memcpy(a[j].run_id, row.run_id, sizeof a[j].run_id);
+            a[j].attempt = row.attempt;
+            a[j].status = r.status;
+        }
+    }
+    for (size_t i = 0; i < s->n_runs && rc == 0; i++) {
+        int attempts = 0, fails = 0;
+        todo[i] = (long)(i % (size_t)o->shard_n) == o->shard_i &&
+                  run_fate(o, a, na, s->run_ids[i], &attempts, &fails) == FATE_TO_RUN;
+    }
+    if (rc == 0)
+        rc = config_write_list_some(s, todo, stdout);
+    run_result_free(&r);
+    results_reader_close(rd);
+    free(a);
+    free(todo);
+    return rc;
 }
 
 /* ---- set-up: the file, the queue ----------------------------------------------- */
@@ -377,24 +453,10 @@ static int build_queue(master *m, err *e)
         if ((long)(i % (size_t)m->o->shard_n) != m->o->shard_i)
             continue;
         m->n_target++;
-        int last = 0, diverged = 0; /* the latest attempt that was not interrupted */
-        for (size_t j = 0; j < na; j++) {
-            if (strcmp(a[j].run_id, s->run_ids[i]) != 0)
-                continue;
-            if (a[j].attempt > m->attempts[i])
-                m->attempts[i] = a[j].attempt;
-            if (a[j].status == RUN_OK)
-                m->done[i] = 1;
-            else if (a[j].status != RUN_INTERRUPTED)
-                m->fails[i]++;
-            if (a[j].status != RUN_INTERRUPTED && a[j].attempt > last) {
-                last = a[j].attempt;
-                diverged = a[j].status == RUN_DIVERGED;
-            }
-        }
-        if (m->done[i])
-            m->n_ok++;
-        else if (m->fails[i] > m->o->retries || (diverged && !m->o->retry_diverged))
+        int fate = run_fate(m->o, a, na, s->run_ids[i], &m->attempts[i], &m->fails[i]);
+        if (fate == FATE_DONE)
+            m->done[i] = 1, m->n_ok++;
+        else if (fate == FATE_GIVEN_UP)
             m->n_bad++;
         else if (push(m, (long)i, ++m->attempts[i]) < 0)
             return err_set(e, ERR_NOMEM, "out of memory for the run queue");
@@ -747,8 +809,8 @@ int sweep_main(const sweep_options *o, err *e)
     m.s = s;
     m.ev = ev;
     if (o->dry_run) {
-        config_write_list(s, stdout);
-        code = SWEEP_OK;
+        rc = dry_run(o, s, e);
+        code = rc < 0 ? SWEEP_USAGE : SWEEP_OK;
         goto stop;
     }
     if (!o->eval && (rc = open_results(&m, e)) < 0) {

@@ -16,6 +16,25 @@ expect 0 "sweep under mpirun -np 4" mpirun --oversubscribe -np 4 "$UNTANGLE" swe
 expect 0 "serial == 2 ranks" $PY "$TOOLS/compare_runs.py" "$TMP/a.h5" "$TMP/b.h5"
 expect 0 "serial == 4 ranks" $PY "$TOOLS/compare_runs.py" "$TMP/a.h5" "$TMP/c.h5"
 
+# --dry-run with --resume lists what would run, and touches nothing
+sed 's/beta: \[1, 4\]/beta: [1, 2, 4]/' "$TMP/s.yaml" >"$TMP/grown.yaml"
+before=$(md5sum "$TMP/a.h5" "$TMP/a.h5.journal")
+expect 0 "grown sweep --resume --dry-run" "$UNTANGLE" sweep "$TMP/grown.yaml" -o "$TMP/a.h5" --resume --dry-run
+grep -q "^2 of 8 runs to run (betavae 2)" "$TMP/out" && ok "only the 2 new runs listed" ||
+    { fail "dry run of a resume"; sed 's/^/   | /' "$TMP/out"; }
+[ "$(md5sum "$TMP/a.h5" "$TMP/a.h5.journal")" = "$before" ] && ok "the dry run changed nothing" ||
+    fail "the dry run changed the file"
+
+# a run retried within the sweep: its line says so, and the [k/N] counter
+# never repeats a value
+expect 2 "a crash retried once" env UNTANGLE_INJECT_FAULT="crash@1" "$UNTANGLE" sweep "$TMP/s.yaml" \
+    -o "$TMP/retry.h5" --retries 1 --threads 1
+grep -q "#1 .*failed.*(retried: attempt 2 queued)" "$TMP/err" && ok "the retry is announced" ||
+    fail "no retry line"
+dups=$(grep -o '^\[[0-9]*/6\]' "$TMP/err" | sort | uniq -d)
+[ -z "$dups" ] && [ "$(grep -c '^\[[0-9]*/6\]' "$TMP/err")" -eq 7 ] && ok "7 lines, no counter repeated" ||
+    { fail "counter: $dups"; grep '^\[' "$TMP/err" | sed 's/^/   | /'; }
+
 # refusals: exit 1, nothing created or changed
 sum() { md5sum "$1" | cut -d' ' -f1; }
 before=$(sum "$TMP/a.h5")
