@@ -7,7 +7,8 @@
 #   make valgrind        the unit tests under valgrind memcheck (build-vg/; slow)
 #   make fuzz            fuzz the YAML loader, the journal reader and the results-file
 #                        reader with libFuzzer (FUZZ_SECONDS each, default 600)
-#   make soak            the long tests: fault soak (SOAK_FAULTS, default 200), SLURM requeue
+#   make soak            the long tests: fault soak (SOAK_FAULTS, default 200), SLURM requeue,
+#                        a second full-set evaluation into a codes file
 #   make bench           print the benchmarks (tests/bench)
 #
 # Tests: tests/unit (cmocka, one program per module), tests/it (integration
@@ -159,6 +160,7 @@ soak: deps
 	@$(MAKE) --no-print-directory all
 	UNTANGLE=$(CURDIR)/$(BIN) sh tests/it/soak_faults.sh $(SOAK_FAULTS)
 	UNTANGLE=$(CURDIR)/$(BIN) sh tests/it/long_slurm_requeue.sh
+	UNTANGLE=$(CURDIR)/$(BIN) UNTANGLE_LONG=1 sh tests/it/it_codes.sh
 
 bench: all $(BENCHES)
 	@for b in $(BENCHES); do echo "== $$b"; OPENBLAS_NUM_THREADS=1 $$b || exit 1; done
