@@ -1,31 +1,39 @@
 #!/bin/sh
-# Run each test program given as an argument (the unit tests, tests/unit),
-# then the integration scripts (tests/it/it_*.sh, which use $UNTANGLE, default
-# bin/untangle, and $RESULTS_WRITER) and the Python tests (tests/py, pytest);
-# print one summary line at the end. Each one's output goes to
+# Run each test program given as an argument (the unit tests, tests/unit)
+# and, beside them, the Python tests (tests/py, pytest): two lanes at once,
+# each in turn. Then the integration scripts (tests/it/it_*.sh, which use
+# $UNTANGLE, default bin/untangle, and $RESULTS_WRITER) one at a time, alone
+# on the machine, since several of them time signals and deadlines. Prints a
+# line per test and one summary line at the end. Each one's output goes to
 # $BUILD/tests/NAME.log, shown when it fails. Run from the repository root.
-pass=0; fail=0; failed=""
-run() { # name command...
+dir=${BUILD:-build}/tests
+run() { # name command...: "ok   name" or "FAIL name" (and the log's tail)
     name=$1; shift
-    log=${BUILD:-build}/tests/$(basename "$name").log
+    log=$dir/$(basename "$name").log
     if "$@" >"$log" 2>&1; then
-        pass=$((pass + 1)); echo "ok   $name"
+        echo "ok   $name"
         grep "^skipped:\\|^SKIPPED" "$log" | sed 's/^/     | /'
     else
-        fail=$((fail + 1)); failed="$failed $name"; echo "FAIL $name (log: $log)"
+        echo "FAIL $name (log: $log)"
         tail -n 30 "$log" | sed 's/^/     | /'
     fi
 }
-mkdir -p "${BUILD:-build}/tests"
+mkdir -p "$dir"
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
-for t in "$@"; do run "$t" "$t"; done
-for s in tests/it/it_*.sh; do [ -e "$s" ] && run "$s" sh "$s"; done
-# the analysis package, with the interpreter that has Debian's h5py
-# (pytest.ini at the root puts analysis/ on the path)
-for p in tests/py/test_*.py; do
+# the unit tests | the analysis package, with the interpreter that has
+# Debian's h5py (pytest.ini at the root puts analysis/ on the path)
+(for t in "$@"; do run "$t" "$t"; done) >"$dir/lane-unit.out" &
+unit=$!
+(for p in tests/py/test_*.py; do
     [ -e "$p" ] && run "$p" /usr/bin/python3 -m pytest -q -rs -p no:cacheprovider "$p"
-done
+done) >"$dir/lane-py.out"
+wait $unit
+cat "$dir/lane-unit.out" "$dir/lane-py.out"
+(for s in tests/it/it_*.sh; do [ -e "$s" ] && run "$s" sh "$s"; done) | tee "$dir/lane-it.out"
 echo
-[ -n "$failed" ] && echo "failed:$failed"
+cat "$dir/lane-unit.out" "$dir/lane-py.out" "$dir/lane-it.out" >"$dir/all.out"
+pass=$(grep -c "^ok   " "$dir/all.out")
+fail=$(grep -c "^FAIL " "$dir/all.out")
+[ "$fail" -gt 0 ] && echo "failed:$(sed -n 's/^FAIL \([^ ]*\).*/ \1/p' "$dir/all.out" | tr -d '\n')"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
