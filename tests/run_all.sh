@@ -1,11 +1,13 @@
 #!/bin/sh
 # Run each test program given as an argument (the unit tests, tests/unit)
-# and, beside them, the Python tests (tests/py, pytest): two lanes at once,
-# each in turn. Then the integration scripts (tests/it/it_*.sh, which use
-# $UNTANGLE, default bin/untangle, and $RESULTS_WRITER) one at a time, alone
-# on the machine, since several of them time signals and deadlines. Prints a
-# line per test and one summary line at the end. Each one's output goes to
-# $BUILD/tests/NAME.log, shown when it fails. Run from the repository root.
+# and, beside them, the Python tests (tests/py, pytest) and the integration
+# scripts that time nothing (a line "# lane: beside" in the script): two
+# lanes at once, each in turn. Then the other integration scripts
+# (tests/it/it_*.sh, which use $UNTANGLE, default bin/untangle, and
+# $RESULTS_WRITER) one at a time, alone on the machine, since they time
+# signals and deadlines. Prints a line per test and one summary line at the
+# end. Each one's output goes to $BUILD/tests/NAME.log, shown when it fails.
+# Run from the repository root.
 dir=${BUILD:-build}/tests
 run() { # name command...: "ok   name" or "FAIL name" (and the log's tail)
     name=$1; shift
@@ -26,10 +28,13 @@ export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 unit=$!
 (for p in tests/py/test_*.py; do
     [ -e "$p" ] && run "$p" /usr/bin/python3 -m pytest -q -rs -p no:cacheprovider "$p"
-done) >"$dir/lane-py.out"
+done
+for s in tests/it/it_*.sh; do grep -q "^# lane: beside" "$s" && run "$s" sh "$s"; done
+) >"$dir/lane-py.out"
 wait $unit
 cat "$dir/lane-unit.out" "$dir/lane-py.out"
-(for s in tests/it/it_*.sh; do [ -e "$s" ] && run "$s" sh "$s"; done) | tee "$dir/lane-it.out"
+(for s in tests/it/it_*.sh; do grep -q "^# lane: beside" "$s" || run "$s" sh "$s"; done) |
+    tee "$dir/lane-it.out"
 echo
 cat "$dir/lane-unit.out" "$dir/lane-py.out" "$dir/lane-it.out" >"$dir/all.out"
 pass=$(grep -c "^ok   " "$dir/all.out")
