@@ -681,8 +681,8 @@ static const char usage_status[] =
     "run. The grid is SWEEP.yaml, or the latest sweep file stored in RESULTS.h5.\n"
     "--json prints one object: file, sweep, runs, writer_pid, methods (name -> counts),\n"
     "total (counts), in_flight (index, run_id, model, attempt, host, rank, step, steps,\n"
-    "updated, losses), eta_s (null when unknown); counts has ok, failed, diverged,\n"
-    "timeout, interrupted, pending, running.\n";
+    "updated, losses: name -> value, null when not finite), eta_s (null when unknown);\n"
+    "counts has ok, failed, diverged, timeout, interrupted, pending, running.\n";
 
 static int cmd_status(int argc, char **argv)
 {

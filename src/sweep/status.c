@@ -232,7 +232,8 @@ static void print_text(FILE *out, const char *path, const char *sweep, const sta
                 p->model, p->run_id, p->attempt, p->host, p->rank, p->step, p->steps,
                 p->steps > 0 ? 100.0 * (double)p->step / (double)p->steps : 0.0);
         for (int k = 0; k < p->n_terms; k++)
-            fprintf(out, " %s %.4g", p->names[k], p->values[k]);
+            if (isfinite(p->values[k]))
+                fprintf(out, " %s %.4g", p->names[k], p->values[k]);
         fprintf(out, " (%.0f s ago)\n", now - p->updated);
     }
     double left = eta(st, t);
@@ -305,7 +306,10 @@ static void print_json(FILE *out, const char *path, const char *sweep, const sta
         for (int k = 0; k < p->n_terms; k++) {
             fputs(k ? ", " : "", out);
             json_str(out, p->names[k]);
-            fprintf(out, ": %.9g", isfinite(p->values[k]) ? p->values[k] : 0.0);
+            if (isfinite(p->values[k]))
+                fprintf(out, ": %.9g", p->values[k]);
+            else
+                fputs(": null", out);
         }
         fputs("}}", out);
     }
