@@ -12,14 +12,9 @@
 # - the scripts pass shellcheck.
 # Skipped (exit 0, says why) when SLURM is not installed.
 # shellcheck disable=SC1091 # sourced helpers, checked on their own
-for c in /usr/sbin/slurmctld /usr/sbin/slurmd sbatch srun squeue scontrol; do
-    if ! command -v "$c" >/dev/null 2>&1; then
-        echo "skipped: $(basename "$c") not installed (apt-get install slurm-wlm runs this test)"
-        exit 0
-    fi
-done
-. tests/it/lib.sh
 . tests/it/slurm_env.sh
+slurm_need sbatch srun squeue scontrol
+. tests/it/lib.sh
 trap 'slurm_stop; rm -rf "$TMP"' EXIT
 trap 'exit 129' HUP
 trap 'exit 130' INT

@@ -14,14 +14,9 @@
 # Skipped (exit 0, says why) when SLURM is not installed.
 # UNTANGLE_REQUEUE_STEPS=N fixes the step count instead of measuring.
 # shellcheck disable=SC1091 # sourced helpers, checked on their own
-for c in /usr/sbin/slurmctld /usr/sbin/slurmd sbatch squeue scontrol; do
-    if ! command -v "$c" >/dev/null 2>&1; then
-        echo "skipped: $(basename "$c") not installed (apt-get install slurm-wlm runs this test)"
-        exit 0
-    fi
-done
-. tests/it/lib.sh
 . tests/it/slurm_env.sh
+slurm_need sbatch squeue scontrol
+. tests/it/lib.sh
 REF=
 # shellcheck disable=SC2317 # called from the trap
 cleanup() {

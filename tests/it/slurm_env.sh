@@ -24,6 +24,17 @@ SLURMD=${SLURMD:-/usr/sbin/slurmd}
 SLURM_DIR=
 
 # a TCP port nobody listens on, from 20000..39999
+# slurm_need CMD...: exit 0 with a "skipped:" line when SLURM (its daemons
+# and the commands given) is not installed, so a test says why it did not run.
+slurm_need() {
+    for c in "$SLURMCTLD" "$SLURMD" "$@"; do
+        if ! command -v "$c" >/dev/null 2>&1; then
+            echo "skipped: $(basename "$c") not installed (apt-get install slurm-wlm runs this test)"
+            exit 0
+        fi
+    done
+}
+
 slurm_free_port() {
     while :; do
         p=$(( $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 20000 + 20000 ))
