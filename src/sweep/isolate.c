@@ -128,13 +128,12 @@ static int launcher_rank(void)
     return 0;
 }
 
-static void progress_start(child_ctx *cc, const run_config *c, const char *out_path)
+/* The first record at path (sweep_child_start names it; it removes it). */
+static void progress_start(child_ctx *cc, const run_config *c, const char *path)
 {
     sweep_progress *p = &cc->p;
-    char id[17]; /* of the task's configuration, as sweep_execute removes it */
-    run_config_id(&cc->t->config, id);
-    run_file_paths(out_path, id, "progress", cc->progress_path, sizeof cc->progress_path);
-    snprintf(p->run_id, sizeof p->run_id, "%s", id);
+    snprintf(cc->progress_path, sizeof cc->progress_path, "%s", path);
+    run_config_id(&cc->t->config, p->run_id);
     p->index = cc->t->index;
     p->attempt = cc->t->attempt;
     snprintf(p->model, sizeof p->model, "%s", c->model);
@@ -162,7 +161,8 @@ static int write_codes(void *ctx, const run_codes *codes, err *e)
     return results_codes_write(cc->t->codes_path, cc->t->run_id, cc->c, codes, e);
 }
 
-static void child(int fd, const sweep_task *t, const data_source *d, const char *out_path)
+static void child(int fd, const sweep_task *t, const data_source *d, const char *out_path,
+                  const char *progress_path)
 {
     /* Die with the parent: a SIGKILLed worker must not leave runs behind. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -191,7 +191,7 @@ static void child(int fd, const sweep_task *t, const data_source *d, const char 
     run_file_paths(out_path, id, "model", model, sizeof model);
     child_ctx cc = {.t = t};
     if (!t->reeval)
-        progress_start(&cc, &c, out_path);
+        progress_start(&cc, &c, progress_path);
     run_hooks h = {.ctx = &cc, .progress = progress, .should_stop = should_stop, .note = note,
                    .ckpt_path = t->ckpt_every >= 0 ? ckpt : NULL,
                    .ckpt_every = t->ckpt_every > 0 ? t->ckpt_every : 0,
@@ -316,7 +316,7 @@ int sweep_child_start(sweep_child *c, const sweep_task *t, const data_source *d,
     }
     if (pid == 0) {
         close(fds[0]);
-        child(fds[1], t, d, out_path);
+        child(fds[1], t, d, out_path, c->progress);
     }
     close(fds[1]);
     c->pid = pid;
