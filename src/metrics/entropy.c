@@ -9,8 +9,8 @@
  * for every code unit u (Gaussian dim or categorical variable). Cost per
  * sample: n*U log-densities and exps plus n exps for the joint, so
  * O(m * n * U) for m samples. The posteriors are stored unit-major ("post",
- * (U, np)) and padded to a multiple of BLK so that each block of BLK
- * posteriors is a fixed-length loop GCC vectorises at -O2 (LANES-wide partial
+ * (U, np)) and padded to a multiple of PAD; blocks of up to BLK posteriors
+ * are loops of LANES-wide steps that GCC vectorises at -O2 (LANES-wide partial
  * max and sum, an own polynomial exp: libm's is not vectorised without
  * -ffast-math, which the project forbids). The log-sum-exp over blocks keeps a
  * running max: per block, s *= exp(m_old - m_new) when the max grows. */
@@ -21,7 +21,10 @@
 #include <string.h>
 
 enum {
-    BLK = 128,  /* posteriors per block (a multiple of LANES) */
+    PAD = 128,  /* posteriors are padded to a multiple of PAD (of LANES) */
+    BLK = 512,  /* posteriors per block at most (a multiple of PAD): the
+                   block's max and sum are folded into the running
+                   log-sum-exp once per block */
     LANES = 16  /* partial max/sum accumulators: one AVX-512 register of floats */
 };
 
@@ -33,6 +36,15 @@ enum {
 #define ALPHA_MIN 1e-30f
 static const double LOG_2PI = 1.8378770664093453;
 
+/* a*b + c, fused where the target has FMA (one rounding: the numbers of an
+ * FMA build and of one without differ in the last bits; within a build they
+ * are fixed) */
+#if defined(__FMA__)
+#define MADD(a, b, c) fmaf((a), (b), (c))
+#else
+#define MADD(a, b, c) ((a) * (b) + (c))
+#endif
+
 /* exp(x) for x <= 0 (x below -87 is treated as -87: exp ~ 1.6e-38).
  * Cody-Waite reduction x = k*ln2 + r, |r| <= ln2/2, degree-7 Taylor
  * polynomial (relative error < 1e-8 before float rounding), 2^k by exponent
@@ -40,17 +52,17 @@ static const double LOG_2PI = 1.8378770664093453;
 static inline float exp_le0(float x)
 {
     x = x > -87.0f ? x : -87.0f;
-    float kf = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round(x/ln2) */
-    float r = x - kf * 0.693359375f;
-    r = r - kf * -2.12194440e-4f;
+    float kf = MADD(x, 1.44269504088896341f, 12582912.0f) - 12582912.0f; /* round(x/ln2) */
+    float r = MADD(kf, -0.693359375f, x);
+    r = MADD(kf, 2.12194440e-4f, r);
     float p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
+    p = MADD(p, r, 1.0f / 720.0f);
+    p = MADD(p, r, 1.0f / 120.0f);
+    p = MADD(p, r, 1.0f / 24.0f);
+    p = MADD(p, r, 1.0f / 6.0f);
+    p = MADD(p, r, 0.5f);
+    p = MADD(p, r, 1.0f);
+    p = MADD(p, r, 1.0f);
     int32_t bits = ((int32_t)kf + 127) * 8388608; /* (k + 127) << 23, k in [-126, 0] */
     float s;
     memcpy(&s, &bits, sizeof s);
@@ -59,12 +71,12 @@ static inline float exp_le0(float x)
 
 /* The posteriors of an item subset, unit-major and padded. */
 typedef struct post {
-    size_t n, np;   /* items; padded to a multiple of BLK */
+    size_t n, np;   /* items; padded to a multiple of PAD */
     size_t cap;     /* allocated np */
     int D, nd, Ks;  /* Gaussian dims, categorical variables, their categories */
     int *off;       /* (nd) first category of each variable */
     float *mu;      /* (D, np) means */
-    float *pr;      /* (D, np) precisions exp(-lv) */
+    float *nh;      /* (D, np) minus half the precision: -0.5*exp(-lv) */
     float *lc;      /* (D, np) log normalisers -0.5*(lv + log 2 pi) */
     float *la;      /* (Ks, np) log alpha */
 } post;
@@ -73,7 +85,7 @@ static void post_free(post *p)
 {
     free(p->off);
     free(p->mu);
-    free(p->pr);
+    free(p->nh);
     free(p->lc);
     free(p->la);
     memset(p, 0, sizeof *p);
@@ -92,15 +104,15 @@ static int post_alloc(post *p, const metrics_posterior *q, size_t n_max, err *e)
         p->off[i] = p->Ks;
         p->Ks += q->discrete[i];
     }
-    p->cap = (n_max + BLK - 1) / BLK * BLK;
+    p->cap = (n_max + PAD - 1) / PAD * PAD;
     if (p->cap == 0)
-        p->cap = BLK;
+        p->cap = PAD;
     size_t nD = (size_t)(p->D > 0 ? p->D : 1) * p->cap;
     p->mu = malloc(sizeof(float) * nD);
-    p->pr = malloc(sizeof(float) * nD);
+    p->nh = malloc(sizeof(float) * nD);
     p->lc = malloc(sizeof(float) * nD);
     p->la = malloc(sizeof(float) * (size_t)(p->Ks > 0 ? p->Ks : 1) * p->cap);
-    if (!p->mu || !p->pr || !p->lc || !p->la)
+    if (!p->mu || !p->nh || !p->lc || !p->la)
         goto nomem;
     return 0;
 nomem:
@@ -112,22 +124,22 @@ nomem:
 static void post_fill(post *p, const metrics_posterior *q, const size_t *idx, size_t cnt)
 {
     p->n = cnt;
-    p->np = (cnt + BLK - 1) / BLK * BLK;
+    p->np = (cnt + PAD - 1) / PAD * PAD;
     const int D = q->D;
     for (int j = 0; j < D; j++) {
-        float *mu = p->mu + (size_t)j * p->np, *pr = p->pr + (size_t)j * p->np,
+        float *mu = p->mu + (size_t)j * p->np, *nh = p->nh + (size_t)j * p->np,
               *lc = p->lc + (size_t)j * p->np;
         for (size_t t = 0; t < cnt; t++) {
             size_t i = idx ? idx[t] : t;
             float lv = q->lv[i * D + j];
             lv = lv > LV_MIN ? lv : LV_MIN;
             mu[t] = q->mu[i * D + j];
-            pr[t] = expf(-lv);
+            nh[t] = -0.5f * expf(-lv);
             lc[t] = (float)(-0.5 * ((double)lv + LOG_2PI));
         }
         for (size_t t = cnt; t < p->np; t++) {
             mu[t] = 0.0f;
-            pr[t] = 0.0f;
+            nh[t] = 0.0f;
             lc[t] = PAD_LOGP;
         }
     }
@@ -143,14 +155,14 @@ static void post_fill(post *p, const metrics_posterior *q, const size_t *idx, si
     }
 }
 
-/* Running log-sum-exp: fold the block L (BLK) into (*m, *s), where the sum so
- * far is exp(*m) * *s. */
-static inline void lse_block(const float *restrict L, float *m, double *s)
+/* Running log-sum-exp: fold the block L (len, a multiple of PAD) into (*m,
+ * *s), where the sum so far is exp(*m) * *s. */
+static inline void lse_block(const float *restrict L, int len, float *m, double *s)
 {
     float mx[LANES], sm[LANES];
     for (int l = 0; l < LANES; l++)
         mx[l] = L[l];
-    for (int i = LANES; i < BLK; i += LANES)
+    for (int i = LANES; i < len; i += LANES)
         for (int l = 0; l < LANES; l++)
             mx[l] = mx[l] > L[i + l] ? mx[l] : L[i + l];
     float bm = mx[0];
@@ -161,37 +173,35 @@ static inline void lse_block(const float *restrict L, float *m, double *s)
         *m = bm;
     }
     const float ref = *m;
-    /* the exps first, in one flat loop (vectorised; folded into the lane
-     * sums in the same order as before, so the numbers do not change) */
-    float E[BLK];
-    for (int i = 0; i < BLK; i++)
-        E[i] = exp_le0(L[i] - ref);
     for (int l = 0; l < LANES; l++)
         sm[l] = 0.0f;
-    for (int i = 0; i < BLK; i += LANES)
+    for (int i = 0; i < len; i += LANES)
         for (int l = 0; l < LANES; l++)
-            sm[l] += E[i + l];
+            sm[l] += exp_le0(L[i + l] - ref);
     double t = 0.0;
     for (int l = 0; l < LANES; l++)
         t += (double)sm[l];
     *s += t;
 }
 
-/* L (BLK) = log N(z; mu, 1/pr) for one Gaussian dim; J += L. */
+/* L (len) = log N(z; mu, -0.5/nh) for one Gaussian dim; J += L. */
 static inline void gauss_block(float *restrict L, float *restrict J, const float *restrict mu,
-                               const float *restrict pr, const float *restrict lc, float z)
+                               const float *restrict nh, const float *restrict lc, float z,
+                               int len)
 {
-    for (int i = 0; i < BLK; i++) {
-        float d = z - mu[i];
-        L[i] = lc[i] - 0.5f * (d * d) * pr[i];
-        J[i] += L[i];
-    }
+    for (int i = 0; i < len; i += LANES)
+        for (int l = 0; l < LANES; l++) {
+            float d = z - mu[i + l];
+            L[i + l] = MADD(d * d, nh[i + l], lc[i + l]);
+            J[i + l] += L[i + l];
+        }
 }
 
-static inline void add_block(float *restrict J, const float *restrict L)
+static inline void add_block(float *restrict J, const float *restrict L, int len)
 {
-    for (int i = 0; i < BLK; i++)
-        J[i] += L[i];
+    for (int i = 0; i < len; i += LANES)
+        for (int l = 0; l < LANES; l++)
+            J[i + l] += L[i + l];
 }
 
 /* Fold the blocks [b0, b1) of p into one sample's running log-sum-exps:
@@ -203,20 +213,20 @@ static void fold_blocks(const post *p, const float *zs, const int *cs, size_t b0
     const int U = p->D + p->nd;
     float L[BLK], J[BLK];
     for (size_t b = b0; b < b1; b += BLK) {
-        for (int i = 0; i < BLK; i++)
-            J[i] = 0.0f;
+        const int len = b1 - b < BLK ? (int)(b1 - b) : BLK;
+        memset(J, 0, sizeof(float) * (size_t)len);
         for (int j = 0; j < p->D; j++) {
             size_t o = (size_t)j * p->np + b;
-            gauss_block(L, J, p->mu + o, p->pr + o, p->lc + o, zs[j]);
-            lse_block(L, &m[j], &s[j]);
+            gauss_block(L, J, p->mu + o, p->nh + o, p->lc + o, zs[j], len);
+            lse_block(L, len, &m[j], &s[j]);
         }
         for (int i = 0; i < p->nd; i++) {
             const float *la = p->la + (size_t)(p->off[i] + cs[i]) * p->np + b;
-            add_block(J, la);
-            lse_block(la, &m[p->D + i], &s[p->D + i]);
+            add_block(J, la, len);
+            lse_block(la, len, &m[p->D + i], &s[p->D + i]);
         }
         if (joint)
-            lse_block(J, &m[U], &s[U]);
+            lse_block(J, len, &m[U], &s[U]);
     }
 }
 
