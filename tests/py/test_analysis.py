@@ -588,3 +588,23 @@ def test_spearman_matches_ranks(files):
     a, b = rho.columns[0], rho.columns[1]
     ra, rb = st.ok[a].rank().to_numpy(), st.ok[b].rank().to_numpy()
     assert abs(rho.loc[a, b] - np.corrcoef(ra, rb)[0, 1]) < 1e-12
+
+
+def test_capacity_betavae_reads_as_annealedvae():
+    """Files written before annealedvae had its name hold its runs as betavae
+    with c_max set: the reader names them as untangle resolves them now."""
+    df = pd.DataFrame({"index": [0, 1, 2], "model": ["betavae", "betavae", "vae"],
+                       "beta": [4.0, np.nan, np.nan], "c_max": [np.nan, 5.0, np.nan],
+                       "status": ["ok", "ok", "ok"]})
+    out = io.conventions(df)
+    assert list(out["model"]) == ["betavae", "annealedvae", "vae"]
+    assert list(df["model"]) == ["betavae", "betavae", "vae"]  # the input is left alone
+
+
+def test_every_method_has_its_own_colour():
+    from untangle.plots import paper
+    methods = ["vae", "betavae", "annealedvae", "betatcvae", "factorvae", "dipvae1", "dipvae2",
+               "jointvae", "dsd"]
+    colours = paper.method_colours(methods)
+    assert set(paper.METHOD_COLOURS) >= set(methods)
+    assert len(set(colours.values())) == len(methods)
