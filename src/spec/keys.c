@@ -31,7 +31,7 @@ const run_key run_keys[] = {
     {"encode", "eval", RUN_KEY_STR, F(encode), 0, 0, 0, "sample|full", "images for tc/mi/mig: sample = eval.images random draws; full = every image of the data set once, in canonical order (Chen et al.'s setting)"},
     {"hist_images", "eval", RUN_KEY_INT, F(hist_images), 1, RUN_MAX_IMAGES, 0, NULL, "random images for mig_hist (disentanglement_lib's num_train)"},
     {"unsup_images", "eval", RUN_KEY_INT, F(unsup_images), 1, RUN_MAX_IMAGES, 0, NULL, "random images for the unsupervised scores (gaussian_tc; disentanglement_lib's num_train)"},
-    {"model", "model", RUN_KEY_STR, F(model), 0, 0, 0, "vae|betavae|annealedvae|betatcvae|factorvae|dipvae1|dipvae2|jointvae|dsd", "method"},
+    {"model", "model", RUN_KEY_STR, F(model), 0, 0, 0, "vae|betavae|annealedvae|betatcvae|factorvae|dipvae1|dipvae2|jointvae|dsd", "method: vae, betavae, annealedvae, betatcvae, factorvae, dipvae1, dipvae2, jointvae, dsd (README, Methods)"},
     {"latent_dim", "model", RUN_KEY_INT, F(latent_dim), 1, 1024, 0, NULL, "continuous latents D"},
     {"beta", "model", RUN_KEY_REAL, F(beta), 0, BIG, 0, NULL, "KL weight (betavae), TC weight (betatcvae)"},
     {"gamma", "model", RUN_KEY_REAL, F(gamma), 0, BIG, 0, NULL, "weight of |KL - C| (annealedvae, jointvae), of the discriminator's TC (factorvae), of DWKL (betatcvae)"},
