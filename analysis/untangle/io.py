@@ -12,8 +12,8 @@ src/results/ (its top comment documents every column):
      key_help, metric_units (JSON objects) and traversal_steps (JSON list).
   /sweeps   one row per sweep YAML used (row 0 = the creating one).
   /runs     one row per finished attempt, in append order: index, run_id,
-            attempt, model, the configuration keys (arch ... w_swap, then
-            seed; -1 or NaN where a key does not apply, list keys as text
+            attempt, model, the configuration keys (arch ... w_swap,
+            lambda_od, lambda_d, then seed; -1 or NaN where a key does not apply, list keys as text
             like "[2, 2]"), status, error, rank, host, timings, steps_done,
             the metrics, then mig_<factor>, swap_acc_<factor> and (files
             since the full-set evaluation) chunk_mig_<factor>.
@@ -83,7 +83,7 @@ FALLBACK_FACTORS = ("shape", "scale", "orientation", "posX", "posY")
 # labels; the root attribute key_help replaces it.
 FALLBACK_KEY_HELP = {
     "beta": "KL weight; TC weight in betatcvae",
-    "gamma": "capacity / DWKL weight",
+    "gamma": "capacity / discriminator TC / DWKL weight",
     "alpha": "MI weight",
     "lambda": "Gumbel-softmax temperature",
     "c_max": "capacity, nats",
@@ -96,6 +96,8 @@ FALLBACK_KEY_HELP = {
     "supervision": "fraction of labeled pairs",
     "w_swap": "swap loss weight",
     "anneal_steps": "steps",
+    "lambda_od": "off-diagonal covariance weight",
+    "lambda_d": "diagonal covariance weight",
 }
 # Unit of each metric (and of the training curves of the same name); the
 # root attribute metric_units replaces it.
@@ -409,11 +411,19 @@ def _runs_of(path, evaluations):
 def conventions(df):
     """A frame of /runs rows in the file's encoding -> pandas' conventions:
     index renamed grid_index (a column named index would shadow
-    DataFrame.index); integer configuration keys nullable Int64 with <NA>
+    DataFrame.index); model "betavae" with a c_max (older files' capacity
+    form) renamed "annealedvae"; integer configuration keys nullable Int64 with <NA>
     where the file says -1 (not applicable); empty text None; list keys
     ("[2, 2]") tuples of ints, None where empty ("[]"). Real columns keep
     NaN. Returns a new frame."""
     df = df.rename(columns={"index": "grid_index"})
+    # betavae with c_max (the capacity form of files written before
+    # 2026-11-29) is annealedvae, as untangle itself resolves it now
+    if "model" in df and "c_max" in df and len(df):
+        old = (df["model"] == "betavae") & df["c_max"].notna()
+        if old.any():
+            df = df.copy()
+            df.loc[old, "model"] = "annealedvae"
     keys = set(config_keys(df.columns))
     for col in df.columns:
         kind = df[col].dtype.kind

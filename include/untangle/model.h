@@ -23,7 +23,7 @@ typedef struct model model; /* opaque */
 
 /* What a trained model's representation looks like, for metrics. */
 typedef struct model_info {
-    const char *method;  /* "vae", "betavae", ... */
+    const char *method;  /* "vae", "betavae", "annealedvae", ... */
     int D;               /* continuous latents */
     int stochastic;      /* 1: q(z|x) is a Gaussian with logvar; 0: deterministic code (dsd) */
     int n_discrete;      /* discrete variables */
@@ -62,7 +62,9 @@ void model_get_info(const model *m, model_info *info);
 
 /* The model's state as one flat block of model_state_size(m, optimizer)
  * bytes: the parameters, then with optimizer also Adam's moments and step
- * count (a checkpoint); without, the parameters alone (a saved model). The
+ * count and the method's own trained state (factorvae's discriminator with
+ * its Adam: a checkpoint); without, the networks' parameters alone (a saved
+ * model, all that evaluation needs). The
  * layout is fixed by the configuration, so a block fits every model created
  * from the same configuration. model_state_set refuses a block of another
  * size (ERR_INPUT). */

@@ -82,7 +82,8 @@ void nn_init_uniform(float *w, size_t n, float bound, rng *r);
 void nn_dense_forward(float *out, const float *in, const float *w, const float *b,
                       int B, int n_in, int n_out);
 /* din (B,I) += dout . w;  dw (O,I) += dout^T . in;  db (O) += sum_b dout.
- * din may be NULL. */
+ * din may be NULL (first layer); dw and db may be NULL (the input gradient
+ * alone, through parameters that another loss trains). */
 void nn_dense_backward(float *din, float *dw, float *db, const float *dout,
                        const float *in, const float *w, int B, int n_in, int n_out);
 
@@ -126,6 +127,12 @@ void nn_zero(float *x, size_t n);
 void nn_relu_forward(float *out, const float *in, size_t n);
 /* din += dout * (out > 0); uses the forward OUTPUT. */
 void nn_relu_backward(float *din, const float *dout, const float *out, size_t n);
+/* out = in > 0 ? in : slope*in (slope > 0: leaky ReLU, Maas et al. 2013). */
+void nn_leaky_relu_forward(float *out, const float *in, float slope, size_t n);
+/* din += dout * (out > 0 ? 1 : slope); uses the forward OUTPUT (slope > 0
+ * keeps its sign). */
+void nn_leaky_relu_backward(float *din, const float *dout, const float *out, float slope,
+                            size_t n);
 void nn_tanh_forward(float *out, const float *in, size_t n);
 /* din += dout * (1 - out^2); uses the forward OUTPUT. */
 void nn_tanh_backward(float *din, const float *dout, const float *out, size_t n);

@@ -16,6 +16,7 @@ enum {
     RNG_NOISE = 3, /* reparameterisation / Gumbel noise during training */
     RNG_EVAL = 4,  /* evaluation images and their sampling noise */
     RNG_PAIRS = 5, /* pair sampling (DSD, swap accuracy) */
+    RNG_INIT_DISC = 6, /* initialisation of factorvae's discriminator */
     RNG_TEST = 99  /* tests */
 };
 

@@ -44,7 +44,7 @@ typedef struct run_config {
     long hist_images;  /* means for mig_hist (disentanglement_lib's num_train) */
     long unsup_images; /* means for the unsupervised scores (gaussian_tc) */
     /* model */
-    char model[16];
+    char model[16];  /* "vae", "betavae", "annealedvae", ... (model.h's table) */
     int latent_dim;
     double beta, gamma, alpha, lambda, c_max;
     long anneal_steps;
@@ -53,6 +53,7 @@ typedef struct run_config {
     double c_z_max, c_c_max;
     int n_chunks, chunks[RUN_MAX_LIST];
     double supervision, w_swap;
+    double lambda_od, lambda_d; /* DIP-VAE's covariance penalties */
     /* seed */
     long seed;
     /* bit i set when run_keys[i] was given explicitly (not a default) */
@@ -120,7 +121,8 @@ void run_config_format(const run_config *c, const run_key *k, char *buf, size_t 
 
 /* The run id of a resolved c: 16 hex digits of a 64-bit hash of the canonical
  * text of every key that applies to the model (sorted by name, independent of
- * YAML order). */
+ * YAML order). A method once written under another name (annealedvae: betavae
+ * with c_max) is hashed as it was then, so its runs keep their ids. */
 void run_config_id(const run_config *c, char id[17]);
 
 /* ---- what a run gives back --------------------------------------------------- */

@@ -10,7 +10,8 @@
 
 /* Adding a method: one file defining a model_method, one row here. */
 static const model_method *const methods[] = {
-    &model_vae, &model_betavae, &model_betatcvae, &model_jointvae, &model_dsd,
+    &model_vae,      &model_betavae,  &model_annealedvae, &model_betatcvae, &model_factorvae,
+    &model_dipvae1,  &model_dipvae2,  &model_jointvae,    &model_dsd,
 };
 enum { N_METHODS = sizeof methods / sizeof methods[0] };
 
@@ -52,27 +53,33 @@ int model_takes(run_config *c, err *e)
 
 int model_resolve(run_config *c, err *e)
 {
-    int rc = model_takes(c, e);
-    if (rc < 0)
-        return rc;
-    const model_method *mm = find(c->model);
-    for (size_t i = 0; i < run_n_keys; i++)
-        if ((c->set >> i & 1) && !run_key_applies(c, &run_keys[i]))
-            return err_set(e, ERR_INPUT, "%s: model %s does not take this parameter",
-                           run_keys[i].name, c->model);
-    return mm->resolve(c, e);
+    /* A method's resolve may rename the model (betavae with c_max is
+     * annealedvae): the configuration is then resolved once more, as the
+     * method it names now. */
+    for (int pass = 0;; pass++) {
+        int rc = model_takes(c, e);
+        if (rc < 0)
+            return rc;
+        const model_method *mm = find(c->model);
+        for (size_t i = 0; i < run_n_keys; i++)
+            if ((c->set >> i & 1) && !run_key_applies(c, &run_keys[i]))
+                return err_set(e, ERR_INPUT, "%s: model %s does not take this parameter",
+                               run_keys[i].name, c->model);
+        if ((rc = mm->resolve(c, e)) < 0 || find(c->model) == mm)
+            return rc;
+        assert(pass == 0 && "a renamed method resolves as itself");
+    }
 }
 
-size_t model_state_size(const model *m, int optimizer)
+size_t model_arena_state_size(const nn_arena *a, int optimizer)
 {
-    size_t floats = m->arena.n * (optimizer ? 3 : 1);
-    return sizeof(float) * floats + (optimizer ? sizeof m->arena.t : 0);
+    size_t floats = a->n * (optimizer ? 3 : 1);
+    return sizeof(float) * floats + (optimizer ? sizeof a->t : 0);
 }
 
 /* Block layout: param (n floats) [, m (n), v (n), t (long)]. */
-void model_state_get(const model *m, int optimizer, void *out)
+void model_arena_state_get(const nn_arena *a, int optimizer, void *out)
 {
-    const nn_arena *a = &m->arena;
     char *p = out;
     memcpy(p, a->param, sizeof(float) * a->n);
     if (!optimizer)
@@ -85,22 +92,45 @@ void model_state_get(const model *m, int optimizer, void *out)
     memcpy(p, &a->t, sizeof a->t);
 }
 
-int model_state_set(model *m, int optimizer, const void *in, size_t n, err *e)
+void model_arena_state_set(nn_arena *a, int optimizer, const void *in)
 {
-    if (n != model_state_size(m, optimizer))
-        return err_set(e, ERR_INPUT, "model state of %zu bytes, expected %zu for this configuration",
-                       n, model_state_size(m, optimizer));
-    nn_arena *a = &m->arena;
     const char *p = in;
     memcpy(a->param, p, sizeof(float) * a->n);
     if (!optimizer)
-        return 0;
+        return;
     p += sizeof(float) * a->n;
     memcpy(a->m, p, sizeof(float) * a->n);
     p += sizeof(float) * a->n;
     memcpy(a->v, p, sizeof(float) * a->n);
     p += sizeof(float) * a->n;
     memcpy(&a->t, p, sizeof a->t);
+}
+
+/* The networks' block, then the method's own state (factorvae's
+ * discriminator) when it has one. */
+size_t model_state_size(const model *m, int optimizer)
+{
+    size_t extra = m->method->state_size ? m->method->state_size(m, optimizer) : 0;
+    return model_arena_state_size(&m->arena, optimizer) + extra;
+}
+
+void model_state_get(const model *m, int optimizer, void *out)
+{
+    model_arena_state_get(&m->arena, optimizer, out);
+    if (m->method->state_size)
+        m->method->state_get(m, optimizer,
+                             (char *)out + model_arena_state_size(&m->arena, optimizer));
+}
+
+int model_state_set(model *m, int optimizer, const void *in, size_t n, err *e)
+{
+    if (n != model_state_size(m, optimizer))
+        return err_set(e, ERR_INPUT, "model state of %zu bytes, expected %zu for this configuration",
+                       n, model_state_size(m, optimizer));
+    model_arena_state_set(&m->arena, optimizer, in);
+    if (m->method->state_size)
+        m->method->state_set(m, optimizer,
+                             (const char *)in + model_arena_state_size(&m->arena, optimizer));
     return 0;
 }
 
@@ -220,14 +250,20 @@ int model_step(model *m, const data_source *d, rng *data_rng, rng *noise_rng, lo
     /* terms[0] is the loss; a term that does not apply this step is NaN */
     if (!isfinite(terms[0])) {
         nn_arena_zero_grad(&m->arena);
+        if (m->method->discard)
+            m->method->discard(m);
         return err_set(e, ERR_NUMERIC, "step %ld: the loss is %g", t, terms[0]);
     }
     if (n < 0) {
         nn_arena_zero_grad(&m->arena);
+        if (m->method->discard)
+            m->method->discard(m);
         return err_set(e, n, "step %ld: the loss could not be computed", t);
     }
     /* Adam also zeroes the gradients for the next step. */
     nn_adam_step(&m->arena, (float)m->cfg.lr, 0.9f, 0.999f, 1e-8f);
+    if (m->method->update)
+        m->method->update(m);
     return 0;
 }
 

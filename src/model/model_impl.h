@@ -87,7 +87,24 @@ struct model_method {
     void (*fini)(model *m);
     /* forward + backward of one step into a->grad (no optimiser); terms out */
     int (*step)(model *m, const data_source *d, rng *dr, rng *nr, long t, double *terms);
+    /* optional, for a method with parameters outside the networks' arena
+     * (factorvae's discriminator and its own Adam): update applies the
+     * gradients its step left after the networks' Adam step; discard drops
+     * them when the step's loss was not finite */
+    void (*update)(model *m);
+    void (*discard)(model *m);
+    /* optional: the method's own state, appended to the networks' block of
+     * model_state_get (its size for a checkpoint, optimizer 1, or a saved
+     * model, optimizer 0; 0 bytes when none) */
+    size_t (*state_size)(const model *m, int optimizer);
+    void (*state_get)(const model *m, int optimizer, void *out);
+    void (*state_set)(model *m, int optimizer, const void *in);
 };
+
+/* An arena as a state block: param [, m, v, t] (model_state_get's layout). */
+size_t model_arena_state_size(const nn_arena *a, int optimizer);
+void model_arena_state_get(const nn_arena *a, int optimizer, void *out);
+void model_arena_state_set(nn_arena *a, int optimizer, const void *in);
 
 /* Nonzero when the key called name was set explicitly in c. */
 int model_key_set(const run_config *c, const char *name);
@@ -112,8 +129,12 @@ void vae_backward_decoder(model *m);
 void vae_backward_encoder(model *m);
 /* Helpers for the latent losses. */
 double vae_capacity(double c_max, long anneal_steps, long t);
+/* The widths of a method whose encoder gives (mu, logvar) of D = latent_dim
+ * and whose decoder reads z: enc_out 2D, code_dim D, no categories. */
+void vae_gaussian_widths(const run_config *c, int *enc_out, int *code_dim, int *D, int *K);
 
-extern const model_method model_vae, model_betavae, model_betatcvae, model_jointvae, model_dsd;
+extern const model_method model_vae, model_betavae, model_annealedvae, model_betatcvae,
+    model_factorvae, model_dipvae1, model_dipvae2, model_jointvae, model_dsd;
 
 /* ---- beta-TCVAE minibatch estimators (tc.c) --------------------------------
  * Chen et al. 2018, section 4 and appendix C (docs/architecture.md section 4). For a
@@ -182,6 +203,53 @@ double jointvae_capacity_loss(const run_config *c, const float *mu, const float 
                               const float *la, int B, int D, int K, double C_z, double C_c,
                               double *kl_z, double *kl_c, float *dmu, float *dlv,
                               float *dlogits, int ldl);
+
+/* ---- FactorVAE's discriminator (factorvae.c) --------------------------------
+ * disentanglement_lib's fc_discriminator: D -> 1000 -> ... (six hidden layers
+ * of 1000, leaky ReLU 0.2) -> 2 logits, in an arena of its own. Two slots of
+ * activations, so that z and its permutation are both held for their
+ * backward passes. Everything is sized at create. */
+enum { FVAE_HIDDEN = 1000, FVAE_LAYERS = 7 /* dense layers: 6 hidden + logits */ };
+
+typedef struct fvae_disc {
+    int D, max_b;
+    int width[FVAE_LAYERS + 1];          /* D, 1000 x 6, 2 */
+    size_t w[FVAE_LAYERS], b[FVAE_LAYERS]; /* arena offsets */
+    nn_arena arena;                      /* D's parameters, gradients, Adam moments */
+    const float *in[2];                  /* each slot's input (borrowed) */
+    float *h[2][FVAE_LAYERS + 1];        /* h[s][l+1]: layer l's output (max_b, width[l+1]) */
+    float *g[3];                         /* (max_b, 1000) backward scratch */
+} fvae_disc;
+
+/* Build D for D latents and batches up to max_b, parameters drawn from
+ * (seed, RNG_INIT_DISC). 0, ERR_NOMEM (free with factorvae_disc_free). */
+int factorvae_disc_create(fvae_disc *d, int D, int max_b, uint64_t seed, err *e);
+void factorvae_disc_free(fvae_disc *d);
+/* logits (B, 2) of z (B, D) in slot 0 or 1 (owned by d). */
+const float *factorvae_disc_forward(fvae_disc *d, int slot, const float *z, int B);
+/* Backward through slot's last forward: dz (B, D) += input gradient (NULL:
+ * skip); with train_params the parameter gradients accumulate into
+ * d->arena.grad, without them D's parameters get nothing. */
+void factorvae_disc_backward(fvae_disc *d, int slot, const float *dlogits, float *dz,
+                             int train_params, int B);
+/* loss_D = -(0.5 mean_b log p(z_b)_0 + 0.5 mean_b log p(zperm_b)_1), p the
+ * softmax of the logits clipped to [1e-6, 1 - 1e-6] (disentanglement_lib);
+ * lq, lp (B, 2); dlq, dlp (B, 2) += its gradient. */
+double factorvae_disc_loss(const float *lq, const float *lp, int B, float *dlq, float *dlp);
+/* zp (B, D) = z with each dimension permuted across the batch on its own. */
+void factorvae_permute(float *zp, const float *z, int B, int D, rng *r);
+
+/* ---- DIP-VAE's covariance penalty (dipvae.c) ---------------------------------
+ * Kumar et al. 2018, eqs. 6-7, as disentanglement_lib: Cov = the batch
+ * covariance of mu (B, D) (E[mu mu^T] - E[mu]E[mu]^T, divided by B), plus
+ * diag(mean over the batch of exp(lv)) when lv is given (DIP-VAE-II; NULL:
+ * DIP-VAE-I). Returns lambda_od * sum_{i!=j} Cov_ij^2 + lambda_d * sum_i
+ * (Cov_ii - 1)^2 and, when dmu is not NULL, ACCUMULATES its gradient into
+ * dmu (and dlv when lv is given). cov, g (D, D) and mean (D) are scratch;
+ * cov holds Cov afterwards. */
+double dipvae_penalty(const float *mu, const float *lv, int B, int D, double lambda_od,
+                      double lambda_d, float *dmu, float *dlv, double *cov, double *g,
+                      double *mean);
 
 /* ---- DSD pairs (dsd.c) ------------------------------------------------------
  * Draw npairs pairs of images into x (2*npairs, S*S): pair p is rows 2p (a)

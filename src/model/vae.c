@@ -1,9 +1,10 @@
 /* The common Gaussian-latent path (encode, reparameterise, decode, backward)
  * and the two methods that need nothing else: vae and betavae (Higgins et al.
- * 2017, with the capacity form of Burgess et al. 2018). */
+ * 2017). */
 #include "model_impl.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 void vae_encode_batch(model *m, const data_source *d, rng *dr, rng *nr)
@@ -71,7 +72,7 @@ double vae_capacity(double c_max, long anneal_steps, long t)
     return c < c_max ? c : c_max;
 }
 
-static void gaussian_widths(const run_config *c, int *enc_out, int *code_dim, int *D, int *K)
+void vae_gaussian_widths(const run_config *c, int *enc_out, int *code_dim, int *D, int *K)
 {
     *D = c->latent_dim;
     *K = 0;
@@ -112,59 +113,50 @@ const model_method model_vae = {
     .n_terms = 3,
     .stochastic = 1,
     .resolve = vae_resolve,
-    .widths = gaussian_widths,
+    .widths = vae_gaussian_widths,
     .step = vae_step,
 };
 
-/* ---- betavae: recon + beta*KL, or recon + gamma*|KL - C(t)| ---------------- */
+/* ---- betavae: recon + beta*KL --------------------------------------------------
+ * Its schema keeps c_max, gamma and anneal_steps: betavae with c_max set was
+ * the capacity form of Burgess et al. 2018 until 2026-11-29, which is now
+ * annealedvae (annealedvae.c). Such a configuration (an older sweep file, a
+ * results row of that time) resolves to annealedvae, and a plain betavae's
+ * run id keeps the lines of those keys (nan) that it always had. */
 
 static const char *const betavae_params[] = {"latent_dim", "beta", "c_max", "gamma",
                                              "anneal_steps", NULL};
-static const char *const betavae_terms[] = {"loss", "recon", "kl", "C"};
+static const char *const betavae_terms[] = {"loss", "recon", "kl"};
 
 static int betavae_resolve(run_config *c, err *e)
 {
-    if (isnan(c->c_max)) {
-        /* plain form: gamma and anneal_steps belong to the capacity form */
-        if (model_key_set(c, "gamma") || model_key_set(c, "anneal_steps"))
-            return err_set(e, ERR_INPUT, "%s: only used with c_max (the capacity form of betavae)",
-                           model_key_set(c, "gamma") ? "gamma" : "anneal_steps");
-        if (isnan(c->beta))
-            c->beta = 4;
+    if (!isnan(c->c_max)) {
+        if (model_key_set(c, "beta"))
+            return err_set(e, ERR_INPUT, "beta: betavae with c_max is annealedvae, which weighs "
+                                         "|KL - C| by gamma, not beta");
+        snprintf(c->model, sizeof c->model, "annealedvae"); /* model_resolve goes on as it */
         return 0;
     }
-    if (model_key_set(c, "beta"))
-        return err_set(e, ERR_INPUT,
-                       "beta: the capacity form of betavae (c_max set) weighs |KL - C| by gamma, not beta");
-    if (isnan(c->gamma))
-        c->gamma = 1000; /* Burgess et al. 2018 */
-    if (c->anneal_steps < 0)
-        c->anneal_steps = 100000;
+    if (model_key_set(c, "gamma") || model_key_set(c, "anneal_steps"))
+        return err_set(e, ERR_INPUT, "%s: only used with c_max (betavae with c_max is annealedvae)",
+                       model_key_set(c, "gamma") ? "gamma" : "anneal_steps");
+    if (isnan(c->beta))
+        c->beta = 4;
     return 0;
 }
 
 static int betavae_step(model *m, const data_source *d, rng *dr, rng *nr, long t, double *terms)
 {
+    (void)t;
     const run_config *c = &m->cfg;
     vae_encode_batch(m, d, dr, nr);
     double recon = vae_decode_batch(m);
     double kl = nn_gauss_kl_forward(NULL, NULL, m->mu, m->lv, m->B, m->D);
-    double loss, w, cap = NAN;
-    if (isnan(c->c_max)) {
-        loss = recon + c->beta * kl;
-        w = c->beta;
-    } else {
-        /* d/dKL gamma*|KL - C| = gamma*sign(KL - C) (0 at the kink) */
-        cap = vae_capacity(c->c_max, c->anneal_steps, t);
-        loss = recon + c->gamma * fabs(kl - cap);
-        w = c->gamma * (kl > cap ? 1.0 : kl < cap ? -1.0 : 0.0);
-    }
-    nn_gauss_kl_backward(m->dmu, m->dlv, m->mu, m->lv, m->B, m->D, (float)(w / m->B));
+    nn_gauss_kl_backward(m->dmu, m->dlv, m->mu, m->lv, m->B, m->D, (float)(c->beta / m->B));
     vae_backward(m);
-    terms[0] = loss;
+    terms[0] = recon + c->beta * kl;
     terms[1] = recon;
     terms[2] = kl;
-    terms[3] = cap;
     return 0;
 }
 
@@ -172,9 +164,9 @@ const model_method model_betavae = {
     .name = "betavae",
     .params = betavae_params,
     .terms = betavae_terms,
-    .n_terms = 4,
+    .n_terms = 3,
     .stochastic = 1,
     .resolve = betavae_resolve,
-    .widths = gaussian_widths,
+    .widths = vae_gaussian_widths,
     .step = betavae_step,
 };

@@ -104,17 +104,19 @@ static void din_tile(void *ctx, int t, int slot)
 void nn_dense_backward(float *din, float *dw, float *db, const float *dout,
                        const float *in, const float *w, int B, int I, int O)
 {
-    // din (B, I) or NULL, dw (O, I), db (O), dout (B, O), in (B, I), w (O, I)
+    // din (B, I) or NULL, dw (O, I) or NULL, db (O) or NULL, dout (B, O), in (B, I), w (O, I)
     /* dw += dout^T . in  (forward: out[r][o] += sum_i in[r][i] * w[o][i]) */
-    dense_job j = {dw, dout, in, NULL, B, I, O, O, I, 1};
-    if (O > I)
-        j.rw = col_width(O, (long)I * B);
-    else
-        j.cw = col_width(I, (long)O * B);
-    j.nc = nn_block_count(I, j.cw);
-    nn_parallel(nn_block_count(O, j.rw) * j.nc, dw_tile, &j);
+    if (dw) {
+        dense_job j = {dw, dout, in, NULL, B, I, O, O, I, 1};
+        if (O > I)
+            j.rw = col_width(O, (long)I * B);
+        else
+            j.cw = col_width(I, (long)O * B);
+        j.nc = nn_block_count(I, j.cw);
+        nn_parallel(nn_block_count(O, j.rw) * j.nc, dw_tile, &j);
+    }
     /* db += sum over the batch of dout, in batch order */
-    for (int r = 0; r < B; r++) {
+    for (int r = 0; r < B && db; r++) {
         const float *d = dout + (size_t)r * O;
         for (int o = 0; o < O; o++)
             db[o] += d[o];

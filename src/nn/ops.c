@@ -69,6 +69,42 @@ void nn_relu_backward(float *din, const float *dout, const float *out, size_t n)
     nn_parallel_range(n, relu_bwd_range, &j);
 }
 
+static void lrelu_fwd_range(void *ctx, size_t lo, size_t hi)
+{
+    const elem_job *j = ctx;
+    float *out = j->out;
+    const float *in = j->a;
+    const float slope = j->scale;
+    for (size_t i = lo; i < hi; i++)
+        out[i] = in[i] > 0.0f ? in[i] : slope * in[i];
+}
+
+void nn_leaky_relu_forward(float *out, const float *in, float slope, size_t n)
+{
+    // out (n), in (n)
+    elem_job j = {out, in, NULL, slope};
+    nn_parallel_range(n, lrelu_fwd_range, &j);
+}
+
+static void lrelu_bwd_range(void *ctx, size_t lo, size_t hi)
+{
+    const elem_job *j = ctx;
+    float *din = j->out;
+    const float *dout = j->a, *out = j->b;
+    const float slope = j->scale;
+    /* out = in > 0 ? in : slope*in: the slope is 1 where out > 0, else slope */
+    for (size_t i = lo; i < hi; i++)
+        din[i] += out[i] > 0.0f ? dout[i] : slope * dout[i];
+}
+
+void nn_leaky_relu_backward(float *din, const float *dout, const float *out, float slope,
+                            size_t n)
+{
+    // din (n), dout (n), out (n)
+    elem_job j = {din, dout, out, slope};
+    nn_parallel_range(n, lrelu_bwd_range, &j);
+}
+
 static void tanh_fwd_range(void *ctx, size_t lo, size_t hi)
 {
     const elem_job *j = ctx;

@@ -31,13 +31,13 @@ const run_key run_keys[] = {
     {"encode", "eval", RUN_KEY_STR, F(encode), 0, 0, 0, "sample|full", "images for tc/mi/mig: sample = eval.images random draws; full = every image of the data set once, in canonical order (Chen et al.'s setting)"},
     {"hist_images", "eval", RUN_KEY_INT, F(hist_images), 1, RUN_MAX_IMAGES, 0, NULL, "random images for mig_hist (disentanglement_lib's num_train)"},
     {"unsup_images", "eval", RUN_KEY_INT, F(unsup_images), 1, RUN_MAX_IMAGES, 0, NULL, "random images for the unsupervised scores (gaussian_tc; disentanglement_lib's num_train)"},
-    {"model", "model", RUN_KEY_STR, F(model), 0, 0, 0, "vae|betavae|betatcvae|jointvae|dsd", "method"},
+    {"model", "model", RUN_KEY_STR, F(model), 0, 0, 0, "vae|betavae|annealedvae|betatcvae|factorvae|dipvae1|dipvae2|jointvae|dsd", "method: vae, betavae, annealedvae, betatcvae, factorvae, dipvae1, dipvae2, jointvae, dsd (README, Methods)"},
     {"latent_dim", "model", RUN_KEY_INT, F(latent_dim), 1, 1024, 0, NULL, "continuous latents D"},
-    {"beta", "model", RUN_KEY_REAL, F(beta), 0, BIG, 0, NULL, "KL (betavae) or TC (betatcvae) weight"},
-    {"gamma", "model", RUN_KEY_REAL, F(gamma), 0, BIG, 0, NULL, "capacity weight / DWKL weight"},
+    {"beta", "model", RUN_KEY_REAL, F(beta), 0, BIG, 0, NULL, "KL weight (betavae), TC weight (betatcvae)"},
+    {"gamma", "model", RUN_KEY_REAL, F(gamma), 0, BIG, 0, NULL, "weight of |KL - C| (annealedvae, jointvae), of the discriminator's TC (factorvae), of DWKL (betatcvae)"},
     {"alpha", "model", RUN_KEY_REAL, F(alpha), 0, BIG, 0, NULL, "MI weight (betatcvae)"},
     {"lambda", "model", RUN_KEY_REAL, F(lambda), 0, BIG, 1, NULL, "Gumbel-softmax temperature (jointvae)"},
-    {"c_max", "model", RUN_KEY_REAL, F(c_max), 0, BIG, 0, NULL, "capacity (nats) of the capacity form of betavae"},
+    {"c_max", "model", RUN_KEY_REAL, F(c_max), 0, BIG, 0, NULL, "capacity (nats) that KL is held to (annealedvae; betavae with c_max is annealedvae)"},
     {"anneal_steps", "model", RUN_KEY_INT, F(anneal_steps), 1, BIG, 0, NULL, "steps over which capacities rise"},
     {"estimator", "model", RUN_KEY_STR, F(estimator), 0, 0, 0, "mss|mws", "minibatch estimator (betatcvae)"},
     {"discrete", "model", RUN_KEY_LIST, F(discrete), 2, 1000, 0, NULL, "categories of each discrete latent (jointvae)"},
@@ -46,6 +46,8 @@ const run_key run_keys[] = {
     {"chunks", "model", RUN_KEY_LIST, F(chunks), 1, 1024, 0, NULL, "code chunk per factor (dsd)"},
     {"supervision", "model", RUN_KEY_REAL, F(supervision), 0, 1, 0, NULL, "fraction of labeled pairs (dsd)"},
     {"w_swap", "model", RUN_KEY_REAL, F(w_swap), 0, BIG, 0, NULL, "weight of the swap losses (dsd)"},
+    {"lambda_od", "model", RUN_KEY_REAL, F(lambda_od), 0, BIG, 0, NULL, "weight of the off-diagonal covariance penalty (dipvae1, dipvae2)"},
+    {"lambda_d", "model", RUN_KEY_REAL, F(lambda_d), 0, BIG, 0, NULL, "weight of the diagonal covariance penalty (dipvae1, dipvae2; default 10*lambda_od for dipvae1, lambda_od for dipvae2)"},
     {"seed", "seed", RUN_KEY_INT, F(seed), 0, 9007199254740991.0, 0, NULL, "random seed"},
 };
 const size_t run_n_keys = sizeof run_keys / sizeof run_keys[0];
@@ -436,15 +438,33 @@ static int id_omits(const run_config *c, const run_key *k)
     return 0;
 }
 
+/* Methods that were once written under another method's name: their runs
+ * keep the ids they had then, so that results files and checkpoints of that
+ * time still name them. annealedvae was the capacity form of betavae (model
+ * betavae with c_max set, beta unset) until 2026-11-29: its canonical text
+ * says model=betavae and carries betavae's beta=nan line. */
+static const struct {
+    const char *model, *as_model, *key, *value;
+} id_as[] = {
+    {"annealedvae", "betavae", "beta", "nan"},
+};
+
 void run_config_id(const run_config *c, char id[17])
 {
     /* Canonical text: "key=value\n" for every applicable key, in sorted key
      * order, so that neither YAML order nor table order changes the id. */
     const run_key *order[64];
     size_t n = 0;
+    const char *as_model = NULL, *as_key = NULL, *as_value = NULL;
+    for (size_t i = 0; i < sizeof id_as / sizeof id_as[0]; i++)
+        if (strcmp(c->model, id_as[i].model) == 0) {
+            as_model = id_as[i].as_model;
+            as_key = id_as[i].key;
+            as_value = id_as[i].value;
+        }
     for (size_t i = 0; i < run_n_keys; i++)
-        if (run_key_applies(c, &run_keys[i]) && strcmp(run_keys[i].name, "log_every") != 0 &&
-            !id_omits(c, &run_keys[i]))
+        if ((run_key_applies(c, &run_keys[i]) || (as_key && !strcmp(run_keys[i].name, as_key))) &&
+            strcmp(run_keys[i].name, "log_every") != 0 && !id_omits(c, &run_keys[i]))
             order[n++] = &run_keys[i];
     for (size_t i = 1; i < n; i++)
         for (size_t j = i; j > 0 && strcmp(order[j - 1]->name, order[j]->name) > 0; j--) {
@@ -455,7 +475,12 @@ void run_config_id(const run_config *c, char id[17])
     uint64_t h = HASH_FNV1A_INIT;
     char buf[1200];
     for (size_t i = 0; i < n; i++) {
-        run_config_format(c, order[i], buf, sizeof buf);
+        if (as_model && !strcmp(order[i]->name, "model"))
+            snprintf(buf, sizeof buf, "%s", as_model);
+        else if (as_key && !strcmp(order[i]->name, as_key))
+            snprintf(buf, sizeof buf, "%s", as_value);
+        else
+            run_config_format(c, order[i], buf, sizeof buf);
         h = hash_fnv1a_str(h, order[i]->name);
         h = hash_fnv1a_str(h, "=");
         h = hash_fnv1a_str(h, buf);

@@ -7,6 +7,8 @@
  * without it, the YAML of the latest sweep stored in the file. */
 #include "sweep_impl.h"
 
+#include "untangle/model.h"
+
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -84,7 +86,12 @@ static int read_rows(status *st, results_reader *rd, err *e)
         run_config c;
         if ((rc = results_reader_row(rd, i, &row, &c, &res, e)) < 0)
             break;
-        run_state *r = add_run(st, row.run_id, c.model, row.index, e);
+        /* a row written under an older method name (betavae with c_max)
+         * counts as the method it resolves to now (annealedvae) */
+        run_config now = c;
+        err ignored;
+        const char *model = model_resolve(&now, &ignored) == 0 ? now.model : c.model;
+        run_state *r = add_run(st, row.run_id, model, row.index, e);
         if (!r) {
             rc = -1;
             break;

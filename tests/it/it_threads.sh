@@ -1,7 +1,8 @@
 #!/bin/sh
 # A run's numbers do not depend on its thread count (README, "Same numbers
 # however a run is launched"): the same runs -- mlp and conv, a method with a
-# discrete latent (jointvae) and dsd -- trained with --threads 1, 2 and 3
+# discrete latent (jointvae), dsd, and factorvae (a discriminator of six
+# 1000-unit layers with its own Adam) -- trained with --threads 1, 2 and 3
 # give every /runs metric and every curve value equal bit for bit.
 . tests/it/lib.sh
 cat >"$TMP/t.yaml" <<YAML
@@ -16,13 +17,14 @@ grid:
   - model: jointvae
     arch: conv
   - model: dsd
+  - model: factorvae
 seeds: 1
 YAML
 for t in 1 2 3; do
     expect 0 "sweep with --threads $t" "$UNTANGLE" sweep "$TMP/t.yaml" -o "$TMP/t$t.h5" \
         --threads "$t" --jobs 1
 done
-expect 0 "4 ok runs" test "$(count_ok "$TMP/t1.h5")" -eq 4
+expect 0 "5 ok runs" test "$(count_ok "$TMP/t1.h5")" -eq 5
 for t in 2 3; do
     expect 0 "/runs: 1 thread == $t threads" $PY "$TOOLS/compare_runs.py" "$TMP/t1.h5" "$TMP/t$t.h5"
     expect 0 "/curves: 1 thread == $t threads" $PY "$TOOLS/compare_curves.py" "$TMP/t1.h5" "$TMP/t$t.h5"

@@ -588,3 +588,60 @@ def test_spearman_matches_ranks(files):
     a, b = rho.columns[0], rho.columns[1]
     ra, rb = st.ok[a].rank().to_numpy(), st.ok[b].rank().to_numpy()
     assert abs(rho.loc[a, b] - np.corrcoef(ra, rb)[0, 1]) < 1e-12
+
+
+def test_capacity_betavae_reads_as_annealedvae():
+    """Files written before annealedvae had its name hold its runs as betavae
+    with c_max set: the reader names them as untangle resolves them now."""
+    df = pd.DataFrame({"index": [0, 1, 2], "model": ["betavae", "betavae", "vae"],
+                       "beta": [4.0, np.nan, np.nan], "c_max": [np.nan, 5.0, np.nan],
+                       "status": ["ok", "ok", "ok"]})
+    out = io.conventions(df)
+    assert list(out["model"]) == ["betavae", "annealedvae", "vae"]
+    assert list(df["model"]) == ["betavae", "betavae", "vae"]  # the input is left alone
+
+
+def test_every_method_has_its_own_colour():
+    from untangle.plots import paper
+    methods = ["vae", "betavae", "annealedvae", "betatcvae", "factorvae", "dipvae1", "dipvae2",
+               "jointvae", "dsd"]
+    colours = paper.method_colours(methods)
+    assert set(paper.METHOD_COLOURS) >= set(methods)
+    assert len(set(colours.values())) == len(methods)
+
+
+LOCATELLO_GRID = """grid:
+  - model: annealedvae
+    c_max: [5, 25]
+  - model: factorvae
+    gamma: [10, 40]
+  - model: dipvae1
+    lambda_od: [1, 10]
+  - model: dipvae2
+    lambda_od: [1, 10]
+seeds: 1
+"""
+
+
+def test_locatello_methods_are_read_and_drawn(binary, tmp_path):
+    """The methods of disentanglement_lib's study train, are read with their
+    own names and keys, and are drawn each in its own colour."""
+    h5 = sweep(tmp_path, "loc", LOCATELLO_GRID)
+    runs = io.load_runs(h5)
+    assert list(runs["model"]) == (["annealedvae"] * 2 + ["factorvae"] * 2 + ["dipvae1"] * 2 +
+                                   ["dipvae2"] * 2)
+    assert (runs["status"] == "ok").all()
+    assert list(runs["lambda_d"][4:]) == [10, 100, 1, 10]  # lambda_d_factor 10 (I), 1 (II)
+    assert runs["lambda_od"][:4].isna().all() and runs["beta"].isna().all()
+    labels = list(summary.configurations(runs)["label"])
+    assert len(labels) == 8 and not any("n/a" in lab for lab in labels), labels
+    assert "annealedvae gamma=1000, c_max=5" in labels and "factorvae gamma=40" in labels
+    assert "dipvae2 lambda_od=10, lambda_d=10" in labels
+    c = io.load_curves(h5)
+    assert {"tc", "disc"} <= set(c[c["grid_index"] == 2]["name"])  # factorvae's terms
+    assert "dip" in set(c[c["grid_index"] == 6]["name"])
+    out = tmp_path / "plots"
+    p = script("tradeoff.py", h5, "-o", out)
+    assert p.returncode == 0, p.stderr
+    for name in ("hyper_mig.png", "box_mig.png", "recon_vs.png", "curves.png"):
+        check_png(out / name)

@@ -363,6 +363,68 @@ static char *list_text(const config_sweep *s)
     return buf;
 }
 
+/* annealedvae was the capacity form of betavae until 2026-11-29: written
+ * either way, the run is annealedvae and keeps the id it had as betavae
+ * (the ids below are those of sweeps/locatello2019.yaml's AnnealedVAE runs
+ * 300 and 599 before the method had its own name); plain betavae's ids do
+ * not move; the list counts runs per method. */
+static void test_annealedvae_alias(void **state)
+{
+    (void)state;
+    static const char *const fixed = "data:  {name: dsprites, image_size: 64}\n"
+                                     "train: {arch: conv, steps: 300000, batch_size: 64, "
+                                     "lr: 1.0e-4, log_every: 1000}\n"
+                                     "eval:  {encode: full, samples: 2000, pairs: 200}\n";
+    char yaml[2048];
+    snprintf(yaml, sizeof yaml, "%sgrid:\n  - model: betavae\n    latent_dim: 10\n"
+             "    beta: 1\n  - model: betavae\n    latent_dim: 10\n    gamma: 1000\n"
+             "    anneal_steps: 100000\n    c_max: [5, 100]\nseeds: [0, 49]\n", fixed);
+    config_sweep *a = load(yaml);
+    snprintf(yaml, sizeof yaml, "%sgrid:\n  - model: annealedvae\n    c_max: [5, 100]\n"
+             "seeds: [0, 49]\n", fixed);
+    config_sweep *b = load(yaml);
+    assert_int_equal(a->n_runs, 6);
+    assert_string_equal(a->run_ids[0], "4bbe205a865a454a"); /* betavae beta 1, seed 0 */
+    assert_string_equal(a->run_ids[2], "6e888c7399cc9cc9"); /* c_max 5, seed 0 */
+    assert_string_equal(a->run_ids[5], "932e28e86955995a"); /* c_max 100, seed 49 */
+    for (size_t i = 2; i < 6; i++) {
+        assert_string_equal(a->runs[i].model, "annealedvae");
+        assert_true(isnan(a->runs[i].beta));
+        assert_string_equal(a->run_ids[i], b->run_ids[i - 2]);
+    }
+    char *t = list_text(a);
+    assert_non_null(strstr(t, "6 runs (betavae 2, annealedvae 4)\n"));
+    /* betavae shows no capacity keys (c_max "-"); beta, set once, and
+     * annealedvae's constant gamma are no columns */
+    assert_non_null(strstr(t, "model        c_max  seed\n"));
+    assert_non_null(strstr(t, "  betavae      -      0\n"));
+    assert_non_null(strstr(t, "  annealedvae  100    49\n"));
+    free(t);
+    config_free(a);
+    config_free(b);
+}
+
+/* The methods of disentanglement_lib's study resolve with its defaults. */
+static void test_locatello_methods(void **state)
+{
+    (void)state;
+    config_sweep *s = load("grid:\n  - model: factorvae\n    gamma: [10, 100]\n"
+                           "  - model: dipvae1\n    lambda_od: 5\n"
+                           "  - model: dipvae2\n    lambda_od: 5\n"
+                           "  - model: annealedvae\n");
+    assert_int_equal(s->n_runs, 5);
+    assert_true(s->runs[0].gamma == 10 && s->runs[1].gamma == 100);
+    assert_true(isnan(s->runs[0].lambda_od) && isnan(s->runs[0].beta));
+    assert_true(s->runs[2].lambda_od == 5 && s->runs[2].lambda_d == 50);
+    assert_true(s->runs[3].lambda_od == 5 && s->runs[3].lambda_d == 5);
+    assert_true(s->runs[4].c_max == 25 && s->runs[4].gamma == 1000 &&
+                s->runs[4].anneal_steps == 100000);
+    char *t = list_text(s);
+    assert_non_null(strstr(t, "5 runs (factorvae 2, dipvae1 1, dipvae2 1, annealedvae 1)\n"));
+    free(t);
+    config_free(s);
+}
+
 static void test_write_list(void **state)
 {
     (void)state;
@@ -750,6 +812,14 @@ static const bad_case bad_cases[] = {
     {"repeated run across blocks", G "    beta: [1, 2]\n  - model: betavae\n    beta: 2\n", 0,
      "4:5", "grid: run 2 repeats run 1"},
     {"resolve: gamma without c_max", G "    gamma: 10\n", 0, "3:5", "gamma: only used with c_max"},
+    {"lambda_od for betavae", G "    lambda_od: 10\n", 0, "3:5",
+     "lambda_od: model betavae does not take this parameter"},
+    {"beta for annealedvae", "grid:\n  - model: annealedvae\n    beta: 4\n", 0, "3:5",
+     "beta: model annealedvae does not take this parameter"},
+    {"beta with c_max", G "    beta: 4\n    c_max: 5\n", 0, "3:5",
+     "beta: betavae with c_max is annealedvae"},
+    {"negative lambda_d", "grid:\n  - model: dipvae1\n    lambda_d: -1\n", 0, "3:15",
+     "lambda_d: -1 is out of range"},
     {"resolve: chunks vs latent_dim",
      "grid:\n  - model: dsd\n    latent_dim: 8\n    chunks: [[2, 2, 2, 2, 2]]\n", 0, "4:5",
      "chunks: sizes sum to 10 but latent_dim is 8"},
@@ -808,6 +878,8 @@ int main(void)
         cmocka_unit_test(test_run_ids_survive_axis_growth),
         cmocka_unit_test(test_run_ids_distinct),
         cmocka_unit_test(test_run_ids_of_later_keys),
+        cmocka_unit_test(test_annealedvae_alias),
+        cmocka_unit_test(test_locatello_methods),
         cmocka_unit_test(test_write_list),
         cmocka_unit_test(test_fixed_diff),
         cmocka_unit_test(test_load_file),

@@ -169,6 +169,13 @@ static void test_dense_gradcheck(void **state)
     nn_dense_backward(NULL, dw, db, c.R, c.in, c.w, c.B, c.I, c.O);
     for (size_t i = 0; i < nw; i++)
         assert_true(close_enough(dw[i], 3.0 * dw1[i], 1e-6, 1e-6));
+    /* dw = db = NULL: the input gradient alone (a loss that must not train
+     * the layer's parameters), the same values as with them */
+    nn_dense_backward(din, NULL, NULL, c.R, c.in, c.w, c.B, c.I, c.O);
+    for (size_t i = 0; i < ni; i++)
+        assert_true(close_enough(din[i], 3.0 * din1[i], 1e-6, 1e-6));
+    for (int i = 0; i < c.O; i++)
+        assert_true(close_enough(db[i], 3.0 * db1[i], 1e-6, 1e-6));
 
     free(din1), free(dw1), free(db1);
     free(din), free(dw), free(db);
@@ -558,26 +565,43 @@ static void test_conv_dims(void **state)
 /* ---- activations -------------------------------------------------------- */
 
 typedef struct act_ctx {
-    int tanh;
+    int kind; /* 0 relu, 1 tanh, 2 leaky relu (slope 0.2) */
     size_t n;
     float *in, *out, *R; // (n) each
 } act_ctx;
 
+static void act_forward(int kind, float *out, const float *in, size_t n)
+{
+    if (kind == 1)
+        nn_tanh_forward(out, in, n);
+    else if (kind == 2)
+        nn_leaky_relu_forward(out, in, 0.2f, n);
+    else
+        nn_relu_forward(out, in, n);
+}
+
+static void act_backward(int kind, float *din, const float *dout, const float *out, size_t n)
+{
+    if (kind == 1)
+        nn_tanh_backward(din, dout, out, n);
+    else if (kind == 2)
+        nn_leaky_relu_backward(din, dout, out, 0.2f, n);
+    else
+        nn_relu_backward(din, dout, out, n);
+}
+
 static double act_objective(void *p)
 {
     act_ctx *c = p;
-    if (c->tanh)
-        nn_tanh_forward(c->out, c->in, c->n);
-    else
-        nn_relu_forward(c->out, c->in, c->n);
+    act_forward(c->kind, c->out, c->in, c->n);
     return dot(c->out, c->R, c->n);
 }
 
-static void act_gradcheck(int use_tanh)
+static void act_gradcheck(int kind)
 {
     rng r;
-    rng_seed(&r, 10 + use_tanh, RNG_TEST);
-    act_ctx c = {.tanh = use_tanh, .n = 3 * 7};
+    rng_seed(&r, 10 + (uint64_t)kind, RNG_TEST);
+    act_ctx c = {.kind = kind, .n = 3 * 7};
     c.in = frand(c.n, -2, 2, &r);
     /* ReLU: keep inputs away from the kink, where the difference quotient is
      * not the derivative */
@@ -588,11 +612,8 @@ static void act_gradcheck(int use_tanh)
     c.R = frand(c.n, -1, 1, &r);
     float *din = falloc(c.n);
     act_objective(&c);
-    if (use_tanh)
-        nn_tanh_backward(din, c.R, c.out, c.n);
-    else
-        nn_relu_backward(din, c.R, c.out, c.n);
-    const char *name = use_tanh ? "tanh" : "relu";
+    act_backward(kind, din, c.R, c.out, c.n);
+    const char *name = kind == 1 ? "tanh" : kind == 2 ? "leaky relu" : "relu";
     int bad = check_grad(name, "in", c.in, din, c.n, c.n, act_objective, &c, 1e-2f, 1e-4, 1e-3);
     assert_int_equal(bad, 0);
     act_objective(&c); // out was last computed with a perturbed input
@@ -600,20 +621,14 @@ static void act_gradcheck(int use_tanh)
     /* accumulate */
     float *din2 = falloc(c.n);
     memcpy(din2, din, c.n * sizeof *din);
-    if (use_tanh)
-        nn_tanh_backward(din2, c.R, c.out, c.n);
-    else
-        nn_relu_backward(din2, c.R, c.out, c.n);
+    act_backward(kind, din2, c.R, c.out, c.n);
     for (size_t i = 0; i < c.n; i++)
         assert_true(close_enough(din2[i], 2.0 * din[i], 1e-7, 1e-6));
 
     /* in place: out == in gives the same values */
     float *x = falloc(c.n);
     memcpy(x, c.in, c.n * sizeof *x);
-    if (use_tanh)
-        nn_tanh_forward(x, x, c.n);
-    else
-        nn_relu_forward(x, x, c.n);
+    act_forward(kind, x, x, c.n);
     assert_memory_equal(x, c.out, c.n * sizeof *x);
 
     free(x), free(din2), free(din), free(c.in), free(c.out), free(c.R);
@@ -632,6 +647,17 @@ static void test_tanh_gradcheck(void **state)
 {
     (void)state;
     act_gradcheck(1);
+}
+
+/* Leaky ReLU (factorvae's discriminator, slope 0.2): the gradient check and
+ * known values on both sides of 0. */
+static void test_leaky_relu_gradcheck(void **state)
+{
+    (void)state;
+    act_gradcheck(2);
+    float in[4] = {-1.0f, 0.0f, 2.5f, -3.0f}, out[4];
+    nn_leaky_relu_forward(out, in, 0.2f, 4);
+    assert_true(out[0] == -0.2f && out[1] == 0.0f && out[2] == 2.5f && out[3] == 0.2f * -3.0f);
 }
 
 /* ---- Bernoulli with logits ---------------------------------------------- */
@@ -1138,6 +1164,7 @@ int main(void)
         cmocka_unit_test(test_conv_forward_vs_naive),
         cmocka_unit_test(test_conv_adjoint),
         cmocka_unit_test(test_relu_gradcheck),
+        cmocka_unit_test(test_leaky_relu_gradcheck),
         cmocka_unit_test(test_tanh_gradcheck),
         cmocka_unit_test(test_bce_gradcheck),
         cmocka_unit_test(test_bce_stable_vs_naive),

@@ -365,11 +365,12 @@ static void ckpt_path(char *out, size_t n, const char *name)
 }
 
 /* A run stopped (and checkpointed) twice and continued ends bit-identical to
- * the same run done in one go, for a method with each kind of state. */
+ * the same run done in one go, for a method with each kind of state
+ * (factorvae: a discriminator with its own Adam, outside the networks). */
 static void test_checkpoint_continue_is_bit_identical(void **state)
 {
     (void)state;
-    static const char *const models[] = {"betatcvae", "jointvae", "dsd"};
+    static const char *const models[] = {"betatcvae", "jointvae", "dsd", "factorvae"};
     for (size_t k = 0; k < sizeof models / sizeof models[0]; k++) {
         run_config c = small(models[k]);
         c.log_every = 7; /* stops fall inside a log window */

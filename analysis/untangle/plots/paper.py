@@ -34,11 +34,12 @@ FORMATS = ("png", "pdf")
 # One colour per method, the same in every figure of every report.
 METHOD_COLOURS = {"vae": "#7f7f7f", "betavae": "#1f77b4", "betatcvae": "#ff7f0e",
                   "jointvae": "#2ca02c", "dsd": "#d62728", "factorvae": "#9467bd",
-                  "dipvae": "#8c564b", "annealedvae": "#e377c2"}
-SPARE_COLOURS = ["#bcbd22", "#17becf", "#393b79", "#637939", "#843c39"]
+                  "dipvae1": "#8c564b", "dipvae2": "#bcbd22", "annealedvae": "#e377c2"}
+SPARE_COLOURS = ["#17becf", "#393b79", "#637939", "#843c39", "#7b4173"]
 # The key a method's figures put on the x axis when it sweeps several (first present).
-PREFERRED_X = ("beta", "gamma", "supervision", "lambda", "c_max", "alpha", "c_z_max",
-               "c_c_max", "w_swap", "latent_dim", "lr", "steps", "batch_size", "anneal_steps")
+PREFERRED_X = ("beta", "gamma", "supervision", "lambda", "c_max", "lambda_od", "alpha",
+               "c_z_max", "c_c_max", "w_swap", "lambda_d", "latent_dim", "lr", "steps",
+               "batch_size", "anneal_steps")
 # Not drawn against the hyperparameters: the training loss (its scale
 # depends on the method's weights), the ELBO (-(recon + kl)) and the number
 # of images the estimators used.
