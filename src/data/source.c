@@ -523,9 +523,14 @@ static void apply_variant(data_set set, float *img, size_t P, rng *r)
     } else {
         memcpy(img + P, x, P * sizeof *img);
         memcpy(img + 2 * P, x, P * sizeof *img);
-        for (size_t p = 0; p < 3 * P; p++) {
-            float v = img[p] + unit_float(r);
-            img[p] = v < 1.0f ? v : 1.0f;
+        /* two uniforms per 64-bit draw (bits 63..40 and 39..16): 3*P is even */
+        for (size_t p = 0; p < 3 * P; p += 2) {
+            const uint64_t u = rng_u64(r);
+            const float u0 = (float)(u >> 40) * 0x1p-24f,
+                        u1 = (float)((u >> 16) & 0xffffffu) * 0x1p-24f;
+            const float v0 = img[p] + u0, v1 = img[p + 1] + u1;
+            img[p] = v0 < 1.0f ? v0 : 1.0f;
+            img[p + 1] = v1 < 1.0f ? v1 : 1.0f;
         }
     }
 }
