@@ -223,6 +223,7 @@ void row_decode(const layout *L, const uint8_t *buf, const int *present, results
     memset(row, 0, sizeof *row);
     run_config_defaults(c);
     run_result_free(r);
+    r->n_factors = L->K; /* the file's data set's: every per-factor column */
     char text[1200]; /* the longest column: path, S1024 */
     for (size_t i = 0; i < L->n; i++) {
         const col *cl = &L->c[i];

@@ -1685,6 +1685,16 @@ static void test_data_set_columns(void **state)
     assert_true(has_column(path, "mig_orientation"));
     assert_false(has_column(path, "mig_posY"));
     assert_shapes3d_rows(path, a, 2);
+
+    /* merged into a new file: still shapes3d's */
+    char out[160];
+    snprintf(out, sizeof out, "%s/merged.h5", dir);
+    const char *in[1] = {path};
+    err_clear(&e);
+    assert_int_equal(results_merge(out, in, 1, &e), 0);
+    assert_true(has_column(out, "mig_floor_hue"));
+    assert_false(has_column(out, "mig_posX"));
+    assert_shapes3d_rows(out, a, 2);
     free_atts(a, 2);
     rm_dir(dir);
 }
