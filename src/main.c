@@ -29,6 +29,7 @@ static const char usage_main[] =
     "  eval      recompute the metrics of saved models: RESULTS.h5 [--runs LIST] [--set k=v]\n"
     "  status    where a results file stands, also while a sweep writes it: RESULTS.h5\n"
     "  dsprites  write the built-in dSprites set: -o FILE.h5 [--image-size 64|32]\n"
+    "  shapes3d  write a file of the 3dshapes layout (tests): -o FILE.h5 [--sizes ...]\n"
     "\n"
     "untangle COMMAND --help shows a command's options; untangle --version the version.\n";
 
@@ -59,6 +60,18 @@ static const char usage_dsprites[] =
     "/imgs (N,S,S) uint8, /latents/classes (N,6) int64, /latents/values (N,6) float64.\n"
     "An existing FILE is kept unless --force. The progress line is drawn only on a\n"
     "terminal.\n";
+
+static const char usage_shapes3d[] =
+    "usage: untangle shapes3d -o FILE.h5 [--sizes F,W,O,S,H,R] [--sparse] [--force]\n"
+    "\n"
+    "Write a file of DeepMind's 3dshapes layout: /images (N,64,64,3) uint8, /labels (N,6)\n"
+    "float64 in product order, with F floor hues, W wall hues, O object hues, S scales,\n"
+    "H shapes and R orientations (default 10,10,10,8,4,15: the official sizes, N =\n"
+    "480,000). The images are drawn from the factors (not DeepMind's renders): a file for\n"
+    "tests and trials; the real data is 3dshapes.h5 from\n"
+    "https://github.com/deepmind/3d-shapes. --sparse leaves /images unwritten (a file of\n"
+    "any size that takes no disk; its images read as black). An existing FILE is kept\n"
+    "unless --force.\n";
 
 static int usage_error(const char *cmd, const char *fmt, const char *arg)
 {
@@ -192,16 +205,21 @@ static void print_json(FILE *f, const run_config *c, const run_result *r)
         fprintf(f, ", \"%s\": ", run_metric_names[i]);
         json_number(f, r->metric[i]);
     }
-    for (int k = 0; k < DATA_K; k++) {
-        fprintf(f, ", \"mig_%s\": ", data_factor_names[k]);
+    /* the per-factor figures under the names of c's data set's factors */
+    data_factor_desc fd;
+    err e;
+    if (data_describe_name(c->name, &fd, &e) < 0)
+        data_describe_name("dsprites", &fd, &e);
+    for (int k = 0; k < fd.K; k++) {
+        fprintf(f, ", \"mig_%s\": ", fd.names[k]);
         json_number(f, r->mig_factor[k]);
     }
-    for (int k = 0; k < DATA_K; k++) {
-        fprintf(f, ", \"swap_acc_%s\": ", data_factor_names[k]);
+    for (int k = 0; k < fd.K; k++) {
+        fprintf(f, ", \"swap_acc_%s\": ", fd.names[k]);
         json_number(f, r->swap_factor[k]);
     }
-    for (int k = 0; k < DATA_K; k++) {
-        fprintf(f, ", \"chunk_mig_%s\": ", data_factor_names[k]);
+    for (int k = 0; k < fd.K; k++) {
+        fprintf(f, ", \"chunk_mig_%s\": ", fd.names[k]);
         json_number(f, r->chunk_factor[k]);
     }
     fputs("}\n", f);
@@ -292,7 +310,7 @@ static int cmd_train(int argc, char **argv)
     /* A data file whose image size nobody set: the file says it. */
     data_source *data = NULL;
     if (c.path[0] && !(c.set & 1ull << (size_t)(run_key_find("image_size") - run_keys))) {
-        if (data_open_file(&data, c.path, 0, &e) < 0) {
+        if (data_open(&data, c.name, c.path, 0, &e) < 0) {
             fprintf(stderr, "untangle train: %s\n", e.msg);
             return 1;
         }
@@ -760,6 +778,52 @@ static int cmd_dsprites(int argc, char **argv)
     return 0;
 }
 
+static int cmd_shapes3d(int argc, char **argv)
+{
+    const char *out = NULL;
+    int sizes[6] = {10, 10, 10, 8, 4, 15}, sparse = 0, force = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage_shapes3d, stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--force") == 0) {
+            force = 1;
+        } else if (strcmp(argv[i], "--sparse") == 0) {
+            sparse = 1;
+        } else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) {
+            out = argv[++i];
+        } else if (strcmp(argv[i], "--sizes") == 0 && i + 1 < argc) {
+            const char *p = argv[++i];
+            for (int k = 0; k < 6; k++) {
+                char *end;
+                long v = strtol(p, &end, 10);
+                if (end == p || v < 1 || v > 256 || (k < 5 ? *end != ',' : *end != '\0'))
+                    return usage_error("shapes3d", "--sizes: '%s' is not six numbers 1..256",
+                                       argv[i]);
+                sizes[k] = (int)v;
+                p = end + 1;
+            }
+        } else {
+            return usage_error("shapes3d", "unknown argument '%s'", argv[i]);
+        }
+    }
+    if (!out)
+        return usage_error("shapes3d", "%s", "-o FILE.h5 is required");
+    if (!force && access(out, F_OK) == 0) {
+        fprintf(stderr, "untangle shapes3d: %s exists; --force replaces it\n", out);
+        return 1;
+    }
+    err e;
+    err_clear(&e);
+    if (data_write_shapes3d(out, sizes, sparse, &e) < 0) {
+        fprintf(stderr, "untangle shapes3d: %s\n", e.msg);
+        return 1;
+    }
+    fprintf(stderr, "untangle shapes3d: wrote %s (%d x %d x %d x %d x %d x %d images%s)\n", out,
+            sizes[0], sizes[1], sizes[2], sizes[3], sizes[4], sizes[5], sparse ? ", sparse" : "");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -787,6 +851,8 @@ int main(int argc, char **argv)
         return cmd_eval(argc - 1, argv + 1);
     if (strcmp(cmd, "dsprites") == 0)
         return cmd_dsprites(argc - 1, argv + 1);
+    if (strcmp(cmd, "shapes3d") == 0)
+        return cmd_shapes3d(argc - 1, argv + 1);
     if (strcmp(cmd, "status") == 0)
         return cmd_status(argc - 1, argv + 1);
     fprintf(stderr, "untangle: unknown command '%s'\n\n%s", cmd, usage_main);

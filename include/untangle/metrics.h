@@ -218,8 +218,9 @@ typedef struct metrics_codec {
     /* n images x (n, S*S) with factor classes f (n, DATA_K) -> codes
      * (n, W). f is there for oracle codecs; a model must ignore it. */
     void (*encode)(void *ctx, const float *x, const int *f, size_t n, float *code);
-    /* n codes (n, W) -> logits (n, S*S). */
+    /* n codes (n, W) -> logits (n, C*S*S). */
     void (*decode)(void *ctx, const float *code, size_t n, float *logits);
+    int C;  /* channels of an image (0 or 1: one); images are C*S*S, channel-major */
 } metrics_codec;
 
 /* The swap accuracy candidates of a target t: for every factor k and every
@@ -249,7 +250,8 @@ int metrics_swap_accuracy(const metrics_codec *cd, const unsigned char *mask, lo
  * discrete[i], its block after the D continuous dims): row shows each
  * category set one-hot in its first min(K_i, steps) cells, the rest black.
  * *img (malloc'd, (*h, *w) = ((D + n_discrete)*S, steps*S), 0..255) is the
- * caller's to free. */
+ * caller's to free. With C channels a cell shows the mean of the C sigmoid
+ * planes (grey). */
 int metrics_traversal(const metrics_codec *cd, const float *code0, int D, int n_discrete,
                       const int *discrete, int steps, double limit, uint8_t **img, int *h,
                       int *w, err *e);

@@ -32,6 +32,7 @@ typedef struct model_info {
     int n_chunks;        /* dsd: code chunks, one per factor; else 0 */
     int chunks[RUN_MAX_LIST];
     int S;               /* image side */
+    int C;               /* channels: an image is C*S*S values, channel-major */
     int n_terms;         /* loss terms reported by model_step */
     const char *const *terms; /* their names; terms[0] is "loss" */
 } model_info;

@@ -32,6 +32,9 @@ typedef struct results_meta {
                                      caller's; results itself depends on HDF5 only) */
     const char *created;          /* ISO 8601 UTC; filled by the reader, ignored when
                                      writing (the current time is used) */
+    const char *data_name;        /* the sweep's data set (data.name; NULL = "dsprites"):
+                                     one per file, its factors name the per-factor
+                                     columns; a file of another data set is refused */
 } results_meta;
 
 /* One row's identity, beside the run's configuration and result. */

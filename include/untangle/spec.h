@@ -18,7 +18,7 @@
 
 enum {
     RUN_MAX_LIST = 16, /* longest list value (discrete, chunks) */
-    RUN_N_FACTORS = 5  /* factors of the data (dSprites); data.h's DATA_K equals it */
+    RUN_MAX_FACTORS = 8 /* the most factors of a data set; data.h's DATA_MAX_K equals it */
 };
 #define RUN_MAX_IMAGES 737280.0 /* the largest data set: eval sizes are capped by it */
 
@@ -186,12 +186,13 @@ typedef struct run_result {
     double wall_s, train_s, eval_s, imgs_per_s;
     double metric[RUN_N_METRICS]; /* NaN where not computed / not applicable */
     /* detail: the code's units (D continuous + one per discrete variable) x
-     * the RUN_N_FACTORS factors */
+     * the data set's n_factors factors (K; 0 = none evaluated) */
+    int n_factors;
     int n_units;
-    float *mi;                     /* (n_units, RUN_N_FACTORS) mutual information, nats */
-    double mig_factor[RUN_N_FACTORS];  /* Chen et al.'s per-factor gap / H(v_k) */
-    double swap_factor[RUN_N_FACTORS]; /* per-factor swap accuracy */
-    double chunk_factor[RUN_N_FACTORS]; /* per-factor chunk MIG gap (dsd) */
+    float *mi;                     /* (n_units, n_factors) mutual information, nats */
+    double mig_factor[RUN_MAX_FACTORS];  /* Chen et al.'s per-factor gap / H(v_k) */
+    double swap_factor[RUN_MAX_FACTORS]; /* per-factor swap accuracy */
+    double chunk_factor[RUN_MAX_FACTORS]; /* per-factor chunk MIG gap (dsd) */
     int trav_h, trav_w;
     uint8_t *traversal;            /* (trav_h, trav_w) image grid, 0..255 */
     size_t n_curve, cap_curve;

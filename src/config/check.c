@@ -233,6 +233,11 @@ int check_block_key(const chk *c, const node *kn, uint64_t *seen, const run_key 
         return unknown_key(c, kn, " in a grid block", block_names);
     if (*seen & key_bit(rk))
         return FAIL(&c->x, kn, "%s: duplicate key in this grid block", name);
+    /* one data set per sweep: the results file's per-factor columns are its factors' */
+    if (!strcmp(rk->name, "name"))
+        return FAIL(&c->x, kn,
+                    "name: the data set is fixed for a sweep (its results file has one data "
+                    "set's factor columns): set it under 'data:', one sweep file per data set");
     if (!strcmp(rk->section, "seed") && c->seeds_given)
         return FAIL(&c->x, kn,
                     "seed: set in a grid block while the top-level 'seeds' is given (use one)");

@@ -12,7 +12,7 @@
  * is bit p%8 (least significant first) of byte p/8. /latents/classes is
  * checked row by row against data_factors(row); /latents/values only for
  * shape and type (the renderer and the code use classes, not values). */
-#include "untangle/data.h"
+#include "data_impl.h"
 
 #include "../util/h5util.h"
 
@@ -31,13 +31,26 @@ enum {
     DATA_NCOL = 6            /* colour + the five factors */
 };
 
-struct data_source {
-    int S;         /* image side, 64 or 32 */
-    size_t n;      /* images: DATA_N */
-    uint8_t *bits; /* file source: n*S*S/8 bytes, packed as above; NULL = builtin */
-    const data_source *base; /* subset: the source it draws from (borrowed) */
-    uint32_t *subset;        /* subset: (n) canonical indices */
-};
+const char *const data_set_names[DATA_N_SETS] = {
+    [DATA_DSPRITES] = "dsprites", [DATA_COLOR_DSPRITES] = "color_dsprites",
+    [DATA_NOISY_DSPRITES] = "noisy_dsprites", [DATA_SHAPES3D] = "shapes3d"};
+
+const char *const data_shapes3d_names[6] = {"floor_hue", "wall_hue", "object_hue",
+                                            "scale",     "shape",    "orientation"};
+/* The official file's sizes, and Chen's MIG over all six factors (as
+ * disentanglement_lib's MIG: no factor of 3dshapes is a category that the
+ * code cannot order, unlike dSprites' shape, but shape is kept too since
+ * disentanglement_lib keeps every factor). */
+static const int shapes3d_official_sizes[6] = {10, 10, 10, 8, 4, 15};
+static const unsigned char shapes3d_in_mig[6] = {1, 1, 1, 1, 1, 1};
+
+int data_set_find(const char *name)
+{
+    for (int i = 0; i < DATA_N_SETS; i++)
+        if (name && strcmp(name, data_set_names[i]) == 0)
+            return i;
+    return -1;
+}
 
 int data_open_builtin(data_source **out, int S, err *e)
 {
@@ -46,10 +59,59 @@ int data_open_builtin(data_source **out, int S, err *e)
     data_source *d = calloc(1, sizeof *d);
     if (!d)
         return err_set(e, ERR_NOMEM, "data: out of memory for the built-in source");
+    d->set = DATA_DSPRITES;
     d->S = S;
+    d->C = 1;
     d->n = DATA_N;
     *out = d;
     return 0;
+}
+
+int data_open_variant(data_source **out, data_set set, data_source *base, err *e)
+{
+    if (set == DATA_DSPRITES) {
+        *out = base;
+        return 0;
+    }
+    if ((set != DATA_COLOR_DSPRITES && set != DATA_NOISY_DSPRITES) || base->set != DATA_DSPRITES ||
+        base->base) {
+        data_close(base);
+        return err_set(e, ERR_INTERNAL, "data: a variant of dSprites needs a dSprites source");
+    }
+    data_source *d = calloc(1, sizeof *d);
+    if (!d) {
+        data_close(base);
+        return err_set(e, ERR_NOMEM, "data: out of memory for %s", data_set_names[set]);
+    }
+    d->set = set;
+    d->S = base->S;
+    d->C = 3;
+    d->n = base->n;
+    d->inner = base;
+    *out = d;
+    return 0;
+}
+
+int data_open(data_source **out, const char *name, const char *path, int S, err *e)
+{
+    int set = data_set_find(name);
+    if (set < 0)
+        return err_set(e, ERR_INPUT, "data.name: unknown data set '%s' (dsprites, color_dsprites, "
+                                     "noisy_dsprites or shapes3d)",
+                       name ? name : "");
+    const int has_path = path && path[0];
+    if (set == DATA_SHAPES3D) {
+        if (!has_path)
+            return err_set(e, ERR_INPUT,
+                           "data.path: shapes3d needs the file 3dshapes.h5 (from "
+                           "https://github.com/deepmind/3d-shapes)");
+        return data_open_shapes3d(out, path, S, e);
+    }
+    data_source *base = NULL;
+    int rc = has_path ? data_open_file(&base, path, S, e) : data_open_builtin(&base, S, e);
+    if (rc < 0)
+        return rc;
+    return data_open_variant(out, (data_set)set, base, e);
 }
 
 int data_open_subset(data_source **out, const data_source *base, const uint32_t *idx,
@@ -65,7 +127,9 @@ int data_open_subset(data_source **out, const data_source *base, const uint32_t 
         return err_set(e, ERR_NOMEM, "data: out of memory for a subset of %zu images", n);
     }
     memcpy(copy, idx, n * sizeof *copy);
+    d->set = base->set;
     d->S = base->S;
+    d->C = base->C;
     d->n = n;
     d->base = base;
     d->subset = copy;
@@ -79,6 +143,8 @@ void data_close(data_source *d)
         return;
     free(d->bits);
     free(d->subset);
+    data_close(d->inner);
+    shapes3d_close(d->s3);
     free(d);
 }
 
@@ -86,16 +152,43 @@ size_t data_count(const data_source *d) { return d->n; }
 
 int data_size(const data_source *d) { return d->S; }
 
+int data_channels(const data_source *d) { return d->C; }
+
+static void describe_set(data_set set, const int *s3sizes, data_factor_desc *out)
+{
+    if (set == DATA_SHAPES3D) {
+        size_t n = 1;
+        for (int k = 0; k < 6; k++)
+            n *= (size_t)s3sizes[k];
+        *out = (data_factor_desc){data_set_names[set], 3, 6, s3sizes, data_shapes3d_names,
+                                  shapes3d_in_mig, n};
+        return;
+    }
+    *out = (data_factor_desc){data_set_names[set], set == DATA_DSPRITES ? 1 : 3, DATA_K,
+                              data_factor_sizes, data_factor_names, data_factor_in_mig, DATA_N};
+}
+
 void data_describe(const data_source *d, data_factor_desc *out)
 {
-    (void)d; /* every source is dSprites at one image size */
-    *out = (data_factor_desc){DATA_K, data_factor_sizes, data_factor_names, data_factor_in_mig,
-                              DATA_N};
+    while (d->base)
+        d = d->base;
+    describe_set(d->set, d->s3 ? shapes3d_sizes(d->s3) : shapes3d_official_sizes, out);
+}
+
+int data_describe_name(const char *name, data_factor_desc *out, err *e)
+{
+    int set = data_set_find(name);
+    if (set < 0)
+        return err_set(e, ERR_INPUT, "data.name: unknown data set '%s' (dsprites, color_dsprites, "
+                                     "noisy_dsprites or shapes3d)",
+                       name ? name : "");
+    describe_set((data_set)set, shapes3d_official_sizes, out);
+    return 0;
 }
 
 /* ---- reading the official file --------------------------------------- */
 
-static const char *class_name(H5T_class_t c)
+const char *data_h5_class_name(H5T_class_t c)
 {
     switch (c) {
     case H5T_INTEGER:
@@ -113,7 +206,7 @@ static const char *class_name(H5T_class_t c)
 
 /* Open dataset `name` of `file` and check its type class and rank; dims gets
  * its extent. Returns the dataset id, or H5I_INVALID_HID with e set. */
-static hid_t open_dataset(hid_t file, const char *path, const char *name, H5T_class_t want,
+hid_t data_h5_open_dataset(hid_t file, const char *path, const char *name, H5T_class_t want,
                           int rank, hsize_t *dims, err *e)
 {
     hid_t d = H5I_INVALID_HID, t = H5I_INVALID_HID, sp = H5I_INVALID_HID;
@@ -132,7 +225,7 @@ static hid_t open_dataset(hid_t file, const char *path, const char *name, H5T_cl
     H5T_class_t c = t < 0 ? H5T_NO_CLASS : H5Tget_class(t);
     if (c != want) {
         err_set(e, ERR_INPUT, "data.path: %s: dataset %s has %s type, expected %s", path, name,
-                class_name(c), class_name(want));
+                data_h5_class_name(c), data_h5_class_name(want));
         goto fail;
     }
     sp = H5Dget_space(d);
@@ -158,10 +251,10 @@ fail:
 
 /* Read rows [r0, r0+cnt) of the rank-`rank` dataset d (inner dims = dims[1..])
  * into buf as mem_type. Returns 0 or -1. */
-static int read_rows(hid_t d, hid_t mem_type, int rank, const hsize_t *dims, hsize_t r0,
+int data_h5_read_rows(hid_t d, hid_t mem_type, int rank, const hsize_t *dims, hsize_t r0,
                      hsize_t cnt, void *buf)
 {
-    hsize_t start[3] = {r0, 0, 0}, count[3] = {cnt, 0, 0};
+    hsize_t start[4] = {r0, 0, 0, 0}, count[4] = {cnt, 0, 0, 0};
     for (int i = 1; i < rank; i++)
         count[i] = dims[i];
     hid_t fs = H5Dget_space(d), ms = H5Screate_simple(rank, count, NULL);
@@ -211,7 +304,7 @@ static int check_order(hid_t cls, const hsize_t *dc, const char *path, err *e)
         return err_set(e, ERR_NOMEM, "data.path: %s: out of memory", path);
     for (hsize_t r0 = 0; r0 < DATA_N; r0 += DATA_CLASS_SLAB) {
         hsize_t cnt = DATA_N - r0 < DATA_CLASS_SLAB ? DATA_N - r0 : DATA_CLASS_SLAB;
-        if (read_rows(cls, H5T_NATIVE_INT64, 2, dc, r0, cnt, rows) < 0) {
+        if (data_h5_read_rows(cls, H5T_NATIVE_INT64, 2, dc, r0, cnt, rows) < 0) {
             rc = err_set(e, ERR_INPUT, "data.path: %s: dataset /latents/classes: read failed",
                          path);
             goto done;
@@ -259,11 +352,13 @@ static int read_images(hid_t imgs, const hsize_t *di, int S, const char *path,
                      npix / 8 * DATA_N >> 20);
         goto done;
     }
+    d->set = DATA_DSPRITES;
     d->S = S;
+    d->C = 1;
     d->n = DATA_N;
     for (hsize_t i0 = 0; i0 < DATA_N; i0 += DATA_READ_SLAB) {
         hsize_t cnt = DATA_N - i0 < DATA_READ_SLAB ? DATA_N - i0 : DATA_READ_SLAB;
-        if (read_rows(imgs, H5T_NATIVE_UINT8, 3, di, i0, cnt, buf) < 0) {
+        if (data_h5_read_rows(imgs, H5T_NATIVE_UINT8, 3, di, i0, cnt, buf) < 0) {
             rc = err_set(e, ERR_INPUT,
                          "data.path: %s: dataset /imgs: read of images %llu..%llu failed",
                          path, (unsigned long long)i0, (unsigned long long)(i0 + cnt - 1));
@@ -321,7 +416,7 @@ int data_open_file(data_source **out, const char *path, int S_expected, err *e)
     }
 
     hsize_t di[3], dc[2], dv[2];
-    imgs = open_dataset(file, path, "/imgs", H5T_INTEGER, 3, di, e);
+    imgs = data_h5_open_dataset(file, path, "/imgs", H5T_INTEGER, 3, di, e);
     if (imgs < 0) {
         rc = ERR_INPUT;
         goto done;
@@ -341,7 +436,7 @@ int data_open_file(data_source **out, const char *path, int S_expected, err *e)
                      path, S, S, S_expected);
         goto done;
     }
-    cls = open_dataset(file, path, "/latents/classes", H5T_INTEGER, 2, dc, e);
+    cls = data_h5_open_dataset(file, path, "/latents/classes", H5T_INTEGER, 2, dc, e);
     if (cls < 0) {
         rc = ERR_INPUT;
         goto done;
@@ -353,7 +448,7 @@ int data_open_file(data_source **out, const char *path, int S_expected, err *e)
                      path, (unsigned long long)dc[0], (unsigned long long)dc[1]);
         goto done;
     }
-    vals = open_dataset(file, path, "/latents/values", H5T_FLOAT, 2, dv, e);
+    vals = data_h5_open_dataset(file, path, "/latents/values", H5T_FLOAT, 2, dv, e);
     if (vals < 0) {
         rc = ERR_INPUT;
         goto done;
@@ -386,12 +481,9 @@ done:
 
 /* ---- access ------------------------------------------------------------ */
 
-void data_get(const data_source *d, uint32_t index, float *img, int f[DATA_K])
+/* The binary dSprites image of index into img (S*S) and its classes f. */
+static void get_binary(const data_source *d, uint32_t index, float *img, int *f)
 {
-    if (d->base) {
-        data_get(d->base, index, img, f);
-        return;
-    }
     int fk[DATA_K];
     data_factors(index, fk);
     if (!d->bits) {
@@ -409,14 +501,103 @@ void data_get(const data_source *d, uint32_t index, float *img, int f[DATA_K])
         memcpy(f, fk, sizeof fk);
 }
 
+/* A uniform float in [0, 1) from the top 24 bits of r's next draw. */
+static float unit_float(rng *r) { return (float)(rng_u64(r) >> 40) * 0x1p-24f; }
+
+/* The variant's image from the binary sprite in plane 0 of img (3 planes of
+ * P pixels), the nuisance drawn from r (disentanglement_lib's
+ * ColorDSprites / NoisyDSprites.sample_observations_from_factors):
+ *   colour: x * c, c uniform in [0.5, 1) per channel, one colour per image
+ *   noise:  min(x + u, 1), u uniform in [0, 1) per pixel and channel */
+static void apply_variant(data_set set, float *img, size_t P, rng *r)
+{
+    const float *x = img;
+    if (set == DATA_COLOR_DSPRITES) {
+        float c[3];
+        for (int ch = 0; ch < 3; ch++)
+            c[ch] = 0.5f + 0.5f * unit_float(r);
+        /* planes 2, 1, then 0 in place: each reads plane 0 before it is scaled */
+        for (int ch = 2; ch >= 0; ch--)
+            for (size_t p = 0; p < P; p++)
+                img[(size_t)ch * P + p] = x[p] * c[ch];
+    } else {
+        memcpy(img + P, x, P * sizeof *img);
+        memcpy(img + 2 * P, x, P * sizeof *img);
+        /* two uniforms per 64-bit draw (bits 63..40 and 39..16): 3*P is even */
+        for (size_t p = 0; p < 3 * P; p += 2) {
+            const uint64_t u = rng_u64(r);
+            const float u0 = (float)(u >> 40) * 0x1p-24f,
+                        u1 = (float)((u >> 16) & 0xffffffu) * 0x1p-24f;
+            const float v0 = img[p] + u0, v1 = img[p + 1] + u1;
+            img[p] = v0 < 1.0f ? v0 : 1.0f;
+            img[p + 1] = v1 < 1.0f ? v1 : 1.0f;
+        }
+    }
+}
+
+/* The counter-based stream of image index under seed: the nuisance of an
+ * image in canonical order (evaluation) depends on (seed, index) only. */
+static void nuisance_stream(rng *r, uint64_t seed, uint32_t index)
+{
+    rng_seed(r, seed, 0x4e55495300000000ull | (uint64_t)index); /* "NUIS" | index */
+}
+
+/* img and f of index; the nuisance from r, or from (seed, index) when r is NULL. */
+static void get_image(const data_source *d, uint32_t index, rng *r, uint64_t seed, float *img,
+                      int *f)
+{
+    if (d->base) {
+        get_image(d->base, index, r, seed, img, f);
+        return;
+    }
+    switch (d->set) {
+    case DATA_DSPRITES:
+        get_binary(d, index, img, f);
+        return;
+    case DATA_COLOR_DSPRITES:
+    case DATA_NOISY_DSPRITES: {
+        get_binary(d->inner, index, img, f);
+        rng own;
+        if (!r) {
+            nuisance_stream(&own, seed, index);
+            r = &own;
+        }
+        apply_variant(d->set, img, (size_t)d->S * (size_t)d->S, r);
+        return;
+    }
+    case DATA_SHAPES3D:
+        shapes3d_get(d->s3, index, d->S, img, f);
+        return;
+    default:
+        return;
+    }
+}
+
+void data_get(const data_source *d, uint32_t index, float *img, int *f)
+{
+    get_image(d, index, NULL, 0, img, f);
+}
+
+void data_get_seeded(const data_source *d, uint32_t index, uint64_t seed, float *img, int *f)
+{
+    get_image(d, index, NULL, seed, img, f);
+}
+
+void data_get_rng(const data_source *d, uint32_t index, rng *r, float *img, int *f)
+{
+    get_image(d, index, r, 0, img, f);
+}
+
 void data_sample(const data_source *d, rng *r, int B, float *x, int *f, uint32_t *idx)
 {
-    const size_t npix = (size_t)d->S * (size_t)d->S;
+    const size_t npix = (size_t)d->C * (size_t)d->S * (size_t)d->S;
+    data_factor_desc fd;
+    data_describe(d, &fd);
     for (int b = 0; b < B; b++) {
         uint32_t i = (uint32_t)rng_below(r, d->n);
         if (d->subset)
             i = d->subset[i];
-        data_get(d, i, x + (size_t)b * npix, f ? f + (size_t)b * DATA_K : NULL);
+        get_image(d, i, r, 0, x + (size_t)b * npix, f ? f + (size_t)b * (size_t)fd.K : NULL);
         if (idx)
             idx[b] = i;
     }

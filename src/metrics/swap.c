@@ -145,7 +145,8 @@ int metrics_traversal(const metrics_codec *cd, const float *code0, int D, int n_
                       int *w, err *e)
 {
     const int T = steps;
-    const int S = cd->S, P = S * S, W = cd->W, U = D + n_discrete;
+    const int S = cd->S, C = cd->C > 1 ? cd->C : 1, P = C * S * S, W = cd->W,
+              U = D + n_discrete;
     const int H = U * S, Wd = T * S;
     uint8_t *out = calloc((size_t)H * (size_t)Wd, 1);
     float *codes = malloc(sizeof(float) * T * (size_t)W); /* (T, W) */
@@ -176,8 +177,12 @@ int metrics_traversal(const metrics_codec *cd, const float *code0, int D, int n_
         for (int t = 0; t < cells; t++)
             for (int y = 0; y < S; y++)
                 for (int xx = 0; xx < S; xx++) {
-                    float l = logits[(size_t)t * P + (size_t)y * S + xx];
-                    float s = 1.0f / (1.0f + expf(-l));
+                    float s = 0.0f;
+                    for (int ch = 0; ch < C; ch++) {
+                        float l = logits[(size_t)t * P + (size_t)ch * S * S + (size_t)y * S + xx];
+                        s += 1.0f / (1.0f + expf(-l));
+                    }
+                    s = C == 1 ? s : s / (float)C;
                     out[((size_t)u * S + y) * Wd + (size_t)t * S + xx] =
                         (uint8_t)(255.0f * s + 0.5f);
                 }

@@ -29,14 +29,19 @@ static const char *const terms[] = {"loss", "recon", "primary", "dual"};
 
 static int resolve(run_config *c, err *e)
 {
+    /* one chunk per factor of the data set (data.name) */
+    data_factor_desc fd;
+    int rc = data_describe_name(c->name, &fd, e);
+    if (rc < 0)
+        return rc;
     if (c->n_chunks == 0) {
-        c->n_chunks = DATA_K;
-        for (int i = 0; i < DATA_K; i++)
+        c->n_chunks = fd.K;
+        for (int i = 0; i < fd.K; i++)
             c->chunks[i] = 2;
     }
-    if (c->n_chunks != DATA_K)
-        return err_set(e, ERR_INPUT, "chunks: needs one chunk per factor (%d), got %d", DATA_K,
-                       c->n_chunks);
+    if (c->n_chunks != fd.K)
+        return err_set(e, ERR_INPUT, "chunks: needs one chunk per factor of %s (%d), got %d",
+                       fd.name, fd.K, c->n_chunks);
     int sum = 0;
     for (int i = 0; i < c->n_chunks; i++)
         sum += c->chunks[i];
@@ -65,25 +70,34 @@ static void widths(const run_config *c, int *enc_out, int *code_dim, int *D, int
 int dsd_sample_pairs(const data_source *d, rng *r, int npairs, double supervision, float *x,
                      int *f, int *k)
 {
-    // x (2*npairs, S*S), f (2*npairs, DATA_K) or NULL, k (npairs)
-    const size_t P = (size_t)data_size(d) * (size_t)data_size(d);
+    // x (2*npairs, C*S*S), f (2*npairs, K) or NULL, k (npairs)
+    const size_t P = (size_t)data_channels(d) * (size_t)data_size(d) * (size_t)data_size(d);
+    data_factor_desc fd;
+    data_describe(d, &fd);
+    const int K = fd.K;
     int nl = 0;
     for (int p = 0; p < npairs; p++)
         nl += rng_uniform(r) < supervision;
     for (int p = 0; p < npairs; p++) {
         float *xa = x + (size_t)(2 * p) * P, *xb = xa + P;
-        int *fa = f ? f + (size_t)(2 * p) * DATA_K : NULL, *fb = fa ? fa + DATA_K : NULL;
-        int kk = (int)rng_below(r, DATA_K);
+        int *fa = f ? f + (size_t)(2 * p) * K : NULL, *fb = fa ? fa + K : NULL;
+        int kk = (int)rng_below(r, (uint64_t)K);
         if (p < nl) {
             /* the pair shares factor kk's value; the others are independent
-             * draws and coincide only by chance */
-            int ca[DATA_K], cb[DATA_K];
-            for (int j = 0; j < DATA_K; j++)
-                ca[j] = (int)rng_below(r, (uint64_t)data_factor_sizes[j]);
-            for (int j = 0; j < DATA_K; j++)
-                cb[j] = j == kk ? ca[j] : (int)rng_below(r, (uint64_t)data_factor_sizes[j]);
-            data_get(d, data_index(ca), xa, fa);
-            data_get(d, data_index(cb), xb, fb);
+             * draws and coincide only by chance. Canonical index: mixed radix. */
+            int ca[DATA_MAX_K], cb[DATA_MAX_K];
+            uint32_t ia = 0, ib = 0;
+            for (int j = 0; j < K; j++)
+                ca[j] = (int)rng_below(r, (uint64_t)fd.sizes[j]);
+            for (int j = 0; j < K; j++)
+                cb[j] = j == kk ? ca[j] : (int)rng_below(r, (uint64_t)fd.sizes[j]);
+            for (int j = 0; j < K; j++) {
+                ia = ia * (uint32_t)fd.sizes[j] + (uint32_t)ca[j];
+                ib = ib * (uint32_t)fd.sizes[j] + (uint32_t)cb[j];
+            }
+            /* a variant's colour or noise: from r, as any training image */
+            data_get_rng(d, ia, r, xa, fa);
+            data_get_rng(d, ib, r, xb, fb);
         } else {
             data_sample(d, r, 2, xa, fa, NULL);
         }
@@ -93,7 +107,7 @@ int dsd_sample_pairs(const data_source *d, rng *r, int npairs, double supervisio
 }
 
 typedef struct dsd_state {
-    int off[DATA_K], len[DATA_K]; /* chunk j = code columns [off[j], off[j] + len[j]) */
+    int off[DATA_MAX_K], len[DATA_MAX_K]; /* chunk j = code columns [off[j], off[j] + len[j]) */
     int *k;          /* (B/2) the chunk pair p swaps */
     net_cache cdh;   /* decoder on the hybrid codes, batch B */
     net_cache ce2;   /* encoder on the decoded hybrids (dual rows), batch B */
@@ -115,7 +129,7 @@ static int init(model *m, err *e)
     if (!s)
         return err_set(e, ERR_NOMEM, "out of memory for dsd");
     m->priv = s;
-    for (int j = 0, o = 0; j < DATA_K; o += m->cfg.chunks[j++]) {
+    for (int j = 0, o = 0; j < m->cfg.n_chunks && j < DATA_MAX_K; o += m->cfg.chunks[j++]) {
         s->off[j] = o;
         s->len[j] = m->cfg.chunks[j];
     }

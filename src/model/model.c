@@ -156,13 +156,18 @@ int model_create(model **out, const run_config *c, size_t n_data, err *e)
     m->cfg = *c;
     m->B = c->batch_size;
     m->S = c->image_size;
-    m->P = m->S * m->S;
     m->n_data = n_data;
     mm->widths(c, &m->enc_out, &m->code_dim, &m->D, &m->K);
     nn_arena_init(&m->arena);
-    int rc = net_build_encoder(&m->enc, &m->arena, c->arch, m->S, m->enc_out, e);
+    data_factor_desc fd;
+    int rc = data_describe_name(c->name, &fd, e);
+    if (rc < 0)
+        goto fail;
+    m->C = fd.channels;
+    m->P = m->C * m->S * m->S;
+    rc = net_build_encoder(&m->enc, &m->arena, c->arch, m->C, m->S, m->enc_out, e);
     if (rc == 0)
-        rc = net_build_decoder(&m->dec, &m->arena, c->arch, m->S, m->code_dim, e);
+        rc = net_build_decoder(&m->dec, &m->arena, c->arch, m->C, m->S, m->code_dim, e);
     if (rc == 0)
         rc = nn_arena_alloc(&m->arena, e);
     if (rc == 0)
@@ -179,7 +184,7 @@ int model_create(model **out, const run_config *c, size_t n_data, err *e)
     size_t B = (size_t)m->B, D = (size_t)m->D;
     int nomem = 0;
     m->x = alloc_floats(B * m->P, &nomem);
-    m->f = calloc(B * DATA_K, sizeof(int));
+    m->f = calloc(B * DATA_MAX_K, sizeof(int));
     nomem |= !m->f;
     m->mu = alloc_floats(B * D, &nomem);
     m->lv = alloc_floats(B * D, &nomem);
@@ -231,6 +236,7 @@ void model_get_info(const model *m, model_info *info)
     info->stochastic = m->method->stochastic;
     info->code_dim = m->code_dim;
     info->S = m->S;
+    info->C = m->C;
     info->n_terms = m->method->n_terms;
     info->terms = m->method->terms;
     if (m->K) {

@@ -32,10 +32,12 @@ typedef struct net_cache {
     float *scratch;                  /* conv im2col space */
 } net_cache;
 
-/* Build the encoder (S*S -> out) or decoder (in -> S*S logits) of arch
- * ("mlp" or "conv") into n, reserving parameters in a (layout phase). */
-int net_build_encoder(net *n, nn_arena *a, const char *arch, int S, int out, err *e);
-int net_build_decoder(net *n, nn_arena *a, const char *arch, int S, int in, err *e);
+/* Build the encoder (C*S*S -> out) or decoder (in -> C*S*S logits) of arch
+ * ("mlp" or "conv") into n, reserving parameters in a (layout phase). C is
+ * the data set's channels (data_factor_desc.channels): the conv stack's
+ * first layer reads C planes and its last transposed conv writes C. */
+int net_build_encoder(net *n, nn_arena *a, const char *arch, int C, int S, int out, err *e);
+int net_build_decoder(net *n, nn_arena *a, const char *arch, int C, int S, int in, err *e);
 /* Initialise n's parameters (after nn_arena_alloc). */
 void net_init(const net *n, nn_arena *a, rng *r);
 /* Activation buffers for batches up to max_b. */
@@ -52,7 +54,7 @@ typedef struct model_method model_method;
 struct model {
     const model_method *method;
     run_config cfg;
-    int B, S, P;          /* batch, image side, pixels */
+    int B, S, C, P;       /* batch, image side, channels, values per image C*S*S */
     int D, K, code_dim;   /* continuous latents, sum of categories, decoder input width */
     int enc_out;          /* encoder output width */
     size_t n_data;        /* data set size */
@@ -61,7 +63,7 @@ struct model {
     net_cache ce, cd;     /* the main caches, batch B */
     /* buffers of the common VAE path, all batch B */
     float *x;             /* (B, P) images */
-    int *f;               /* (B, DATA_K) their factor classes */
+    int *f;               /* (B, K) their factor classes (K <= DATA_MAX_K) */
     float *mu, *lv;       /* (B, D) */
     float *dmu, *dlv;     /* (B, D) */
     float *eps, *z, *dz;  /* (B, D) */
@@ -257,7 +259,7 @@ double dipvae_penalty(const float *mu, const float *lv, int B, int D, double lam
  * probability `supervision`: factor k uniform, a's classes uniform, b's
  * classes uniform except b[k] = a[k]. An unlabeled pair is two independent
  * uniform images with a uniform k. k (npairs) gets each pair's factor/chunk,
- * f (2*npairs, DATA_K) the classes (may be NULL). Returns the number of
+ * f (2*npairs, K) the classes (may be NULL). Returns the number of
  * labeled pairs. */
 int dsd_sample_pairs(const data_source *d, rng *r, int npairs, double supervision, float *x,
                      int *f, int *k);

@@ -69,10 +69,10 @@ static void finish(net *n)
     n->out = n->layer[n->n - 1].out;
 }
 
-int net_build_encoder(net *n, nn_arena *a, const char *arch, int S, int out, err *e)
+int net_build_encoder(net *n, nn_arena *a, const char *arch, int C_in, int S, int out, err *e)
 {
     memset(n, 0, sizeof *n);
-    int P = S * S;
+    int P = C_in * S * S; /* input floats per image: C_in planes of S x S */
     if (strcmp(arch, "mlp") == 0) {
         /* Chen et al. 2018: P-1200-1200-out, ReLU */
         if (dense(n, a, "enc", P, 1200, e) < 0 || act(n, NET_RELU, e) < 0 ||
@@ -84,7 +84,7 @@ int net_build_encoder(net *n, nn_arena *a, const char *arch, int S, int out, err
          * input drops the second 32-channel layer. */
         static const int ch64[] = {32, 32, 64, 64}, ch32[] = {32, 64, 64};
         const int *ch = S == 64 ? ch64 : ch32;
-        int nconv = S == 64 ? 4 : 3, C = 1, side = S;
+        int nconv = S == 64 ? 4 : 3, C = C_in, side = S;
         for (int i = 0; i < nconv; i++) {
             if (conv(n, a, "enc", 0, C, side, ch[i], e) < 0 || act(n, NET_RELU, e) < 0)
                 return e->code;
@@ -101,10 +101,10 @@ int net_build_encoder(net *n, nn_arena *a, const char *arch, int S, int out, err
     return 0;
 }
 
-int net_build_decoder(net *n, nn_arena *a, const char *arch, int S, int in, err *e)
+int net_build_decoder(net *n, nn_arena *a, const char *arch, int C_out, int S, int in, err *e)
 {
     memset(n, 0, sizeof *n);
-    int P = S * S;
+    int P = C_out * S * S; /* output logits per image: C_out planes of S x S */
     if (strcmp(arch, "mlp") == 0) {
         /* Chen et al. 2018: in-1200-1200-1200-P, tanh */
         if (dense(n, a, "dec", in, 1200, e) < 0 || act(n, NET_TANH, e) < 0 ||
@@ -113,9 +113,9 @@ int net_build_decoder(net *n, nn_arena *a, const char *arch, int S, int in, err 
             dense(n, a, "dec", 1200, P, e) < 0)
             return e->code;
     } else if (strcmp(arch, "conv") == 0) {
-        /* dense 256, dense 1024, reshape (64,4,4), convT 64, 32, 32, 1
+        /* dense 256, dense 1024, reshape (64,4,4), convT 64, 32, 32, C_out
          * (32x32: the first 64-channel layer is dropped). */
-        static const int ch64[] = {64, 32, 32, 1}, ch32[] = {32, 32, 1};
+        const int ch64[] = {64, 32, 32, C_out}, ch32[] = {32, 32, C_out};
         const int *ch = S == 64 ? ch64 : ch32;
         int nconv = S == 64 ? 4 : 3, C = 64, side = 4;
         if (dense(n, a, "dec", in, 256, e) < 0 || act(n, NET_RELU, e) < 0 ||

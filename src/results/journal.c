@@ -26,6 +26,10 @@ void journal_enc_sweep(bytes *b, const sweep_rec *s)
     bytes_str(b, s->yaml);
     bytes_str(b, s->hdf5_version);
     bytes_str(b, s->libs);
+    /* the data set, only when it is not dSprites: a dSprites record is the
+     * bytes it always was */
+    if (s->data)
+        bytes_str(b, s->data);
 }
 
 int journal_dec_sweep(const uint8_t *p, size_t len, sweep_rec *s)
@@ -40,6 +44,8 @@ int journal_dec_sweep(const uint8_t *p, size_t len, sweep_rec *s)
     s->yaml = cursor_str(&c);
     s->hdf5_version = cursor_str(&c);
     s->libs = cursor_str(&c);
+    if (!c.fail && c.at < len)
+        s->data = cursor_str(&c);
     if (c.fail || c.at != len) {
         sweep_rec_free(s);
         return -1;
@@ -285,6 +291,8 @@ static int note_record(results *f, int type, const uint8_t *p, size_t len)
             else {
                 rc = sweep_rec_copy(&f->first, &s);
                 f->has_first = rc == 0;
+                if (rc == 0)
+                    res_layout_for_first(f);
             }
         } else if (!f->has_first) {
             rc = -1;
@@ -560,6 +568,8 @@ int journal_put_sweep(results *f, int type, const sweep_rec *s, err *e)
         if (type == REC_META) {
             rc = sweep_rec_copy(&f->first, s);
             f->has_first = rc == 0;
+            if (rc == 0)
+                res_layout_for_first(f);
         }
         if (rc == 0)
             rc = sweep_rec_copy(&f->last, s);

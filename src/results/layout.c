@@ -49,10 +49,20 @@ static void lay_add_key(layout *L, size_t i)
     }
 }
 
-void layout_init(layout *L)
+void layout_init(layout *L, const char *data_name)
 {
     memset(L, 0, sizeof *L);
-    _Static_assert(MAX_COLS >= 13 + 64 + RUN_N_METRICS + 3 * DATA_K, "MAX_COLS too small");
+    _Static_assert(MAX_COLS >= 13 + 64 + RUN_N_METRICS + 3 * DATA_MAX_K, "MAX_COLS too small");
+    /* the data set's factors name the per-factor columns; an unknown name
+     * (a file of a later untangle) keeps dSprites' and its own name, which
+     * the open's check against the sweep's data set then refuses */
+    data_factor_desc fd;
+    err e;
+    if (!data_name || data_describe_name(data_name, &fd, &e) < 0)
+        data_describe_name("dsprites", &fd, &e);
+    snprintf(L->data, sizeof L->data, "%s", data_name ? data_name : "dsprites");
+    L->K = fd.K;
+    L->names = fd.names;
     lay_add(L, "index", COL_I64, 8, SRC_INDEX, 0);
     lay_add(L, "run_id", COL_STR, RUN_ID_LEN, SRC_RUN_ID, 0);
     lay_add(L, "attempt", COL_I32, 4, SRC_ATTEMPT, 0);
@@ -77,23 +87,23 @@ void layout_init(layout *L)
     for (int m = 0; m < RUN_N_METRICS; m++)
         lay_add(L, run_metric_names[m], COL_F64, 8, SRC_METRIC, m);
     char name[48];
-    for (int k = 0; k < DATA_K; k++) {
-        snprintf(name, sizeof name, "mig_%s", data_factor_names[k]);
+    for (int k = 0; k < L->K; k++) {
+        snprintf(name, sizeof name, "mig_%s", L->names[k]);
         lay_add(L, name, COL_F64, 8, SRC_MIG, k);
     }
-    for (int k = 0; k < DATA_K; k++) {
-        snprintf(name, sizeof name, "swap_acc_%s", data_factor_names[k]);
+    for (int k = 0; k < L->K; k++) {
+        snprintf(name, sizeof name, "swap_acc_%s", L->names[k]);
         lay_add(L, name, COL_F64, 8, SRC_SWAP, k);
     }
-    for (int k = 0; k < DATA_K; k++) {
-        snprintf(name, sizeof name, "chunk_mig_%s", data_factor_names[k]);
+    for (int k = 0; k < L->K; k++) {
+        snprintf(name, sizeof name, "chunk_mig_%s", L->names[k]);
         lay_add(L, name, COL_F64, 8, SRC_CHUNK, k);
     }
 }
 
-void layout_init_evals(layout *L)
+void layout_init_evals(layout *L, const char *data_name)
 {
-    layout_init(L);
+    layout_init(L, data_name);
     lay_add(L, "evaluation", COL_I32, 4, SRC_EVALUATION, 0);
 }
 
@@ -213,6 +223,7 @@ void row_decode(const layout *L, const uint8_t *buf, const int *present, results
     memset(row, 0, sizeof *row);
     run_config_defaults(c);
     run_result_free(r);
+    r->n_factors = L->K; /* the file's data set's: every per-factor column */
     char text[1200]; /* the longest column: path, S1024 */
     for (size_t i = 0; i < L->n; i++) {
         const col *cl = &L->c[i];
@@ -297,6 +308,7 @@ void sweep_rec_free(sweep_rec *s)
     free(s->yaml);
     free(s->hdf5_version);
     free(s->libs);
+    free(s->data);
     memset(s, 0, sizeof *s);
 }
 
@@ -313,7 +325,10 @@ int sweep_rec_from_meta(sweep_rec *s, const results_meta *m, const char *time)
     s->yaml = res_dup_str(m->sweep_yaml);
     s->hdf5_version = res_dup_str(hv);
     s->libs = res_dup_str(m->library_versions);
-    if (!s->time || !s->untangle_version || !s->name || !s->yaml || !s->hdf5_version || !s->libs) {
+    s->data = m->data_name && strcmp(m->data_name, "dsprites") != 0 ? res_dup_str(m->data_name)
+                                                                    : NULL;
+    if (!s->time || !s->untangle_version || !s->name || !s->yaml || !s->hdf5_version || !s->libs ||
+        (m->data_name && strcmp(m->data_name, "dsprites") != 0 && !s->data)) {
         sweep_rec_free(s);
         return -1;
     }
@@ -328,6 +343,7 @@ void sweep_rec_meta(const sweep_rec *s, results_meta *m)
     m->untangle_version = s->untangle_version;
     m->library_versions = s->libs;
     m->created = s->time;
+    m->data_name = s->data ? s->data : "dsprites";
 }
 
 int sweep_rec_same(const sweep_rec *a, const sweep_rec *b)
@@ -345,8 +361,9 @@ int sweep_rec_copy(sweep_rec *dst, const sweep_rec *src)
     dst->yaml = res_dup_str(src->yaml);
     dst->hdf5_version = res_dup_str(src->hdf5_version);
     dst->libs = res_dup_str(src->libs);
+    dst->data = src->data ? res_dup_str(src->data) : NULL;
     if (!dst->time || !dst->untangle_version || !dst->name || !dst->yaml || !dst->hdf5_version ||
-        !dst->libs) {
+        !dst->libs || (src->data && !dst->data)) {
         sweep_rec_free(dst);
         return -1;
     }

@@ -140,6 +140,17 @@ static int read_root(results_reader *r, err *e)
         return h5util_err(e, "reading the root attributes of", r->path);
     }
     h5util_close(a);
+    /* data_name: absent from files before data sets (dSprites') */
+    if (H5Aexists(r->file, "data_name") > 0) {
+        if (attr_get_str(r->file, "data_name", &s->data) < 0)
+            return h5util_err(e, "reading the root attributes of", r->path);
+        if (strcmp(s->data, "dsprites") == 0) {
+            free(s->data);
+            s->data = NULL;
+        }
+    }
+    layout_init(&r->lay, s->data);
+    layout_init_evals(&r->elay, s->data);
     sweep_rec_meta(s, &r->meta);
     return 0;
 }
@@ -334,8 +345,8 @@ int reader_open(results_reader **out, const char *path, err *e)
         goto done;
     }
     r->file = r->detail = H5I_INVALID_HID;
-    layout_init(&r->lay);
-    layout_init_evals(&r->elay);
+    layout_init(&r->lay, NULL); /* then the file's data set's, in read_root */
+    layout_init_evals(&r->elay, NULL);
     struct stat st;
     if (stat(path, &st) < 0) {
         rc = err_set(e, ERR_IO, "cannot open results file %s: %s", path, strerror(errno));
@@ -425,22 +436,24 @@ static int get_detail(results_reader *rd, const results_row *row, run_result *r,
     *found_detail = 1;
     hsize_t d[2] = {0, 0};
     int got;
-    if ((got = ds_get(g, "mig", H5T_NATIVE_DOUBLE, 1, d, DATA_K, &buf)) < 0 ||
-        (got == 0 && d[0] != DATA_K))
+    const hsize_t K = (hsize_t)rd->lay.K; /* the file's data set's factors */
+    r->n_factors = (int)K;
+    if ((got = ds_get(g, "mig", H5T_NATIVE_DOUBLE, 1, d, K, &buf)) < 0 ||
+        (got == 0 && d[0] != K))
         goto h5fail;
     if (buf)
-        memcpy(r->mig_factor, buf, sizeof r->mig_factor);
+        memcpy(r->mig_factor, buf, sizeof(double) * K);
     free(buf);
     buf = NULL;
-    if ((got = ds_get(g, "swap_acc", H5T_NATIVE_DOUBLE, 1, d, DATA_K, &buf)) < 0 ||
-        (got == 0 && d[0] != DATA_K))
+    if ((got = ds_get(g, "swap_acc", H5T_NATIVE_DOUBLE, 1, d, K, &buf)) < 0 ||
+        (got == 0 && d[0] != K))
         goto h5fail;
     if (buf)
-        memcpy(r->swap_factor, buf, sizeof r->swap_factor);
+        memcpy(r->swap_factor, buf, sizeof(double) * K);
     free(buf);
     buf = NULL;
-    if ((got = ds_get(g, "mi", H5T_NATIVE_FLOAT, 2, d, (hsize_t)MAX_UNITS * DATA_K, &buf)) < 0 ||
-        (got == 0 && (d[1] != DATA_K || d[0] > MAX_UNITS)))
+    if ((got = ds_get(g, "mi", H5T_NATIVE_FLOAT, 2, d, (hsize_t)MAX_UNITS * K, &buf)) < 0 ||
+        (got == 0 && (d[1] != K || d[0] > MAX_UNITS)))
         goto h5fail;
     if (buf) {
         r->mi = buf;

@@ -106,11 +106,12 @@ static int rebuild(results *f, const char *why, err *e)
 static int same_result_detail(const run_result *a, const run_result *b)
 {
     if (a->n_units != b->n_units || a->n_curve != b->n_curve ||
+        (a->n_units > 0 && a->n_factors != b->n_factors) ||
         memcmp(a->mig_factor, b->mig_factor, sizeof a->mig_factor) != 0 ||
         memcmp(a->swap_factor, b->swap_factor, sizeof a->swap_factor) != 0)
         return 0;
     if (a->n_units > 0 &&
-        memcmp(a->mi, b->mi, sizeof(float) * (size_t)a->n_units * DATA_K) != 0)
+        memcmp(a->mi, b->mi, sizeof(float) * (size_t)a->n_units * (size_t)a->n_factors) != 0)
         return 0;
     int ha = a->traversal ? a->trav_h : 0, wa = a->traversal ? a->trav_w : 0;
     int hb = b->traversal ? b->trav_h : 0, wb = b->traversal ? b->trav_w : 0;

@@ -200,8 +200,8 @@ results *res_new(const char *path)
         return NULL;
     f->jfd = -1;
     h5w_init(&f->w);
-    layout_init(&f->lay);
-    layout_init_evals(&f->elay);
+    layout_init(&f->lay, NULL);
+    layout_init_evals(&f->elay, NULL);
     f->path = res_dup_str(path);
     f->jpath = f->path ? res_cat_str(path, ".journal") : NULL;
     if (!f->path || !f->jpath) {
@@ -258,6 +258,24 @@ static int set_pending(results *f, const results_meta *meta, err *e)
     return 0;
 }
 
+void res_layout_for_first(results *f)
+{
+    layout_init(&f->lay, f->first.data);
+    layout_init_evals(&f->elay, f->first.data);
+}
+
+/* A file holds one data set's results: meta's (the sweep's) must be the file's. */
+static int same_data(const results *f, const results_meta *meta, err *e)
+{
+    const char *want = meta && meta->data_name ? meta->data_name : "dsprites";
+    if (!meta || strcmp(want, f->lay.data) == 0)
+        return 0;
+    return err_set(e, ERR_INPUT,
+                   "%s holds results of the data set %s, this sweep's is %s: one data set per "
+                   "results file (write to another file)",
+                   f->path, f->lay.data, want);
+}
+
 /* ---- public: create, open, append, close ------------------------------------------ */
 
 static int do_open(results *f, const results_meta *meta, err *e)
@@ -281,7 +299,7 @@ static int do_open(results *f, const results_meta *meta, err *e)
                        "%s: its journal %s has no header record and there is no file: nothing "
                        "was recorded (killed during creation?); remove the journal to start again",
                        f->path, f->jpath);
-    if ((rc = recover_and_open(f, e)) < 0)
+    if ((rc = same_data(f, meta, e)) < 0 || (rc = recover_and_open(f, e)) < 0)
         return rc;
     return set_pending(f, meta, e);
 }
@@ -461,6 +479,17 @@ int results_append(results *f, const results_row *row, const run_config *c, cons
     if (r->n_units < 0 || (r->n_units > 0 && !r->mi)) {
         rc = err_set(e, ERR_INPUT, "%s: invalid attempt %ld_%d: %d units without an mi matrix",
                      f->path, row->index, row->attempt, r->n_units);
+        goto done;
+    }
+    if (strcmp(c->name, f->lay.data) != 0) {
+        rc = err_set(e, ERR_INPUT, "%s: invalid attempt %ld_%d: data set %s, the file holds %s",
+                     f->path, row->index, row->attempt, c->name, f->lay.data);
+        goto done;
+    }
+    if (r->n_units > 0 && r->n_factors != f->lay.K) {
+        rc = err_set(e, ERR_INPUT, "%s: invalid attempt %ld_%d: an mi matrix of %d factors, %s "
+                     "has %d",
+                     f->path, row->index, row->attempt, r->n_factors, f->lay.data, f->lay.K);
         goto done;
     }
     const int ev = row->evaluation > 0;

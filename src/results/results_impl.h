@@ -23,6 +23,9 @@
  *      created           str, ISO 8601 UTC, "2024-05-01T12:34:56Z"
  *      hdf5_version      str, "1.10.8": the library that wrote the file
  *      library_versions  str, the caller's "HDF5 ..; OpenBLAS ..; Open MPI ..; libyaml .."
+ *      data_name         str, the data set of every row (data.name; from the
+ *                        META record); files written before data sets lack
+ *                        it: readers take "dsprites"
  *    written by this program into every file it creates (a rebuild and a
  *    merge too), not from the journal; files of earlier versions lack them and
  *    are not given them on open (readers fall back):
@@ -58,8 +61,11 @@
  *          loss, chunk_mig, eval_images float64 (run_metric_names; NaN = not
  *          computed / not applicable; eval_images = the images of Chen's
  *          estimators: eval.images, or the data set's N with encode full),
- *        mig_<f>, then swap_acc_<f>, then chunk_mig_<f> float64 for f in shape,
- *          scale, orientation, posX, posY (data_factor_names).
+ *        mig_<f>, then swap_acc_<f>, then chunk_mig_<f> float64 for f in the
+ *          factors of the file's data set (data_describe_name(data_name):
+ *          dSprites and its variants shape, scale, orientation, posX, posY;
+ *          shapes3d floor_hue, wall_hue, object_hue, scale, shape,
+ *          orientation).
  *      Files of earlier versions lack encode, hist_images, unsup_images,
  *      chunk_mig, eval_images and chunk_mig_<f>: readers take the keys'
  *      defaults and NaN; a resume rebuilds such a file from its journal
@@ -92,11 +98,12 @@
  *      one per row of /evals (e.g. /detail/787575c816ae4a37_1_e2, with an
  *      attribute evaluation int32 too),
  *      attributes index int64, attempt int32, run_id str:
- *        mi         float32 (n_units, 5): I(unit; factor) in nats, units = the D
- *                   continuous latents then one per discrete variable;
- *                   attribute factors (5 str); absent when not computed
- *        mig        float64 (5): Chen et al.'s per-factor gap / H(v_k)
- *        swap_acc   float64 (5): per-factor swap accuracy
+ *        mi         float32 (n_units, K): I(unit; factor) in nats, units = the D
+ *                   continuous latents then one per discrete variable, K the
+ *                   data set's factors; attribute factors (K str); absent
+ *                   when not computed
+ *        mig        float64 (K): Chen et al.'s per-factor gap / H(v_k)
+ *        swap_acc   float64 (K): per-factor swap accuracy
  *        traversal  uint8 (H, W): image grid of latent traversals; absent when
  *                   the run made none
  *
@@ -107,8 +114,10 @@
  * order (the journal never leaves the machine that writes it).
  *   META  (type 1, first record): u32 format, u64 sweep_hash, then strings
  *         (u32 length + bytes): created, untangle_version, sweep_name,
- *         sweep_yaml, hdf5_version, library_versions. Everything a rebuild
- *         needs for the root attributes and /sweeps row 0.
+ *         sweep_yaml, hdf5_version, library_versions, and the data set's
+ *         name when it is not dsprites (absent: dsprites, so dSprites
+ *         records are as before). Everything a rebuild needs for the root
+ *         attributes, the columns and /sweeps row 0.
  *   SWEEP (type 2): the same fields, for a later YAML (/sweeps row n).
  *   ROW   (type 3): i64 index, char run_id[17], i32 attempt, i32 rank,
  *         char host[64], u32 n_keys, n_keys x (u8 explicitly set, string key
@@ -225,6 +234,9 @@ typedef struct layout {
     col c[MAX_COLS];
     size_t n, size;
     int status_col;
+    char data[16];            /* the data set whose factors the per-factor columns are */
+    int K;                    /* its factors */
+    const char *const *names; /* (K) their names (static) */
 } layout;
 
 typedef struct curve_row {
@@ -242,6 +254,7 @@ typedef struct sweep_rec {
     uint32_t format;
     uint64_t hash;
     char *time, *untangle_version, *name, *yaml, *hdf5_version, *libs;
+    char *data; /* the data set (NULL = "dsprites": records and files before data sets) */
 } sweep_rec;
 
 typedef struct sweep_row {
@@ -358,9 +371,11 @@ void res_hdf5_version(char *buf, size_t n);
 
 /* A UTF-8 NUL-terminated string type of size bytes (or H5T_VARIABLE). */
 hid_t res_str_type(size_t size);
-void layout_init(layout *L);
+void layout_init(layout *L, const char *data_name);
 /* /evals: the /runs columns, then evaluation int32. */
-void layout_init_evals(layout *L);
+void layout_init_evals(layout *L, const char *data_name);
+/* The layouts of f for the data set of its first sweep record (f->first.data). */
+void res_layout_for_first(results *f);
 /* The compound type of the layout; present (may be NULL = all) selects the
  * members, at their packed offsets (a subset reads an older file). */
 hid_t layout_type(const layout *L, const int *present);

@@ -258,6 +258,7 @@ int h5w_create(h5w *w, const char *path, const layout *L, const sweep_rec *m, er
         attr_put_str(w->file, "created", m->time) < 0 ||
         attr_put_str(w->file, "hdf5_version", m->hdf5_version) < 0 ||
         attr_put_str(w->file, "library_versions", m->libs) < 0 ||
+        attr_put_str(w->file, "data_name", m->data ? m->data : "dsprites") < 0 ||
         put_program_attrs(w->file) < 0) {
         rc = h5util_err(e, "writing the root attributes of", path);
         goto done;
@@ -319,14 +320,14 @@ done:
     return rc;
 }
 
-static int put_factor_names(hid_t loc)
+static int put_factor_names(hid_t loc, const layout *L)
 {
     int rc = -1;
-    hsize_t k = DATA_K;
+    hsize_t k = (hsize_t)L->K;
     hid_t t = res_str_type(H5T_VARIABLE), sp = H5I_INVALID_HID, a = H5I_INVALID_HID;
     if (t < 0 || (sp = H5Screate_simple(1, &k, NULL)) < 0 ||
         (a = H5Acreate2(loc, "factors", t, sp, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
-        H5Awrite(a, t, data_factor_names) < 0)
+        H5Awrite(a, t, L->names) < 0)
         goto done;
     rc = 0;
 done:
@@ -365,8 +366,8 @@ static int add_curves(h5w *w, const results_row *row, const run_result *r, const
 
 /* /detail/<run_id>_<attempt> (a re-evaluation: <run_id>_<attempt>_e<evaluation>):
  * its attributes, mig, swap_acc, mi, traversal. */
-static int add_detail(h5w *w, const results_row *row, const run_result *r, const char *path,
-                      err *e)
+static int add_detail(h5w *w, const layout *L, const results_row *row, const run_result *r,
+                      const char *path, err *e)
 {
     int rc = 0;
     hid_t g = H5I_INVALID_HID, mi = H5I_INVALID_HID;
@@ -379,7 +380,7 @@ static int add_detail(h5w *w, const results_row *row, const run_result *r, const
     int32_t att = row->attempt, ev = row->evaluation;
     char run_id[RUN_ID_LEN];
     res_get_str(run_id, sizeof run_id, (const uint8_t *)row->run_id, sizeof row->run_id);
-    hsize_t k = DATA_K;
+    hsize_t k = (hsize_t)L->K; /* the file's data set's factors */
     if ((g = H5Gcreate2(w->detail, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
         attr_put(g, "index", H5T_NATIVE_INT64, &idx) < 0 ||
         attr_put(g, "attempt", H5T_NATIVE_INT32, &att) < 0 ||
@@ -389,9 +390,9 @@ static int add_detail(h5w *w, const results_row *row, const run_result *r, const
         ds_put(g, "swap_acc", H5T_NATIVE_DOUBLE, 1, &k, r->swap_factor) < 0)
         goto fail;
     if (r->n_units > 0 && r->mi) {
-        hsize_t d[2] = {(hsize_t)r->n_units, DATA_K};
+        hsize_t d[2] = {(hsize_t)r->n_units, (hsize_t)L->K};
         if (ds_put(g, "mi", H5T_NATIVE_FLOAT, 2, d, r->mi) < 0 ||
-            (mi = H5Dopen2(g, "mi", H5P_DEFAULT)) < 0 || put_factor_names(mi) < 0)
+            (mi = H5Dopen2(g, "mi", H5P_DEFAULT)) < 0 || put_factor_names(mi, L) < 0)
             goto fail;
     }
     if (r->traversal && r->trav_h > 0 && r->trav_w > 0) {
@@ -426,7 +427,7 @@ int h5w_add_run(h5w *w, const layout *L, const results_row *row, const run_confi
                 const run_result *r, const char *path, err *e)
 {
     int rc;
-    if ((rc = add_curves(w, row, r, path, e)) < 0 || (rc = add_detail(w, row, r, path, e)) < 0)
+    if ((rc = add_curves(w, row, r, path, e)) < 0 || (rc = add_detail(w, L, row, r, path, e)) < 0)
         return rc;
     return append_row(w->runs, w->rtype, &w->n_runs, L, row, c, r, "writing /runs in", path, e);
 }
@@ -439,7 +440,7 @@ int h5w_add_eval(h5w *w, const layout *EL, const results_row *row, const run_con
         return h5util_err(e, "building the /evals type for", path);
     if (w->evals < 0 && (w->evals = ds_create(w->file, "evals", w->etype, RUNS_CHUNK)) < 0)
         return h5util_err(e, "creating /evals in", path);
-    if ((rc = add_detail(w, row, r, path, e)) < 0)
+    if ((rc = add_detail(w, EL, row, r, path, e)) < 0)
         return rc;
     return append_row(w->evals, w->etype, &w->n_evals, EL, row, c, r, "writing /evals in", path,
                       e);

@@ -45,7 +45,7 @@ static void codec_encode(void *ctx, const float *x, const int *f, size_t n, floa
     model_codec *mc = ctx;
     model_info info;
     model_get_info(mc->m, &info);
-    const size_t P = (size_t)info.S * info.S, W = (size_t)info.code_dim;
+    const size_t P = (size_t)info.C * info.S * info.S, W = (size_t)info.code_dim;
     for (size_t i0 = 0; i0 < n; i0 += EVAL_BLOCK) {
         size_t b = n - i0 < EVAL_BLOCK ? n - i0 : EVAL_BLOCK;
         model_encode(mc->m, x + i0 * P, b, mc->mu, NULL, mc->Ks ? mc->alpha : NULL);
@@ -94,7 +94,7 @@ typedef struct codeset {
 typedef struct encoded {
     size_t n_chen, n_kl, n_rec, n_hist, n_unsup; /* prefixes of the draws used */
     int full;                  /* eval.encode full */
-    int S, P, D, W, nd, Ks, U;
+    int S, P, D, W, nd, Ks, U; /* P = C*S*S values per image */
     model_info info;
     data_factor_desc fd;       /* the data's factors */
     codeset draw, all;         /* the draws; the full set (full mode) */
@@ -162,7 +162,7 @@ static int encoded_alloc(encoded *es, const model *m, const data_source *d, cons
     }
     es->n_rec = (es->full ? n : images) < RUN_RECON_MAX ? (es->full ? n : images) : RUN_RECON_MAX;
     es->S = in->S;
-    es->P = in->S * in->S;
+    es->P = in->C * in->S * in->S;
     es->D = in->D;
     es->W = in->code_dim;
     es->nd = in->n_discrete;
@@ -263,18 +263,20 @@ static void encode_draws(encoded *es, model *m, const data_source *d, const run_
 }
 
 /* Encode every image of the data set once, in canonical factor order (item
- * i = canonical index i), one posterior sample each from EVAL_FULL. */
+ * i = canonical index i), one posterior sample each from EVAL_FULL. The
+ * variants' colour or noise of image i comes from (seed, i) alone
+ * (data_get_seeded), whatever the thread or block. */
 static void encode_full(encoded *es, model *m, const data_source *d, const run_config *c)
 {
     codeset *s = &es->all;
     const int K = es->fd.K;
     rng noise_rng;
     rng_seed(&noise_rng, (uint64_t)c->seed, EVAL_FULL);
-    int f[DATA_K];
+    int f[DATA_MAX_K];
     for (size_t i0 = 0; i0 < s->n; i0 += EVAL_BLOCK) {
         const size_t b = s->n - i0 < EVAL_BLOCK ? s->n - i0 : EVAL_BLOCK;
         for (size_t i = 0; i < b; i++) {
-            data_get(d, (uint32_t)(i0 + i), es->x + i * (size_t)es->P, f);
+            data_get_seeded(d, (uint32_t)(i0 + i), (uint64_t)c->seed, es->x + i * (size_t)es->P, f);
             memcpy(s->f + (i0 + i) * K, f, sizeof(int) * (size_t)K);
         }
         encode_block(es, m, s, i0, b, &noise_rng);
@@ -316,7 +318,7 @@ static int chen_metrics(const encoded *es, const codeset *s, const run_config *c
     metric[RUN_M_TC] = dc.tc;
     metric[RUN_M_MI] = dc.mi;
     metric[RUN_M_DWKL] = dc.dwkl;
-    double logv[DATA_K];
+    double logv[DATA_MAX_K];
     for (int k = 0; k < fd->K; k++)
         logv[k] = log((double)fd->sizes[k]);
     metrics_mig(mi, es->U, fd->K, logv, gap);
@@ -335,7 +337,7 @@ static int hist_metrics(const encoded *es, double *metric, double *mi, double *g
     const codeset *s = &es->draw;
     const data_factor_desc *fd = &es->fd;
     const int *Kd = es->info.discrete;
-    double hist_gap[DATA_K];
+    double hist_gap[DATA_MAX_K];
     int rc = 0;
     if (es->n_hist > 0) {
         rc = metrics_mig_hist(s->mu, es->n_hist, es->D, s->am, es->nd, Kd, s->f, fd->K,
@@ -446,10 +448,10 @@ int run_evaluate_codes(model *m, const data_source *d, const run_config *c,
     if (rc < 0)
         return rc;
     const int U = es.U, K = es.fd.K, W = es.W;
-    if (K > RUN_N_FACTORS) {
+    if (K > RUN_MAX_FACTORS) {
         encoded_free(&es);
         return err_set(e, ERR_INTERNAL, "metrics: %d factors, results hold %d", K,
-                       RUN_N_FACTORS);
+                       RUN_MAX_FACTORS);
     }
     double *mi = malloc(sizeof(double) * (size_t)U * K);  /* (U, K) */
     float *mi_f = malloc(sizeof(float) * (size_t)U * K);  /* (U, K) */
@@ -465,8 +467,8 @@ int run_evaluate_codes(model *m, const data_source *d, const run_config *c,
     double metric[RUN_N_METRICS];
     for (int i = 0; i < RUN_N_METRICS; i++)
         metric[i] = i == RUN_M_LOSS ? r->metric[i] : NAN; /* the loss is the run's */
-    double mig_gap[RUN_N_FACTORS], swap_acc[RUN_N_FACTORS], chunk_gap[RUN_N_FACTORS];
-    for (int k = 0; k < RUN_N_FACTORS; k++)
+    double mig_gap[RUN_MAX_FACTORS], swap_acc[RUN_MAX_FACTORS], chunk_gap[RUN_MAX_FACTORS];
+    for (int k = 0; k < RUN_MAX_FACTORS; k++)
         mig_gap[k] = swap_acc[k] = chunk_gap[k] = NAN;
     int have_mi = 0;
 
@@ -484,8 +486,13 @@ int run_evaluate_codes(model *m, const data_source *d, const run_config *c,
         goto done;
 
     model_codec mc = {m, es.D, es.Ks, cb_mu, cb_alpha};
-    metrics_codec cd = {&mc, W, es.S, codec_encode, codec_decode};
-    if (swap_mask(&es, mi, have_mi, mask) && c->pairs > 0) {
+    metrics_codec cd = {&mc, W, es.S, codec_encode, codec_decode, es.info.C};
+    /* Swap accuracy renders its candidates with dSprites' renderer and asks
+     * which one the decoded image matches: it exists for dsprites only (the
+     * variants' random colour or noise makes no rendered candidate equal to
+     * the target, and shapes3d has no renderer): NaN elsewhere. */
+    const int swap_ok = strcmp(es.fd.name, "dsprites") == 0;
+    if (swap_ok && swap_mask(&es, mi, have_mi, mask) && c->pairs > 0) {
         rng pr;
         rng_seed(&pr, (uint64_t)c->seed, RNG_PAIRS);
         if ((rc = metrics_swap_accuracy(&cd, mask, c->pairs, &pr, swap_acc,
@@ -501,6 +508,7 @@ int run_evaluate_codes(model *m, const data_source *d, const run_config *c,
 
     /* commit */
     memcpy(r->metric, metric, sizeof metric);
+    r->n_factors = K;
     memcpy(r->mig_factor, mig_gap, sizeof mig_gap);
     memcpy(r->swap_factor, swap_acc, sizeof swap_acc);
     memcpy(r->chunk_factor, chunk_gap, sizeof chunk_gap);

@@ -12,8 +12,21 @@
 #include <string.h>
 #include <time.h>
 
-_Static_assert((int)DATA_K == (int)RUN_N_FACTORS,
-               "spec.h sizes run_result by the data's factor count");
+_Static_assert((int)DATA_MAX_K == (int)RUN_MAX_FACTORS,
+               "spec.h sizes run_result by the data sets' most factors");
+
+/* 0 when d is the data set c names at c's image size. */
+static int data_matches(const run_config *c, const data_source *d, err *e)
+{
+    data_factor_desc fd;
+    data_describe(d, &fd);
+    if (strcmp(fd.name, c->name) != 0)
+        return err_set(e, ERR_INPUT, "data.name: %s but the data is %s", c->name, fd.name);
+    if (data_size(d) != c->image_size)
+        return err_set(e, ERR_INPUT, "image_size: %d but the data has %dx%d images",
+                       c->image_size, data_size(d), data_size(d));
+    return 0;
+}
 
 static double now_s(void)
 {
@@ -276,16 +289,13 @@ int run_execute(const run_config *c, const data_source *d, int eval, const run_h
     int rc = 0;
     r->status = RUN_FAILED;
     if (!d) {
-        rc = c->path[0] ? data_open_file(&own, c->path, c->image_size, e)
-                        : data_open_builtin(&own, c->image_size, e);
+        rc = data_open(&own, c->name, c->path, c->image_size, e);
         if (rc < 0) {
             fail(r, RUN_FAILED, e);
             goto done;
         }
         d = own;
-    } else if (data_size(d) != c->image_size) {
-        rc = err_set(e, ERR_INPUT, "image_size: %d but the data has %dx%d images",
-                     c->image_size, data_size(d), data_size(d));
+    } else if ((rc = data_matches(c, d, e)) < 0) {
         fail(r, RUN_FAILED, e);
         goto done;
     }
@@ -368,11 +378,12 @@ int run_reevaluate(const run_config *c, const data_source *d, const char *model_
         goto done;
     }
     if (!d) {
-        rc = c->path[0] ? data_open_file(&own, c->path, c->image_size, e)
-                        : data_open_builtin(&own, c->image_size, e);
+        rc = data_open(&own, c->name, c->path, c->image_size, e);
         if (rc < 0)
             goto done;
         d = own;
+    } else if ((rc = data_matches(c, d, e)) < 0) {
+        goto done;
     }
     if ((rc = model_create(&m, c, data_count(d), e)) < 0 ||
         (rc = model_state_set(m, 0, p + in.at, (size_t)n, e)) < 0) {

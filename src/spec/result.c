@@ -33,6 +33,8 @@ const char *const run_metric_units[RUN_N_METRICS] = {
     [RUN_M_GWC] = "", [RUN_M_MI_SCORE] = "nats",
 };
 
+enum { RESULT_OLD_FACTORS = 5 }; /* dSprites' factors: those of UNT3 and UNTR */
+
 const char *run_status_name(int status)
 {
     static const char *const names[] = {"none", "ok", "failed", "diverged", "timeout",
@@ -43,9 +45,11 @@ const char *run_status_name(int status)
 void run_result_init(run_result *r)
 {
     memset(r, 0, sizeof *r);
+    /* the default data set's (dSprites') factors until an evaluation says */
+    r->n_factors = RESULT_OLD_FACTORS;
     for (int i = 0; i < RUN_N_METRICS; i++)
         r->metric[i] = NAN;
-    for (int k = 0; k < RUN_N_FACTORS; k++)
+    for (int k = 0; k < RUN_MAX_FACTORS; k++)
         r->mig_factor[k] = r->swap_factor[k] = r->chunk_factor[k] = NAN;
     r->wall_s = r->train_s = r->eval_s = r->imgs_per_s = NAN;
 }
@@ -80,11 +84,12 @@ int run_result_add_curve(run_result *r, long step, const char *name, double valu
 
 /* ---- serialisation: a flat buffer between same-architecture peers ---------- */
 
-/* "UNT3": with chunk_mig, eval_images, disentanglement_lib's suite and the
- * per-factor chunk gaps. "UNTR"
- * (the first format, RUN_N_METRICS_V1 metrics, no chunk gaps) is still read:
- * journals of earlier files hold it. */
-#define RESULT_MAGIC 0x554e5433u
+/* "UNT4": the number of factors K, then K values per per-factor array (and
+ * mi (n_units, K)). "UNT3" (five factors, dSprites') and "UNTR" (the first
+ * format, RUN_N_METRICS_V1 metrics, no chunk gaps) are still read: journals
+ * of earlier files hold them. */
+#define RESULT_MAGIC 0x554e5434u
+#define RESULT_MAGIC_V3 0x554e5433u
 #define RESULT_MAGIC_V1 0x554e5452u
 
 int run_result_pack(const run_result *r, uint8_t **out, size_t *len, err *e)
@@ -97,12 +102,14 @@ int run_result_pack(const run_result *r, uint8_t **out, size_t *len, err *e)
     bytes_put(&b, &r->steps, sizeof r->steps);
     bytes_put(&b, &r->wall_s, sizeof(double) * 4); /* wall_s, train_s, eval_s, imgs_per_s */
     bytes_put(&b, r->metric, sizeof r->metric);
+    const int K = r->n_factors;
+    bytes_put(&b, &K, sizeof K);
     bytes_put(&b, &r->n_units, sizeof r->n_units);
     if (r->n_units > 0)
-        bytes_put(&b, r->mi, sizeof(float) * (size_t)r->n_units * RUN_N_FACTORS);
-    bytes_put(&b, r->mig_factor, sizeof r->mig_factor);
-    bytes_put(&b, r->swap_factor, sizeof r->swap_factor);
-    bytes_put(&b, r->chunk_factor, sizeof r->chunk_factor);
+        bytes_put(&b, r->mi, sizeof(float) * (size_t)r->n_units * (size_t)K);
+    bytes_put(&b, r->mig_factor, sizeof(double) * (size_t)K);
+    bytes_put(&b, r->swap_factor, sizeof(double) * (size_t)K);
+    bytes_put(&b, r->chunk_factor, sizeof(double) * (size_t)K);
     int th = r->traversal ? r->trav_h : 0, tw = r->traversal ? r->trav_w : 0;
     bytes_put(&b, &th, sizeof th);
     bytes_put(&b, &tw, sizeof tw);
@@ -125,7 +132,7 @@ int run_result_unpack(run_result *r, const uint8_t *p, size_t len, err *e)
     cursor in = {p, len, 0, 0};
     uint32_t magic = 0;
     cursor_get(&in, &magic, sizeof magic);
-    if (in.fail || (magic != RESULT_MAGIC && magic != RESULT_MAGIC_V1))
+    if (in.fail || (magic != RESULT_MAGIC && magic != RESULT_MAGIC_V3 && magic != RESULT_MAGIC_V1))
         return err_set(e, ERR_INTERNAL, "run result message: bad magic");
     const int v1 = magic == RESULT_MAGIC_V1;
     run_result_free(r);
@@ -135,20 +142,28 @@ int run_result_unpack(run_result *r, const uint8_t *p, size_t len, err *e)
     cursor_get(&in, &r->steps, sizeof r->steps);
     cursor_get(&in, &r->wall_s, sizeof(double) * 4);
     cursor_get(&in, r->metric, sizeof(double) * (v1 ? RUN_N_METRICS_V1 : RUN_N_METRICS));
+    int K = RESULT_OLD_FACTORS;
+    if (magic == RESULT_MAGIC)
+        cursor_get(&in, &K, sizeof K);
+    if (!in.fail && (K < 0 || K > RUN_MAX_FACTORS))
+        in.fail = 1;
+    r->n_factors = in.fail ? 0 : K;
     cursor_get(&in, &r->n_units, sizeof r->n_units);
     if (!in.fail && (r->n_units < 0 || r->n_units > 100000))
         in.fail = 1;
     if (!in.fail && r->n_units > 0) {
-        r->mi = malloc(sizeof(float) * (size_t)r->n_units * RUN_N_FACTORS);
+        r->mi = malloc(sizeof(float) * (size_t)r->n_units * (size_t)K);
         if (!r->mi)
             in.fail = 1;
         else
-            cursor_get(&in, r->mi, sizeof(float) * (size_t)r->n_units * RUN_N_FACTORS);
+            cursor_get(&in, r->mi, sizeof(float) * (size_t)r->n_units * (size_t)K);
     }
-    cursor_get(&in, r->mig_factor, sizeof r->mig_factor);
-    cursor_get(&in, r->swap_factor, sizeof r->swap_factor);
-    if (!v1)
-        cursor_get(&in, r->chunk_factor, sizeof r->chunk_factor);
+    if (!in.fail) {
+        cursor_get(&in, r->mig_factor, sizeof(double) * (size_t)K);
+        cursor_get(&in, r->swap_factor, sizeof(double) * (size_t)K);
+        if (!v1)
+            cursor_get(&in, r->chunk_factor, sizeof(double) * (size_t)K);
+    }
     cursor_get(&in, &r->trav_h, sizeof r->trav_h);
     cursor_get(&in, &r->trav_w, sizeof r->trav_w);
     if (!in.fail && (r->trav_h < 0 || r->trav_w < 0 || (size_t)r->trav_h * r->trav_w > len))

@@ -24,17 +24,20 @@
 
 const data_source *sweep_cached_data(data_cache *dc, const run_config *c)
 {
-    if (dc->d && dc->S == c->image_size && strcmp(dc->path, c->path) == 0)
+    if (dc->d && dc->S == c->image_size && strcmp(dc->name, c->name) == 0 &&
+        strcmp(dc->path, c->path) == 0)
         return dc->d;
     data_close(dc->d);
     dc->d = NULL;
+    if (data_set_find(c->name) == DATA_SHAPES3D)
+        return NULL;
     err e;
     err_clear(&e);
-    int rc = c->path[0] ? data_open_file(&dc->d, c->path, c->image_size, &e)
-                        : data_open_builtin(&dc->d, c->image_size, &e);
+    int rc = data_open(&dc->d, c->name, c->path, c->image_size, &e);
     if (rc < 0)
         return NULL;
     dc->S = c->image_size;
+    snprintf(dc->name, sizeof dc->name, "%s", c->name);
     snprintf(dc->path, sizeof dc->path, "%s", c->path);
     return dc->d;
 }

@@ -378,6 +378,7 @@ static int open_results(master *m, err *e)
         .sweep_hash = m->s->hash,
         .untangle_version = UNTANGLE_VERSION,
         .library_versions = vers,
+        .data_name = m->s->base.name, /* fixed for a sweep (config refuses it in a grid) */
     };
     char bak[4200];
     if (o->restart && results_move_aside(o->out_path, bak, sizeof bak, e) < 0)

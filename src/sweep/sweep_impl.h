@@ -85,10 +85,13 @@ void sweep_child_finish(sweep_child *c, run_result *r);
 typedef struct data_cache {
     data_source *d;
     int S;
+    char name[16];
     char path[1024];
 } data_cache;
 /* The data c needs, from the cache (reopened when c needs other data). NULL
- * on failure: the run then opens it itself and reports the error in its row. */
+ * on failure: the run then opens it itself and reports the error in its row.
+ * shapes3d is never cached: its open HDF5 file would be shared by the forked
+ * runs; each run opens it (reading /labels, well under a second). */
 const data_source *sweep_cached_data(data_cache *dc, const run_config *c);
 
 /* ---- progress records of runs in flight (progress.c) -------------------------- */

@@ -1,5 +1,8 @@
-/* bench_data: dSprites renderer and sampler throughput on one core, and the
- * time to write the S = 32 file. Prints one line per figure; about 15 s. */
+/* bench_data: dSprites renderer and sampler throughput on one core, the
+ * time to write the S = 32 file, the colour and noise variants' sampling,
+ * and a 3dshapes-layout file: opening (the label check, also at the
+ * official size, sparse), random batches and a sequential pass read by
+ * hyperslab. Prints one line per figure; about 40 s. */
 #include "untangle/data.h"
 
 #include <stdio.h>
@@ -47,17 +50,18 @@ static double bench_render(int S, int as_float, double min_s, double *checksum)
     return (double)n / t;
 }
 
-static double bench_sample(int S, double min_s, double *checksum)
+static double bench_sample_of(const char *name, const char *path, int S, double min_s,
+                              double *checksum)
 {
     err e;
     data_source *d = NULL;
-    if (data_open_builtin(&d, S, &e) != 0) {
+    if (data_open(&d, name, path, S, &e) != 0) {
         fprintf(stderr, "bench_data: %s\n", e.msg);
         exit(1);
     }
     enum { B = 64 };
-    float *x = malloc(sizeof *x * B * (size_t)S * (size_t)S);
-    int f[B * DATA_K];
+    float *x = malloc(sizeof *x * B * 3 * (size_t)S * (size_t)S);
+    int f[B * DATA_MAX_K];
     rng r;
     rng_seed(&r, 1, RNG_TEST);
     size_t n = 0;
@@ -73,6 +77,64 @@ static double bench_sample(int S, double min_s, double *checksum)
     return (double)n / t;
 }
 
+static double bench_sample(int S, double min_s, double *checksum)
+{
+    return bench_sample_of("dsprites", NULL, S, min_s, checksum);
+}
+
+/* A 3dshapes-layout file of sizes (sparse or drawn): write, open, random
+ * batches and one sequential pass. */
+static int bench_shapes3d(const int sizes[6], int sparse, double *checksum)
+{
+    char path[] = "/tmp/bench_shapes3d_XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        perror("bench_data: mkstemp");
+        return 1;
+    }
+    close(fd);
+    err e;
+    size_t n = 1;
+    for (int k = 0; k < 6; k++)
+        n *= (size_t)sizes[k];
+    double t0 = now_s();
+    if (data_write_shapes3d(path, sizes, sparse, &e) != 0) {
+        fprintf(stderr, "bench_data: %s\n", e.msg);
+        remove(path);
+        return 1;
+    }
+    printf("shapes3d %zu images%s: written in %.2f s\n", n, sparse ? " (sparse)" : "",
+           now_s() - t0);
+    data_source *d = NULL;
+    t0 = now_s();
+    if (data_open(&d, "shapes3d", path, 64, &e) != 0) {
+        fprintf(stderr, "bench_data: %s\n", e.msg);
+        remove(path);
+        return 1;
+    }
+    printf("shapes3d %zu images%s: opened (labels checked) in %.2f s\n", n,
+           sparse ? " (sparse)" : "", now_s() - t0);
+    data_close(d);
+    if (!sparse) {
+        printf("shapes3d data_sample 64, B=64: %10.0f images/s\n",
+               bench_sample_of("shapes3d", path, 64, 2.0, checksum));
+        printf("shapes3d data_sample 32, B=64: %10.0f images/s\n",
+               bench_sample_of("shapes3d", path, 32, 2.0, checksum));
+        data_open(&d, "shapes3d", path, 64, &e);
+        float *x = malloc(sizeof *x * 3 * 64 * 64);
+        t0 = now_s();
+        for (uint32_t i = 0; i < (uint32_t)n; i++) {
+            data_get(d, i, x, NULL);
+            *checksum += x[100];
+        }
+        printf("shapes3d sequential data_get 64: %10.0f images/s\n", (double)n / (now_s() - t0));
+        free(x);
+        data_close(d);
+    }
+    remove(path);
+    return 0;
+}
+
 int main(void)
 {
     double cs = 0.0;
@@ -82,6 +144,14 @@ int main(void)
     printf("render 32x32 uint8: %10.0f images/s\n", bench_render(32, 0, 2.0, &cs));
     printf("data_sample builtin 64, B=64: %10.0f images/s\n", bench_sample(64, 2.0, &cs));
     printf("data_sample builtin 32, B=64: %10.0f images/s\n", bench_sample(32, 2.0, &cs));
+    const char *variants[2] = {"color_dsprites", "noisy_dsprites"};
+    for (int v = 0; v < 2; v++)
+        for (int S = 64; S >= 32; S /= 2)
+            printf("data_sample %s %d, B=64: %10.0f images/s\n", variants[v], S,
+                   bench_sample_of(variants[v], NULL, S, 2.0, &cs));
+    const int small[6] = {10, 10, 10, 2, 2, 3}, official[6] = {10, 10, 10, 8, 4, 15};
+    if (bench_shapes3d(small, 0, &cs) != 0 || bench_shapes3d(official, 1, &cs) != 0)
+        return 1;
 
     char path[] = "/tmp/bench_data_XXXXXX";
     int fd = mkstemp(path);

@@ -164,7 +164,7 @@ static void time_parts(model *m, const data_source *d, const run_config *c, part
         die("gaussian_tc", &e);
     double t4 = now();
     model_codec mc = {m, xmalloc(sizeof(float) * 2 * 64 * D), NULL};
-    metrics_codec cd = {&mc, (int)D, 32, enc_cb, dec_cb};
+    metrics_codec cd = {&mc, (int)D, 32, enc_cb, dec_cb, 1};
     unsigned char mask[DATA_K * 10] = {0};
     for (int k = 0; k < DATA_K; k++)
         mask[k * 10 + k] = 1;

@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "untangle/data.h"
@@ -898,6 +900,454 @@ static void test_write_errors(void **state)
     assert_int_equal(access(p, F_OK), -1);
 }
 
+
+/* ---- the other data sets (color_dsprites, noisy_dsprites, shapes3d) ------- */
+
+/* Every data set by name: channels, factors, grid; an unknown name refused. */
+static void test_describe_names(void **state)
+{
+    (void)state;
+    err e;
+    data_factor_desc fd;
+    const char *names[] = {"dsprites", "color_dsprites", "noisy_dsprites", "shapes3d"};
+    const int C[] = {1, 3, 3, 3}, K[] = {5, 5, 5, 6};
+    const size_t N[] = {DATA_N, DATA_N, DATA_N, 480000};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(data_describe_name(names[i], &fd, &e), 0);
+        assert_string_equal(fd.name, names[i]);
+        assert_int_equal(fd.channels, C[i]);
+        assert_int_equal(fd.K, K[i]);
+        assert_true(fd.n_grid == N[i]);
+        assert_int_equal(data_set_find(names[i]), i);
+    }
+    assert_string_equal(fd.names[5], "orientation");
+    assert_int_equal(fd.sizes[5], 15);
+    assert_int_equal(data_describe_name("mnist", &fd, &e), ERR_INPUT);
+    assert_non_null(strstr(e.msg, "mnist"));
+    data_source *d = NULL;
+    assert_int_equal(data_open(&d, "mnist", NULL, 64, &e), ERR_INPUT);
+    assert_null(d);
+    /* shapes3d has no built-in source: its file is required, and said where */
+    assert_int_equal(data_open(&d, "shapes3d", "", 64, &e), ERR_INPUT);
+    assert_null(d);
+    assert_non_null(strstr(e.msg, "https://github.com/deepmind/3d-shapes"));
+    assert_non_null(strstr(e.msg, "3dshapes.h5"));
+}
+
+/* color_dsprites (disentanglement_lib's ColorDSprites): plane c of an image is
+ * the binary sprite times one colour value c_c in [0.5, 1) for the whole
+ * image; the colour is a function of (seed, index); a run's draws take it
+ * from the run's stream. */
+static void test_color_dsprites(void **state)
+{
+    (void)state;
+    err e;
+    for (int S = 32; S <= 64; S += 32) {
+        data_source *col = NULL, *bin = NULL;
+        assert_int_equal(data_open(&col, "color_dsprites", NULL, S, &e), 0);
+        assert_int_equal(data_open(&bin, "dsprites", NULL, S, &e), 0);
+        assert_int_equal(data_channels(col), 3);
+        assert_int_equal(data_channels(bin), 1);
+        assert_int_equal(data_count(col), DATA_N);
+        const size_t P = (size_t)S * S;
+        float *x = malloc(sizeof *x * 3 * P), *y = malloc(sizeof *y * 3 * P), *b = malloc(sizeof *b * P);
+        double colours[2][3];
+        for (int t = 0; t < 40; t++) {
+            uint32_t idx = (uint32_t)(t * 18413u % DATA_N);
+            int f1[DATA_MAX_K], f2[DATA_MAX_K];
+            data_get_seeded(col, idx, 7, x, f1);
+            data_get(bin, idx, b, f2);
+            assert_memory_equal(f1, f2, sizeof(int) * DATA_K);
+            for (int c = 0; c < 3; c++) {
+                double cv = -1;
+                for (size_t p = 0; p < P; p++) {
+                    float v = x[c * P + p];
+                    if (b[p] == 0.0f) {
+                        assert_true(v == 0.0f);
+                    } else if (cv < 0) {
+                        cv = v;
+                    } else {
+                        assert_true(v == (float)cv); /* one colour per image and channel */
+                    }
+                }
+                assert_true(cv >= 0.5 && cv < 1.0);
+                if (t < 2)
+                    colours[t][c] = cv;
+            }
+            /* the same (seed, index): the same image; another seed: another colour */
+            data_get_seeded(col, idx, 7, y, NULL);
+            assert_memory_equal(x, y, sizeof *x * 3 * P);
+            data_get_seeded(col, idx, 8, y, NULL);
+            assert_memory_not_equal(x, y, sizeof *x * 3 * P);
+        }
+        assert_true(colours[0][0] != colours[1][0] || colours[0][1] != colours[1][1]);
+        free(x);
+        free(y);
+        free(b);
+        data_close(col);
+        data_close(bin);
+    }
+}
+
+/* noisy_dsprites (disentanglement_lib's NoisyDSprites): min(x + u, 1), u
+ * uniform in [0, 1) per pixel and channel: the sprite's pixels are 1 in every
+ * channel, the background is noise of mean 1/2 and variance 1/12. */
+static void test_noisy_dsprites(void **state)
+{
+    (void)state;
+    err e;
+    data_source *nz = NULL, *bin = NULL;
+    assert_int_equal(data_open(&nz, "noisy_dsprites", NULL, 64, &e), 0);
+    assert_int_equal(data_open(&bin, "dsprites", NULL, 64, &e), 0);
+    const size_t P = 64 * 64;
+    float *x = malloc(sizeof *x * 3 * P), *b = malloc(sizeof *b * P);
+    double sum = 0, sum2 = 0;
+    size_t n = 0, same = 0;
+    for (int t = 0; t < 10; t++) {
+        uint32_t idx = (uint32_t)(t * 73331u % DATA_N);
+        data_get_seeded(nz, idx, 3, x, NULL);
+        data_get(bin, idx, b, NULL);
+        for (size_t p = 0; p < P; p++)
+            for (int c = 0; c < 3; c++) {
+                float v = x[c * P + p];
+                if (b[p] != 0.0f) {
+                    assert_true(v == 1.0f);
+                    continue;
+                }
+                assert_true(v >= 0.0f && v < 1.0f);
+                sum += v;
+                sum2 += (double)v * v;
+                n++;
+                same += c > 0 && v == x[p];
+            }
+    }
+    double mean = sum / (double)n, var = sum2 / (double)n - mean * mean;
+    print_message("  noise: mean %.4f var %.4f over %zu values\n", mean, var, n);
+    assert_true(fabs(mean - 0.5) < 0.005);
+    assert_true(fabs(var - 1.0 / 12.0) < 0.003);
+    assert_true(same < n / 1000); /* each channel its own noise */
+    free(x);
+    free(b);
+    data_close(nz);
+    data_close(bin);
+}
+
+/* Drawing: the variants take each image's index and then its colour or noise
+ * from the caller's stream (reproducible from it); dSprites takes exactly one
+ * draw per image, as always, so its batches are what they were. Evaluation's
+ * canonical order reads (seed, index) only: any order, any thread. */
+static void test_variant_draws(void **state)
+{
+    (void)state;
+    err e;
+    data_source *bin = NULL, *col = NULL;
+    assert_int_equal(data_open(&bin, "dsprites", NULL, 32, &e), 0);
+    assert_int_equal(data_open(&col, "color_dsprites", NULL, 32, &e), 0);
+    const size_t P = 32 * 32;
+    float *x = malloc(sizeof *x * 8 * 3 * P), *y = malloc(sizeof *y * 8 * 3 * P);
+    uint32_t ia[8], ib[8];
+    rng r1, r2;
+    rng_seed(&r1, 5, RNG_TEST);
+    data_sample(bin, &r1, 8, x, NULL, ia);
+    rng_seed(&r2, 5, RNG_TEST);
+    for (int i = 0; i < 8; i++)
+        ib[i] = (uint32_t)rng_below(&r2, DATA_N);
+    assert_memory_equal(ia, ib, sizeof ia);
+    assert_memory_equal(&r1, &r2, sizeof r1); /* nothing else drawn */
+    rng_seed(&r1, 5, RNG_TEST);
+    rng_seed(&r2, 5, RNG_TEST);
+    data_sample(col, &r1, 8, x, NULL, ia);
+    data_sample(col, &r2, 8, y, NULL, ib);
+    assert_memory_equal(x, y, sizeof *x * 8 * 3 * P);
+    assert_int_equal(ia[0], ib[0]);
+    data_sample(col, &r2, 8, y, NULL, NULL); /* the stream moved on: other images */
+    assert_memory_not_equal(x, y, sizeof *x * 8 * 3 * P);
+    /* canonical order: image 100's colour does not depend on what came before */
+    data_get_seeded(col, 100, 9, x, NULL);
+    data_get_seeded(col, 5, 9, y, NULL);
+    data_get_seeded(col, 100, 9, y, NULL);
+    assert_memory_equal(x, y, sizeof *x * 3 * P);
+    free(x);
+    free(y);
+    data_close(bin);
+    data_close(col);
+}
+
+typedef struct s3_fixture {
+    char dir[64], small[128];
+} s3_fixture;
+
+static const int s3_small_sizes[6] = {3, 2, 2, 3, 2, 3}; /* N = 216 */
+
+static int sets_setup(void **state)
+{
+    s3_fixture *fx = calloc(1, sizeof *fx);
+    if (!fx)
+        return -1;
+    strcpy(fx->dir, "/tmp/test_sets_XXXXXX");
+    if (!mkdtemp(fx->dir))
+        return -1;
+    snprintf(fx->small, sizeof fx->small, "%s/small3d.h5", fx->dir);
+    err e;
+    if (data_write_shapes3d(fx->small, s3_small_sizes, 0, &e) != 0) {
+        fprintf(stderr, "data_write_shapes3d: %s\n", e.msg);
+        return -1;
+    }
+    *state = fx;
+    return 0;
+}
+
+static int sets_teardown(void **state)
+{
+    s3_fixture *fx = *state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", fx->dir);
+    int rc = system(cmd);
+    free(fx);
+    return rc == 0 ? 0 : -1;
+}
+
+/* /images row i of path as stored: (64, 64, 3) uint8. */
+static void read_raw(const char *path, uint32_t i, uint8_t *buf)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), d = H5Dopen2(f, "/images", H5P_DEFAULT);
+    hid_t fs = H5Dget_space(d);
+    hsize_t st[4] = {i, 0, 0, 0}, cnt[4] = {1, 64, 64, 3};
+    hid_t ms = H5Screate_simple(4, cnt, NULL);
+    H5Sselect_hyperslab(fs, H5S_SELECT_SET, st, NULL, cnt, NULL);
+    assert_true(H5Dread(d, H5T_NATIVE_UINT8, ms, fs, H5P_DEFAULT, buf) >= 0);
+    H5Sclose(ms);
+    H5Sclose(fs);
+    H5Dclose(d);
+    H5Fclose(f);
+}
+
+/* A small file of the 3dshapes layout: sizes from the labels' distinct
+ * values, classes = the mixed radix digits of the index, images the stored
+ * bytes / 255 channel-major, and S = 32 their 2x2 means. */
+static void test_shapes3d_small(void **state)
+{
+    s3_fixture *fx = *state;
+    err e;
+    data_source *d = NULL, *d32 = NULL;
+    if (data_open(&d, "shapes3d", fx->small, 64, &e) != 0)
+        fail_msg("data_open: %s", e.msg);
+    assert_int_equal(data_open(&d32, "shapes3d", fx->small, 32, &e), 0);
+    assert_int_equal(data_count(d), 216);
+    assert_int_equal(data_channels(d), 3);
+    assert_int_equal(data_size(d32), 32);
+    data_factor_desc fd;
+    data_describe(d, &fd);
+    assert_int_equal(fd.K, 6);
+    assert_true(fd.n_grid == 216);
+    assert_string_equal(fd.names[0], "floor_hue");
+    for (int k = 0; k < 6; k++)
+        assert_int_equal(fd.sizes[k], s3_small_sizes[k]);
+    float *x = malloc(sizeof *x * 3 * 64 * 64), *h = malloc(sizeof *h * 3 * 32 * 32);
+    uint8_t raw[64 * 64 * 3];
+    for (uint32_t i = 0; i < 216; i += 7) {
+        int f[DATA_MAX_K];
+        data_get(d, i, x, f);
+        uint32_t q = i;
+        for (int k = 5; k >= 0; k--) {
+            assert_int_equal(f[k], (int)(q % (uint32_t)s3_small_sizes[k]));
+            q /= (uint32_t)s3_small_sizes[k];
+        }
+        read_raw(fx->small, i, raw);
+        for (int p = 0; p < 64 * 64; p++)
+            for (int c = 0; c < 3; c++)
+                assert_true(x[c * 4096 + p] == (float)raw[3 * p + c] * (1.0f / 255.0f));
+        data_get(d32, i, h, NULL);
+        for (int yy = 0; yy < 32; yy++)
+            for (int xx = 0; xx < 32; xx++)
+                for (int c = 0; c < 3; c++) {
+                    unsigned s4 = 0;
+                    for (int dy = 0; dy < 2; dy++)
+                        for (int dx = 0; dx < 2; dx++)
+                            s4 += raw[((2 * yy + dy) * 64 + 2 * xx + dx) * 3 + c];
+                    assert_true(fabsf(h[c * 1024 + yy * 32 + xx] - (float)s4 / 1020.0f) < 1e-6f);
+                }
+    }
+    /* the images tell the factors apart: images that differ in one factor
+     * differ (from hues floor 1, wall 0, object 1: three distinct colours) */
+    float *y = malloc(sizeof *y * 3 * 64 * 64);
+    const int f0[6] = {1, 0, 1, 0, 0, 0};
+    uint32_t i0 = 0;
+    for (int k = 0; k < 6; k++)
+        i0 = i0 * (uint32_t)s3_small_sizes[k] + (uint32_t)f0[k];
+    data_get(d, i0, x, NULL);
+    for (int k = 0; k < 6; k++) {
+        int f1[6];
+        memcpy(f1, f0, sizeof f1);
+        f1[k] = (f0[k] + 1) % s3_small_sizes[k];
+        uint32_t i1 = 0;
+        for (int j = 0; j < 6; j++)
+            i1 = i1 * (uint32_t)s3_small_sizes[j] + (uint32_t)f1[j];
+        data_get(d, i1, y, NULL);
+        if (memcmp(x, y, sizeof *x * 3 * 4096) == 0)
+            fail_msg("factor %s: another class draws the same image", fd.names[k]);
+    }
+    free(y);
+    free(x);
+    free(h);
+    data_close(d);
+    data_close(d32);
+}
+
+/* A 3dshapes-layout file with one dataset changed. */
+typedef enum { S3_OK, S3_NO_IMAGES, S3_NO_LABELS, S3_IMG_FLOAT, S3_IMG_INT16, S3_IMG_1CH,
+               S3_LAB_INT, S3_LAB_5COL, S3_LAB_ROWS, S3_LAB_ORDER, S3_LAB_NOTPROD } s3_flaw;
+
+static void make_s3(const char *path, s3_flaw flaw)
+{
+    const hsize_t N = 216;
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(f >= 0);
+    if (flaw != S3_NO_IMAGES) {
+        hsize_t di[4] = {N, 64, 64, flaw == S3_IMG_1CH ? 1 : 3};
+        hid_t t = flaw == S3_IMG_FLOAT ? H5T_IEEE_F32LE : flaw == S3_IMG_INT16 ? H5T_STD_I16LE
+                                                                             : H5T_STD_U8LE;
+        hid_t sp = H5Screate_simple(4, di, NULL);
+        hid_t d = H5Dcreate2(f, "images", t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        H5Dclose(d);
+        H5Sclose(sp);
+    }
+    if (flaw != S3_NO_LABELS) {
+        const hsize_t rows = flaw == S3_LAB_ROWS ? N - 1 : N, cols = flaw == S3_LAB_5COL ? 5 : 6;
+        double *lab = calloc(rows * cols, sizeof *lab);
+        for (hsize_t i = 0; i < rows; i++) {
+            hsize_t q = i;
+            for (int k = 5; k >= 0; k--) {
+                if ((hsize_t)k < cols)
+                    lab[i * cols + (hsize_t)k] = 0.5 * (double)(q % (hsize_t)s3_small_sizes[k]);
+                q /= (hsize_t)s3_small_sizes[k];
+            }
+        }
+        if (flaw == S3_LAB_ORDER) /* rows 10 and 11 swapped */
+            for (hsize_t c = 0; c < cols; c++) {
+                double t = lab[10 * cols + c];
+                lab[10 * cols + c] = lab[11 * cols + c];
+                lab[11 * cols + c] = t;
+            }
+        if (flaw == S3_LAB_NOTPROD) /* a fourth orientation value */
+            lab[20 * cols + 5] = 7.0;
+        hsize_t dl[2] = {rows, cols};
+        hid_t sp = H5Screate_simple(2, dl, NULL);
+        hid_t t = flaw == S3_LAB_INT ? H5T_STD_I32LE : H5T_IEEE_F64LE;
+        hid_t d = H5Dcreate2(f, "labels", t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        assert_true(H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, lab) >= 0);
+        H5Dclose(d);
+        H5Sclose(sp);
+        free(lab);
+    }
+    H5Fclose(f);
+}
+
+static void expect_bad_s3(const char *path, const char *what)
+{
+    err e;
+    err_clear(&e);
+    data_source *d = (data_source *)&e;
+    int rc = data_open(&d, "shapes3d", path, 64, &e);
+    if (rc != ERR_INPUT)
+        fail_msg("%s: want ERR_INPUT, got %d (%s)", path, rc, e.msg);
+    assert_ptr_equal(d, (data_source *)&e);
+    if (!strstr(e.msg, path) || !strstr(e.msg, what) || strchr(e.msg, '\n'))
+        fail_msg("message \"%s\" should be one line naming %s and %s", e.msg, path, what);
+    print_message("  %s\n", e.msg);
+}
+
+/* Each bad layout: one line naming the file and the dataset; nothing opened. */
+static void test_shapes3d_bad(void **state)
+{
+    s3_fixture *fx = *state;
+    char p[160];
+    snprintf(p, sizeof p, "%s/missing.h5", fx->dir);
+    expect_bad_s3(p, "https://github.com/deepmind/3d-shapes");
+    static const struct {
+        s3_flaw flaw;
+        const char *what;
+    } cases[] = {
+        {S3_NO_IMAGES, "dataset /images missing"},
+        {S3_NO_LABELS, "dataset /labels missing"},
+        {S3_IMG_FLOAT, "dataset /images has float type"},
+        {S3_IMG_INT16, "dataset /images is not uint8"},
+        {S3_IMG_1CH, "dataset /images has shape (216,64,64,1), expected (N,64,64,3)"},
+        {S3_LAB_INT, "dataset /labels has integer type"},
+        {S3_LAB_5COL, "dataset /labels has shape (216,5), expected (216,6)"},
+        {S3_LAB_ROWS, "dataset /labels has shape (215,6)"},
+        {S3_LAB_ORDER, "dataset /labels: row 10 has"},
+        {S3_LAB_NOTPROD, "dataset /labels: 216 rows, but its distinct values"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(p, sizeof p, "%s/bad%zu.h5", fx->dir, i);
+        make_s3(p, cases[i].flaw);
+        expect_bad_s3(p, cases[i].what);
+    }
+    snprintf(p, sizeof p, "%s/good.h5", fx->dir);
+    make_s3(p, S3_OK); /* the same writer without a flaw opens */
+    err e;
+    data_source *d = NULL;
+    assert_int_equal(data_open(&d, "shapes3d", p, 64, &e), 0);
+    data_close(d);
+    snprintf(p, sizeof p, "%s/garbage.h5", fx->dir);
+    FILE *fp = fopen(p, "wb");
+    fputs("not hdf5\n", fp);
+    fclose(fp);
+    expect_bad_s3(p, "not an HDF5 file");
+}
+
+static long max_rss_kb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+/* A file of the official size (480,000 images, 5.9 GB of pixels) written
+ * sparse: it takes no disk, opens, and serves batches and a sequential block
+ * without the process growing by more than a few MB. */
+static void test_shapes3d_full_size_sparse(void **state)
+{
+    s3_fixture *fx = *state;
+    char p[160];
+    snprintf(p, sizeof p, "%s/full.h5", fx->dir);
+    const int sizes[6] = {10, 10, 10, 8, 4, 15};
+    err e;
+    if (data_write_shapes3d(p, sizes, 1, &e) != 0)
+        fail_msg("data_write_shapes3d: %s", e.msg);
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    print_message("  full-size sparse file: %lld bytes on disk\n", (long long)st.st_blocks * 512);
+    assert_true(st.st_blocks * 512 < 20 * 1024 * 1024);
+    long rss0 = max_rss_kb();
+    data_source *d = NULL;
+    if (data_open(&d, "shapes3d", p, 64, &e) != 0)
+        fail_msg("data_open: %s", e.msg);
+    assert_int_equal(data_count(d), 480000);
+    data_factor_desc fd;
+    data_describe(d, &fd);
+    for (int k = 0; k < 6; k++)
+        assert_int_equal(fd.sizes[k], sizes[k]);
+    float *x = malloc(sizeof *x * 64 * 3 * 64 * 64);
+    int f[64 * DATA_MAX_K];
+    rng r;
+    rng_seed(&r, 1, RNG_TEST);
+    for (int b = 0; b < 8; b++)
+        data_sample(d, &r, 64, x, f, NULL);
+    for (uint32_t i = 479000; i < 480000; i++)
+        data_get(d, i, x, f);
+    assert_int_equal(f[0], 9);
+    assert_int_equal(f[5], 14);
+    for (int i = 0; i < 3 * 4096; i++)
+        assert_true(x[i] == 0.0f); /* unwritten: the fill value */
+    long grown = max_rss_kb() - rss0;
+    print_message("  peak RSS grew by %ld kB opening and reading it\n", grown);
+    assert_true(grown < 64 * 1024);
+    free(x);
+    data_close(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest pure[] = {
@@ -923,7 +1373,17 @@ int main(void)
         cmocka_unit_test(test_write_errors),
         cmocka_unit_test(test_tampered_file),
     };
+    const struct CMUnitTest sets[] = {
+        cmocka_unit_test(test_describe_names),
+        cmocka_unit_test(test_color_dsprites),
+        cmocka_unit_test(test_noisy_dsprites),
+        cmocka_unit_test(test_variant_draws),
+        cmocka_unit_test(test_shapes3d_small),
+        cmocka_unit_test(test_shapes3d_bad),
+        cmocka_unit_test(test_shapes3d_full_size_sparse),
+    };
     int fails = cmocka_run_group_tests_name("data", pure, NULL, NULL);
+    fails += cmocka_run_group_tests_name("data sets", sets, sets_setup, sets_teardown);
     fails += cmocka_run_group_tests_name("data files", files, files_setup, files_teardown);
     return fails ? 1 : 0;
 }

@@ -931,7 +931,7 @@ static void test_swap_oracle_and_ignoring_decoder(void **state)
     (void)state;
     for (int S = 32; S <= 64; S *= 2) {
         oracle o = {S};
-        metrics_codec cd = {&o, 10, S, oracle_encode, oracle_decode};
+        metrics_codec cd = {&o, 10, S, oracle_encode, oracle_decode, 1};
         unsigned char mask[K * 10] = {0};
         double acc[K], mean;
         err e;
@@ -967,7 +967,7 @@ static void test_traversal_grid(void **state)
 {
     (void)state;
     oracle o = {32};
-    metrics_codec cd = {&o, 10, 32, oracle_encode, oracle_decode};
+    metrics_codec cd = {&o, 10, 32, oracle_encode, oracle_decode, 1};
     float code0[10] = {1, 2, 3, 4, 5, 1, 2, 3, 4, 5};
     uint8_t *img = NULL;
     int h = 0, w = 0;
@@ -999,7 +999,7 @@ static void test_estimators_reproducible(void **state)
     assert_memory_equal(&a, &b, sizeof a);
     assert_memory_equal(g1, g2, sizeof g1);
     oracle o = {32};
-    metrics_codec cd = {&o, 10, 32, oracle_encode, oracle_decode};
+    metrics_codec cd = {&o, 10, 32, oracle_encode, oracle_decode, 1};
     unsigned char mask[K * 10] = {0};
     for (int k = 0; k < K; k++)
         mask[k * 10 + K + k] = 1;

@@ -377,6 +377,9 @@ static void test_conv2d_gradcheck(void **state)
     bad += conv_gradcheck(&d, 3, (size_t)-1, 0.1f, 152);
     nn_conv2d_dims(&d, 16, 2, 2, 3, 4, 2, 1);
     bad += conv_gradcheck(&d, 3, (size_t)-1, 0.1f, 153);
+    /* the conv net's first layer on three-channel images (colour data sets) */
+    nn_conv2d_dims(&d, 3, 8, 8, 32, 4, 2, 1);
+    bad += conv_gradcheck(&d, 2, (size_t)-1, 0.1f, 154);
     assert_int_equal(bad, 0);
 }
 
@@ -398,6 +401,9 @@ static void test_convt2d_gradcheck(void **state)
     bad += conv_gradcheck(&d, 3, (size_t)-1, 0.1f, 251);
     nn_convt2d_dims(&d, 3, 1, 1, 16, 4, 2, 1); // 1x1 -> 2x2
     bad += conv_gradcheck(&d, 3, (size_t)-1, 0.1f, 252);
+    /* the conv net's last layer writing three channels (colour data sets) */
+    nn_convt2d_dims(&d, 32, 4, 4, 3, 4, 2, 1); // 4x4 -> 8x8
+    bad += conv_gradcheck(&d, 2, (size_t)-1, 0.1f, 253);
     assert_int_equal(bad, 0);
 }
 

@@ -1573,6 +1573,132 @@ static void test_file_modes(void **state)
     rm_dir(dir);
 }
 
+
+/* An ok attempt of a shapes3d run: six factors in every per-factor figure
+ * and in mi. */
+static void make_att_shapes3d(att *a, long index)
+{
+    make_att(a, index, 1, RUN_OK);
+    set_key(&a->c, "name", "shapes3d");
+    set_key(&a->c, "path", "/data/3dshapes.h5");
+    err e;
+    assert_int_equal(model_resolve(&a->c, &e), 0);
+    run_config_id(&a->c, a->row.run_id);
+    run_result *r = &a->r;
+    r->n_factors = 6;
+    free(r->mi);
+    r->mi = malloc(sizeof(float) * (size_t)r->n_units * 6);
+    assert_non_null(r->mi);
+    for (int i = 0; i < r->n_units * 6; i++)
+        r->mi[i] = (float)(0.5 * i + (double)index);
+    for (int k = 0; k < 6; k++) {
+        r->mig_factor[k] = 0.02 * k + 0.001 * (double)index;
+        r->swap_factor[k] = NAN;
+        r->chunk_factor[k] = NAN;
+    }
+}
+
+/* The /runs column `name` exists in path's file. */
+static int has_column(const char *path, const char *name)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), d = H5Dopen2(f, "runs", H5P_DEFAULT);
+    hid_t t = H5Dget_type(d);
+    int yes = H5Tget_member_index(t, name) >= 0;
+    H5Tclose(t);
+    H5Dclose(d);
+    H5Fclose(f);
+    return yes;
+}
+
+static void assert_shapes3d_rows(const char *path, const att *want, size_t n)
+{
+    results_reader *rd = NULL;
+    err e;
+    assert_int_equal(results_reader_open(&rd, path, &e), 0);
+    assert_int_equal(results_reader_count(rd), n);
+    for (size_t i = 0; i < n; i++) {
+        results_row row;
+        run_config c;
+        run_result r;
+        run_result_init(&r);
+        assert_int_equal(results_reader_row(rd, i, &row, &c, &r, &e), 0);
+        assert_string_equal(c.name, "shapes3d");
+        assert_string_equal(row.run_id, want[i].row.run_id);
+        assert_int_equal(r.n_factors, 6);
+        assert_int_equal(r.n_units, want[i].r.n_units);
+        assert_memory_equal(r.mi, want[i].r.mi, sizeof(float) * (size_t)r.n_units * 6);
+        for (int k = 0; k < 6; k++)
+            assert_true(r.mig_factor[k] == want[i].r.mig_factor[k]);
+        run_result_free(&r);
+    }
+    results_reader_close(rd);
+}
+
+/* A file of one data set: its per-factor columns are that set's factors
+ * (shapes3d: six, by name), its data_name attribute says which, a rebuild
+ * from the journal keeps them, and rows or sweeps of another data set are
+ * refused with one line. */
+static void test_data_set_columns(void **state)
+{
+    (void)state;
+    char dir[64], path[128];
+    make_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/s3.h5", dir);
+    results_meta m = meta_of("test-sweep", YAML_A, 0x1234abcdULL);
+    m.data_name = "shapes3d";
+    att a[2];
+    make_att_shapes3d(&a[0], 0);
+    make_att_shapes3d(&a[1], 2);
+    results *f = create_ok(path, &m);
+    append_ok(f, &a[0]);
+    /* a dSprites row does not go into a shapes3d file */
+    att d;
+    make_att(&d, 4, 1, RUN_OK);
+    err e;
+    err_clear(&e);
+    assert_int_equal(results_append(f, &d.row, &d.c, &d.r, &e), ERR_INPUT);
+    assert_non_null(strstr(e.msg, "data set dsprites, the file holds shapes3d"));
+    free_atts(&d, 1);
+    close_ok(f);
+    assert_true(has_column(path, "mig_floor_hue") && has_column(path, "mig_orientation") &&
+                has_column(path, "swap_acc_object_hue") && has_column(path, "chunk_mig_wall_hue"));
+    assert_false(has_column(path, "mig_posX"));
+    hid_t fl = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(H5Aexists(fl, "data_name") > 0);
+    H5Fclose(fl);
+    assert_shapes3d_rows(path, a, 1);
+
+    /* a sweep of another data set cannot open it */
+    results_meta md = meta_of("test-sweep", YAML_A, 0x1234abcdULL);
+    results *g = NULL;
+    err_clear(&e);
+    assert_int_equal(results_open(&g, path, &md, &e), ERR_INPUT);
+    assert_null(g);
+    assert_non_null(strstr(e.msg, "holds results of the data set shapes3d, this sweep's is "
+                                  "dsprites"));
+
+    /* the file lost: rebuilt from the journal with the same columns */
+    assert_int_equal(unlink(path), 0);
+    f = open_ok(path, &m);
+    append_ok(f, &a[1]);
+    close_ok(f);
+    assert_true(has_column(path, "mig_orientation"));
+    assert_false(has_column(path, "mig_posY"));
+    assert_shapes3d_rows(path, a, 2);
+
+    /* merged into a new file: still shapes3d's */
+    char out[160];
+    snprintf(out, sizeof out, "%s/merged.h5", dir);
+    const char *in[1] = {path};
+    err_clear(&e);
+    assert_int_equal(results_merge(out, in, 1, &e), 0);
+    assert_true(has_column(out, "mig_floor_hue"));
+    assert_false(has_column(out, "mig_posX"));
+    assert_shapes3d_rows(out, a, 2);
+    free_atts(a, 2);
+    rm_dir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1597,6 +1723,7 @@ int main(void)
         cmocka_unit_test(test_move_aside),
         cmocka_unit_test(test_journal_damage_kept),
         cmocka_unit_test(test_file_modes),
+        cmocka_unit_test(test_data_set_columns),
     };
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* the test's own raw HDF5 calls */
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -280,11 +280,11 @@ static void test_result_unpack_first_format(void **state)
     int status = RUN_OK, zero = 0;
     char error[256] = "";
     long steps = 7;
-    double times[4] = {1, 2, 3, 4}, metric[RUN_N_METRICS_V1], fac[RUN_N_FACTORS];
+    double times[4] = {1, 2, 3, 4}, metric[RUN_N_METRICS_V1], fac[5]; /* dSprites' 5 */
     size_t n_curve = 0;
     for (int i = 0; i < RUN_N_METRICS_V1; i++)
         metric[i] = 0.5 + i;
-    for (int k = 0; k < RUN_N_FACTORS; k++)
+    for (int k = 0; k < 5; k++)
         fac[k] = 0.1 * k;
     PUT(magic);
     PUT(status);
@@ -308,7 +308,50 @@ static void test_result_unpack_first_format(void **state)
     assert_true(r.swap_factor[4] == 0.1 * 4);
     assert_true(isnan(r.metric[RUN_M_CHUNK_MIG]) && isnan(r.metric[RUN_M_EVAL_IMAGES]));
     assert_true(isnan(r.chunk_factor[0]));
+    assert_int_equal(r.n_factors, 5);
     run_result_free(&r);
+}
+
+/* A result of six factors (shapes3d) with an mi matrix survives pack and
+ * unpack: K, every per-factor value and the (units, K) matrix. */
+static void test_result_pack_six_factors(void **state)
+{
+    (void)state;
+    run_result r, back;
+    err e;
+    run_result_init(&r);
+    run_result_init(&back);
+    r.status = RUN_OK;
+    r.n_factors = 6;
+    r.n_units = 3;
+    r.mi = malloc(sizeof(float) * 3 * 6);
+    assert_non_null(r.mi);
+    for (int i = 0; i < 18; i++)
+        r.mi[i] = 0.25f * (float)i;
+    for (int k = 0; k < 6; k++) {
+        r.mig_factor[k] = 0.1 * k;
+        r.swap_factor[k] = 0.2 * k;
+        r.chunk_factor[k] = 0.3 * k;
+    }
+    uint8_t *p = NULL;
+    size_t len = 0;
+    assert_int_equal(run_result_pack(&r, &p, &len, &e), 0);
+    assert_int_equal(run_result_unpack(&back, p, len, &e), 0);
+    assert_int_equal(back.n_factors, 6);
+    assert_int_equal(back.n_units, 3);
+    assert_memory_equal(back.mi, r.mi, sizeof(float) * 18);
+    assert_true(back.mig_factor[5] == 0.5 && back.swap_factor[5] == 0.2 * 5 &&
+                back.chunk_factor[5] == 0.3 * 5);
+    assert_true(isnan(back.mig_factor[6])); /* beyond K: untouched */
+    /* a count of factors beyond RUN_MAX_FACTORS is refused */
+    int bad = RUN_MAX_FACTORS + 1;
+    memcpy(p + 4 + sizeof(int) + 256 + sizeof(long) + 4 * sizeof(double) +
+               RUN_N_METRICS * sizeof(double),
+           &bad, sizeof bad);
+    assert_true(run_result_unpack(&back, p, len, &e) < 0);
+    free(p);
+    run_result_free(&r);
+    run_result_free(&back);
 }
 
 /* ---- checkpoints ------------------------------------------------------------- */
@@ -516,6 +559,7 @@ int main(void)
         cmocka_unit_test(test_run_id_ignores_order_and_log_every),
         cmocka_unit_test(test_result_pack_round_trip),
         cmocka_unit_test(test_result_unpack_first_format),
+        cmocka_unit_test(test_result_pack_six_factors),
         cmocka_unit_test(test_divergence_is_reported),
         cmocka_unit_test(test_bad_data_file),
         cmocka_unit_test(test_training_is_reproducible),
