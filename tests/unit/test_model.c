@@ -1112,7 +1112,7 @@ static void test_factorvae_permute(void **state)
 static void test_factorvae_tc_estimate(void **state)
 {
     (void)state;
-    enum { B = 64, D = 4, STEPS = 500, EVAL = 4096 };
+    enum { B = 64, D = 4, STEPS = 250, EVAL = 2048 };
     const double rho = 0.9;
     const double tc_true = -(D / 2) * 0.5 * log(1 - rho * rho);
     fvae_disc d;
