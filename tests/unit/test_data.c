@@ -1,4 +1,4 @@
-/* test_data: the dSprites module (docs/architecture.md section 3).
+/* test_data: the data module (docs/architecture.md section 3).
  *
  * - factor tables and the index <-> factors mapping (all 737,280 indices);
  * - the fast renderer against an independent per-pixel reference (pixels whose
@@ -8,7 +8,16 @@
  * - write the HDF5 file, read it back, bit for bit (S = 32; S = 64 too when
  *   UNTANGLE_SLOW_TESTS is set, about 10 s);
  * - bad files: each case gives ERR_INPUT naming the file and the dataset, and
- *   leaves the out-parameter untouched. */
+ *   leaves the out-parameter untouched;
+ * - the other data sets: every name's description; color_dsprites (one
+ *   colour in [0.5, 1) per image and channel times the sprite) and
+ *   noisy_dsprites (sprite pixels 1, background noise of mean 1/2 and
+ *   variance 1/12, its own per channel), both a function of (seed, index) in
+ *   canonical order and of the caller's stream when drawn (dSprites draws
+ *   nothing more than before); shapes3d from a small file the test writes
+ *   (sizes from the labels, classes, pixels and the 2x2 means of S = 32, the
+ *   factors visible), a table of bad layouts (one line naming file and
+ *   dataset), and a full-size sparse file read without the process growing. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
