@@ -1315,7 +1315,8 @@ static long max_rss_kb(void)
 
 /* A file of the official size (480,000 images, 5.9 GB of pixels) written
  * sparse: it takes no disk, opens, and serves batches and a sequential block
- * without the process growing by more than a few MB. */
+ * without the process growing by more than a few MB (256 MB allowed, for
+ * the sanitizer build). */
 static void test_shapes3d_full_size_sparse(void **state)
 {
     s3_fixture *fx = *state;
@@ -1352,7 +1353,9 @@ static void test_shapes3d_full_size_sparse(void **state)
         assert_true(x[i] == 0.0f); /* unwritten: the fill value */
     long grown = max_rss_kb() - rss0;
     print_message("  peak RSS grew by %ld kB opening and reading it\n", grown);
-    assert_true(grown < 64 * 1024);
+    /* ~5 MB here; under AddressSanitizer its quarantine of freed blocks
+     * adds ~130 MB. Either is far from the 5.9 GB of pixels. */
+    assert_true(grown < 256 * 1024);
     free(x);
     data_close(d);
 }
