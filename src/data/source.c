@@ -1,5 +1,8 @@
-/* data/source.c: where images come from. The built-in source renders on
- * demand; a file source holds the official DeepMind HDF5 images bit-packed.
+/* data/source.c: where images come from, and which data set a name means.
+ * The built-in source renders on demand; a file source holds the official
+ * DeepMind HDF5 images bit-packed; a variant source (color_dsprites,
+ * noisy_dsprites) colours or noises the images of a dSprites source; the
+ * shapes3d source is src/data/shapes3d.c.
  *
  * File layout read here (the official dsprites_ndarray_*.hdf5; docs/architecture.md section 3):
  *   /imgs             (N, S, S) integer, 0/1          N = 737,280, S = 64 or 32
@@ -37,10 +40,9 @@ const char *const data_set_names[DATA_N_SETS] = {
 
 const char *const data_shapes3d_names[6] = {"floor_hue", "wall_hue", "object_hue",
                                             "scale",     "shape",    "orientation"};
-/* The official file's sizes, and Chen's MIG over all six factors (as
- * disentanglement_lib's MIG: no factor of 3dshapes is a category that the
- * code cannot order, unlike dSprites' shape, but shape is kept too since
- * disentanglement_lib keeps every factor). */
+/* The official file's sizes, and the factors of `mig`: all six, as
+ * disentanglement_lib's MIG, which averages over every factor of every data
+ * set (Chen et al.'s code, which leaves dSprites' shape out, has no 3dshapes). */
 static const int shapes3d_official_sizes[6] = {10, 10, 10, 8, 4, 15};
 static const unsigned char shapes3d_in_mig[6] = {1, 1, 1, 1, 1, 1};
 

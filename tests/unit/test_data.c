@@ -1,4 +1,4 @@
-/* test_data: the dSprites module (docs/architecture.md section 3).
+/* test_data: the data module (docs/architecture.md section 3).
  *
  * - factor tables and the index <-> factors mapping (all 737,280 indices);
  * - the fast renderer against an independent per-pixel reference (pixels whose
@@ -8,7 +8,16 @@
  * - write the HDF5 file, read it back, bit for bit (S = 32; S = 64 too when
  *   UNTANGLE_SLOW_TESTS is set, about 10 s);
  * - bad files: each case gives ERR_INPUT naming the file and the dataset, and
- *   leaves the out-parameter untouched. */
+ *   leaves the out-parameter untouched;
+ * - the other data sets: every name's description; color_dsprites (one
+ *   colour in [0.5, 1) per image and channel times the sprite) and
+ *   noisy_dsprites (sprite pixels 1, background noise of mean 1/2 and
+ *   variance 1/12, its own per channel), both a function of (seed, index) in
+ *   canonical order and of the caller's stream when drawn (dSprites draws
+ *   nothing more than before); shapes3d from a small file the test writes
+ *   (sizes from the labels, classes, pixels and the 2x2 means of S = 32, the
+ *   factors visible), a table of bad layouts (one line naming file and
+ *   dataset), and a full-size sparse file read without the process growing. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -1306,7 +1315,8 @@ static long max_rss_kb(void)
 
 /* A file of the official size (480,000 images, 5.9 GB of pixels) written
  * sparse: it takes no disk, opens, and serves batches and a sequential block
- * without the process growing by more than a few MB. */
+ * without the process growing by more than a few MB (256 MB allowed, for
+ * the sanitizer build). */
 static void test_shapes3d_full_size_sparse(void **state)
 {
     s3_fixture *fx = *state;
@@ -1343,7 +1353,9 @@ static void test_shapes3d_full_size_sparse(void **state)
         assert_true(x[i] == 0.0f); /* unwritten: the fill value */
     long grown = max_rss_kb() - rss0;
     print_message("  peak RSS grew by %ld kB opening and reading it\n", grown);
-    assert_true(grown < 64 * 1024);
+    /* ~5 MB here; under AddressSanitizer its quarantine of freed blocks
+     * adds ~130 MB. Either is far from the 5.9 GB of pixels. */
+    assert_true(grown < 256 * 1024);
     free(x);
     data_close(d);
 }
