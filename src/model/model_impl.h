@@ -33,7 +33,7 @@ typedef struct net_cache {
 } net_cache;
 
 /* Build the encoder (S*S -> out) or decoder (in -> S*S logits) of arch
- * ("mlp" or "conv") into n, reserving parameters in a (layout phase). */
+ * ("mlp", "conv" or "dlib") into n, reserving parameters in a (layout phase). */
 int net_build_encoder(net *n, nn_arena *a, const char *arch, int S, int out, err *e);
 int net_build_decoder(net *n, nn_arena *a, const char *arch, int S, int in, err *e);
 /* Initialise n's parameters (after nn_arena_alloc). */
