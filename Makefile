@@ -165,8 +165,9 @@ soak: deps
 
 # The training table once per OpenBLAS kernel: the one the environment names
 # (Haswell, AVX2) and the one OpenBLAS detects itself (OPENBLAS_CORETYPE
-# unset), each followed by PyTorch's step beside it (tests/bench/torch_step.py,
-# the bench's own dependency python3-torch); then the other benches.
+# unset), each followed by PyTorch's step beside untangle's, timed in turns
+# (tests/bench/torch_step.py; python3-torch is the bench's own dependency);
+# then the other benches.
 BENCH_KERNELS := OPENBLAS_CORETYPE=Haswell -u:OPENBLAS_CORETYPE
 
 bench-deps:
@@ -175,9 +176,8 @@ bench-deps:
 bench: all $(BENCHES) bench-deps
 	@for k in $(BENCH_KERNELS); do k=$$(echo $$k | tr : ' '); \
 	  echo "== $(BUILD)/bench/bench_train (env $$k)"; \
-	  env $$k OPENBLAS_NUM_THREADS=1 $(BUILD)/bench/bench_train >$(BUILD)/bench/train.txt || exit 1; \
-	  cat $(BUILD)/bench/train.txt; \
-	  env $$k $(PYTHON) tests/bench/torch_step.py $(BUILD)/bench/train.txt || exit 1; done
+	  env $$k OPENBLAS_NUM_THREADS=1 $(BUILD)/bench/bench_train || exit 1; \
+	  env $$k OPENBLAS_NUM_THREADS=1 $(PYTHON) tests/bench/torch_step.py $(BUILD)/bench/bench_train || exit 1; done
 	@for b in $(filter-out %/bench_train,$(BENCHES)); do echo "== $$b"; OPENBLAS_NUM_THREADS=1 $$b || exit 1; done
 	@echo "== tests/bench/sweep_overhead.sh"; sh tests/bench/sweep_overhead.sh
 

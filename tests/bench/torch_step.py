@@ -6,15 +6,19 @@ docs/architecture.md section 4 at 64x64 with D = 10 latents, times one
 betavae step (encode, reparameterise, decode, Bernoulli-with-logits
 reconstruction summed over pixels and averaged over the batch, beta KL,
 backward, Adam) at batch 64 on one thread, and prints its images/s beside
-untangle's from a bench_train table (the rows of the same arch, 64x64,
-batch 64, 1 thread), with the ratio. The parameter counts of both sides are
+untangle's, with the ratio. Untangle's figure comes from bench_train run on
+the same configuration (its 1-thread row) just before, in turns with
+PyTorch's, ROUNDS times, best of each: on a shared machine the two are then
+measured under about the same load. The parameter counts of both sides are
 printed and must be equal, which checks that the nets are the same.
 
-    torch_step.py BENCH_TRAIN_OUTPUT [ROUNDS]
+    torch_step.py BENCH_TRAIN [ROUNDS]
 
-Run it under the same OPENBLAS_CORETYPE as the bench_train that wrote the
-table (make bench does, once per kernel).
+PyTorch's dense layers call the system BLAS (OpenBLAS here) and its
+convolutions oneDNN: run it under the OPENBLAS_CORETYPE to compare (make
+bench runs it once per kernel).
 """
+import subprocess
 import sys
 import time
 
@@ -79,17 +83,18 @@ def images_per_s(build, rounds):
     return B / best, sum(p.numel() for p in params)
 
 
-def untangle_rows(path):
-    """{arch: images/s} of the 64x64, batch 64, 1-thread rows, {arch: params}
-    of the encode rows at 64x64, and the kernel, from a bench_train table."""
-    speed, params, kernel = {}, {}, "?"
-    for line in open(path):
+def untangle_step(bench, arch):
+    """untangle's images/s (64x64, batch 64, 1 thread), its parameter count
+    and the OpenBLAS kernel, from `bench_train ARCH 64 64 1`."""
+    out = subprocess.run([bench, arch, str(S), str(B), "1"], check=True, capture_output=True,
+                         text=True).stdout
+    speed, params, kernel = float("nan"), -1, "?"
+    for line in out.splitlines():
         f = line.split()
-        if len(f) >= 6 and f[1] in ("mlp", "conv", "dlib"):
-            if f[2:5] == ["64", "64", "1"]:
-                kernel, speed[f[1]] = f[0], float(f[5])
-            elif f[2] == "64" and len(f) == 7:
-                params[f[1]] = int(f[6])
+        if len(f) >= 6 and f[1] == arch and f[2:5] == [str(S), str(B), "1"]:
+            kernel, speed = f[0], float(f[5])
+        elif len(f) == 7 and f[1] == arch and f[2] == str(S):
+            params = int(f[6])
     return speed, params, kernel
 
 
@@ -98,17 +103,22 @@ def main():
         sys.exit(__doc__)
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 2
     torch.set_num_threads(1)
-    speed, params, kernel = untangle_rows(sys.argv[1])
+    rows, kernel = [], "?"
+    for name, build in (("mlp", mlp), ("conv", conv)):
+        mine = theirs = 0.0
+        for _ in range(rounds):
+            ips, ours, kernel = untangle_step(sys.argv[1], name)
+            mine = max(mine, ips)
+            ips, n = images_per_s(build, 1)
+            theirs = max(theirs, ips)
+        rows.append((name, ours, n, mine, theirs))
     print(f"untangle vs PyTorch {torch.__version__}: betavae step, {S}x{S}, batch {B}, "
-          f"1 thread, OpenBLAS kernel {kernel}")
+          f"1 thread, OpenBLAS kernel {kernel} (best of {rounds} turns each)")
     print(f"{'arch':5} {'params':>9} {'torch':>9} {'untangle/s':>11} {'torch/s':>9} "
           f"{'ratio':>6}")
     rc = 0
-    for name, build in (("mlp", mlp), ("conv", conv)):
-        ips, n = images_per_s(build, rounds)
-        mine = speed.get(name, float("nan"))
-        ours = params.get(name, -1)
-        print(f"{name:5} {ours:9d} {n:9d} {mine:11.0f} {ips:9.0f} {mine / ips:6.2f}")
+    for name, ours, n, mine, theirs in rows:
+        print(f"{name:5} {ours:9d} {n:9d} {mine:11.0f} {theirs:9.0f} {mine / theirs:6.2f}")
         if ours != n:
             print(f"torch_step: {name}: parameter counts differ ({ours} vs {n})",
                   file=sys.stderr)
