@@ -9,7 +9,8 @@
 #                        reader with libFuzzer (FUZZ_SECONDS each, default 600)
 #   make soak            the long tests: fault soak (SOAK_FAULTS, default 200), SLURM requeue,
 #                        a second full-set evaluation into a codes file
-#   make bench           print the benchmarks (tests/bench)
+#   make bench           print the benchmarks (tests/bench; installs python3-torch for
+#                        the PyTorch comparison)
 #
 # Tests: tests/unit (cmocka, one program per module), tests/it (integration
 # scripts under mpirun and their helper programs), tests/py (pytest of
@@ -63,7 +64,7 @@ TESTS   := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(wildcard tests/unit/test_
 IT_PROGS := $(patsubst tests/it/%.c,$(BUILD)/it/%,$(wildcard tests/it/*.c))
 BENCHES := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(wildcard tests/bench/*.c))
 
-.PHONY: all deps run report check valgrind fuzz soak bench install clean
+.PHONY: all deps run report check valgrind fuzz soak bench bench-deps install clean
 all: $(BIN)
 
 $(BUILD)/obj/%.o: src/%.c
@@ -162,8 +163,22 @@ soak: deps
 	UNTANGLE=$(CURDIR)/$(BIN) sh tests/it/long_slurm_requeue.sh
 	UNTANGLE=$(CURDIR)/$(BIN) UNTANGLE_LONG=1 sh tests/it/it_codes.sh
 
-bench: all $(BENCHES)
-	@for b in $(BENCHES); do echo "== $$b"; OPENBLAS_NUM_THREADS=1 $$b || exit 1; done
+# The training table once per OpenBLAS kernel: the one the environment names
+# (Haswell, AVX2) and the one OpenBLAS detects itself (OPENBLAS_CORETYPE
+# unset), each followed by PyTorch's step beside untangle's, timed in turns
+# (tests/bench/torch_step.py; python3-torch is the bench's own dependency);
+# then the other benches.
+BENCH_KERNELS := OPENBLAS_CORETYPE=Haswell -u:OPENBLAS_CORETYPE
+
+bench-deps:
+	@$(PYTHON) -c 'import torch' 2>/dev/null || sh tests/deps.sh python3-torch
+
+bench: all $(BENCHES) bench-deps
+	@for k in $(BENCH_KERNELS); do k=$$(echo $$k | tr : ' '); \
+	  echo "== $(BUILD)/bench/bench_train (env $$k)"; \
+	  env $$k OPENBLAS_NUM_THREADS=1 $(BUILD)/bench/bench_train || exit 1; \
+	  env $$k OPENBLAS_NUM_THREADS=1 $(PYTHON) tests/bench/torch_step.py $(BUILD)/bench/bench_train || exit 1; done
+	@for b in $(filter-out %/bench_train,$(BENCHES)); do echo "== $$b"; OPENBLAS_NUM_THREADS=1 $$b || exit 1; done
 	@echo "== tests/bench/sweep_overhead.sh"; sh tests/bench/sweep_overhead.sh
 
 # The default job: sweeps/quick.yaml under mpirun (a master and one worker

@@ -33,7 +33,7 @@ typedef struct run_config {
     int image_size;  /* 64 or 32 */
     char path[1024]; /* official HDF5 file, "" = built in */
     /* train */
-    char arch[8];    /* "mlp" or "conv" */
+    char arch[8];    /* "mlp", "conv" or "dlib" */
     long steps;
     int batch_size;
     double lr;

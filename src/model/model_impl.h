@@ -33,7 +33,7 @@ typedef struct net_cache {
 } net_cache;
 
 /* Build the encoder (C*S*S -> out) or decoder (in -> C*S*S logits) of arch
- * ("mlp" or "conv") into n, reserving parameters in a (layout phase). C is
+ * ("mlp", "conv" or "dlib") into n, reserving parameters in a (layout phase). C is
  * the data set's channels (data_factor_desc.channels): the conv stack's
  * first layer reads C planes and its last transposed conv writes C. */
 int net_build_encoder(net *n, nn_arena *a, const char *arch, int C, int S, int out, err *e);

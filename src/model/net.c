@@ -38,29 +38,70 @@ static int dense(net *n, nn_arena *a, const char *pre, int in, int out, err *e)
     return 0;
 }
 
-/* 4x4, stride 2, padding 1: halves (conv) or doubles (convt) the side. */
-static int conv(net *n, nn_arena *a, const char *pre, int transpose, int C, int side, int O,
-                err *e)
+static int act(net *n, net_kind kind, err *e)
+{
+    int w = n->layer[n->n - 1].out;
+    return add_layer(n, kind, w, w, e);
+}
+
+/* A K x K, stride 2 layer with padding P on a square map of side `side`. */
+static int conv_k(net *n, nn_arena *a, const char *pre, int transpose, int C, int side, int O,
+                  int K, int P, err *e)
 {
     nn_conv d;
     if (transpose)
-        nn_convt2d_dims(&d, C, side, side, O, 4, 2, 1);
+        nn_convt2d_dims(&d, C, side, side, O, K, 2, P);
     else
-        nn_conv2d_dims(&d, C, side, side, O, 4, 2, 1);
+        nn_conv2d_dims(&d, C, side, side, O, K, 2, P);
     if (add_layer(n, transpose ? NET_CONVT : NET_CONV, C * side * side, O * d.OH * d.OW, e) < 0)
         return e->code;
     net_layer *l = &n->layer[n->n - 1];
     l->conv = d;
-    if (reserve(a, pre, n->n - 1, "w", (size_t)C * O * 16, &l->w, e) < 0 ||
+    if (reserve(a, pre, n->n - 1, "w", (size_t)C * O * K * K, &l->w, e) < 0 ||
         reserve(a, pre, n->n - 1, "b", (size_t)O, &l->b, e) < 0)
         return e->code;
     return 0;
 }
 
-static int act(net *n, net_kind kind, err *e)
+/* 4x4, stride 2, padding 1: halves (conv) or doubles (convt) the side. */
+static int conv(net *n, nn_arena *a, const char *pre, int transpose, int C, int side, int O,
+                err *e)
 {
-    int w = n->layer[n->n - 1].out;
-    return add_layer(n, kind, w, w, e);
+    return conv_k(n, a, pre, transpose, C, side, O, 4, 1, e);
+}
+
+/* disentanglement_lib's conv_encoder (methods/shared/architectures.py): its
+ * convolutions, all stride 2 with TensorFlow's "same" padding and ReLU, then
+ * dense 256 ReLU and the heads. On an even side with stride 2, "same" pads
+ * K - 2 in all, half before and half after: 1 for 4x4 (as the conv arch's
+ * padding 1), 0 for 2x2, so every layer halves the side. 32x32 input drops
+ * the second 32-channel layer, as the conv arch does. Its deconv_decoder is
+ * the conv arch's decoder (dense 256, dense 1024, reshape to 64 4x4 maps,
+ * convT 4x4/2 "same" = padding 1 with 64, 32, 32, 1 channels), so the
+ * decoder builders take "dlib" as "conv". TensorFlow's NHWC reshape and
+ * flatten order the dense layers' units differently, a fixed permutation
+ * that changes no function the networks can compute. */
+typedef struct dlib_conv {
+    int O, K;
+} dlib_conv;
+static const dlib_conv dlib_enc64[] = {{32, 4}, {32, 4}, {64, 2}, {64, 2}};
+static const dlib_conv dlib_enc32[] = {{32, 4}, {64, 2}, {64, 2}};
+
+static int dlib_encoder(net *n, nn_arena *a, int C_in, int S, int out, err *e)
+{
+    const dlib_conv *t = S == 64 ? dlib_enc64 : dlib_enc32;
+    int nconv = S == 64 ? 4 : 3, C = C_in, side = S;
+    for (int i = 0; i < nconv; i++) {
+        if (conv_k(n, a, "enc", 0, C, side, t[i].O, t[i].K, (t[i].K - 2) / 2, e) < 0 ||
+            act(n, NET_RELU, e) < 0)
+            return e->code;
+        C = t[i].O;
+        side /= 2;
+    }
+    if (dense(n, a, "enc", C * side * side, 256, e) < 0 || act(n, NET_RELU, e) < 0 ||
+        dense(n, a, "enc", 256, out, e) < 0)
+        return e->code;
+    return 0;
 }
 
 static void finish(net *n)
@@ -94,8 +135,11 @@ int net_build_encoder(net *n, nn_arena *a, const char *arch, int C_in, int S, in
         if (dense(n, a, "enc", C * side * side, 256, e) < 0 || act(n, NET_RELU, e) < 0 ||
             dense(n, a, "enc", 256, out, e) < 0)
             return e->code;
+    } else if (strcmp(arch, "dlib") == 0) {
+        if (dlib_encoder(n, a, C_in, S, out, e) < 0)
+            return e->code;
     } else {
-        return err_set(e, ERR_INPUT, "arch: unknown architecture '%s' (mlp or conv)", arch);
+        return err_set(e, ERR_INPUT, "arch: unknown architecture '%s' (mlp, conv or dlib)", arch);
     }
     finish(n);
     return 0;
@@ -112,7 +156,7 @@ int net_build_decoder(net *n, nn_arena *a, const char *arch, int C_out, int S, i
             dense(n, a, "dec", 1200, 1200, e) < 0 || act(n, NET_TANH, e) < 0 ||
             dense(n, a, "dec", 1200, P, e) < 0)
             return e->code;
-    } else if (strcmp(arch, "conv") == 0) {
+    } else if (strcmp(arch, "conv") == 0 || strcmp(arch, "dlib") == 0) {
         /* dense 256, dense 1024, reshape (64,4,4), convT 64, 32, 32, C_out
          * (32x32: the first 64-channel layer is dropped). */
         const int ch64[] = {64, 32, 32, C_out}, ch32[] = {32, 32, C_out};
@@ -130,7 +174,7 @@ int net_build_decoder(net *n, nn_arena *a, const char *arch, int C_out, int S, i
             side *= 2;
         }
     } else {
-        return err_set(e, ERR_INPUT, "arch: unknown architecture '%s' (mlp or conv)", arch);
+        return err_set(e, ERR_INPUT, "arch: unknown architecture '%s' (mlp, conv or dlib)", arch);
     }
     finish(n);
     return 0;

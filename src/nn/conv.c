@@ -23,8 +23,9 @@
  * "threads" below for the backward's chunks and the scratch layout).
  *
  * The kernel 4, stride 2, padding 1 case of the conv arch has its own
- * im2col/col2im (below), which profiling asked for, and computes the
- * conv-transpose maps (convT forward, conv2d's input gradient) with few input
+ * im2col/col2im (below), which profiling asked for, as has the dlib arch's
+ * kernel 2, stride 2, padding 0 (non-overlapping patches: a reordering); the
+ * first also computes the conv-transpose maps (convT forward, conv2d's input gradient) with few input
  * channels by the phase decomposition described above convt_phase_add: four
  * GEMMs with inner dimension 4*C and no scatter-add. */
 #include "nn_impl.h"
@@ -214,6 +215,50 @@ static void col2im_add_k4s2p1(float *img, const float *col, const geo *g, int gb
     }
 }
 
+/* disentanglement_lib's 2x2, stride 2, padding 0 layers (the dlib arch): the
+ * patches do not overlap, so im2col only reorders the image. Input row
+ * iy = 2*oy + ky holds taps (ky, 0) at its even and (ky, 1) at its odd
+ * columns: one even/odd split per row, no padding, and col2im is the
+ * matching interleaved add (every image pixel gets exactly one term). */
+static int is_k2s2p0(const geo *g)
+{
+    return g->K == 2 && g->S == 2 && g->P == 0 && g->H == 2 * g->OH && g->W == 2 * g->OW;
+}
+
+static void im2col_k2s2p0(float *col, const float *img, const geo *g, int gb)
+{
+    const int H = g->H, W = g->W, OH = g->OH, OW = g->OW;
+    const size_t N = (size_t)OH * OW, ld = (size_t)gb * N;
+    for (int c = 0; c < g->C; c++)
+        for (int b = 0; b < gb; b++) {
+            const float *src = img + ((size_t)b * g->C + c) * H * W; // (H, W)
+            for (int ky = 0; ky < 2; ky++) {
+                float *p0 = col + (size_t)(c * 4 + ky * 2) * ld + (size_t)b * N; // tap (ky, 0)
+                float *p1 = p0 + ld;                                             // tap (ky, 1)
+                for (int oy = 0; oy < OH; oy++)
+                    split_even_odd(p0 + (size_t)oy * OW, p1 + (size_t)oy * OW,
+                                   src + (size_t)(2 * oy + ky) * W, (size_t)OW);
+            }
+        }
+}
+
+static void col2im_add_k2s2p0(float *img, const float *col, const geo *g, int gb)
+{
+    const int H = g->H, W = g->W, OH = g->OH, OW = g->OW;
+    const size_t N = (size_t)OH * OW, ld = (size_t)gb * N;
+    for (int c = 0; c < g->C; c++)
+        for (int b = 0; b < gb; b++) {
+            float *dst = img + ((size_t)b * g->C + c) * H * W; // (H, W)
+            for (int ky = 0; ky < 2; ky++) {
+                const float *p0 = col + (size_t)(c * 4 + ky * 2) * ld + (size_t)b * N;
+                const float *p1 = p0 + ld;
+                for (int oy = 0; oy < OH; oy++)
+                    add_even_odd(dst + (size_t)(2 * oy + ky) * W, p0 + (size_t)oy * OW,
+                                 p1 + (size_t)oy * OW, (size_t)OW);
+            }
+        }
+}
+
 /* col (C*K*K, gb*N) = im2col of img (gb, C, H, W); row (c*K + ky)*K + kx,
  * column b*N + oy*OW + ox holds img[b][c][oy*S - P + ky][ox*S - P + kx], or 0 in
  * the padding. Loop order c, b, ky, kx keeps one input plane hot in L1 while its
@@ -222,6 +267,10 @@ static void im2col(float *col, const float *img, const geo *g, int gb)
 {
     if (is_k4s2p1(g)) {
         im2col_k4s2p1(col, img, g, gb);
+        return;
+    }
+    if (is_k2s2p0(g)) {
+        im2col_k2s2p0(col, img, g, gb);
         return;
     }
     const int K = g->K, S = g->S, P = g->P, H = g->H, W = g->W, OH = g->OH, OW = g->OW;
@@ -264,6 +313,10 @@ static void col2im_add(float *img, const float *col, const geo *g, int gb)
 {
     if (is_k4s2p1(g)) {
         col2im_add_k4s2p1(img, col, g, gb);
+        return;
+    }
+    if (is_k2s2p0(g)) {
+        col2im_add_k2s2p0(img, col, g, gb);
         return;
     }
     const int K = g->K, S = g->S, P = g->P, H = g->H, W = g->W, OH = g->OH, OW = g->OW;

@@ -20,7 +20,7 @@ const run_key run_keys[] = {
     {"name", "data", RUN_KEY_STR, F(name), 0, 0, 0, "dsprites|color_dsprites|noisy_dsprites|shapes3d", "data set: dsprites, its colour and noise variants (disentanglement_lib's), or DeepMind's 3dshapes (data.path)"},
     {"image_size", "data", RUN_KEY_INT, F(image_size), 32, 64, 0, NULL, "image side: 64 or 32"},
     {"path", "data", RUN_KEY_STR, F(path), 0, 0, 0, NULL, "HDF5 file: the official dSprites file (dSprites and its variants; default: built in) or 3dshapes.h5 (shapes3d, required)"},
-    {"arch", "train", RUN_KEY_STR, F(arch), 0, 0, 0, "mlp|conv", "network architecture"},
+    {"arch", "train", RUN_KEY_STR, F(arch), 0, 0, 0, "mlp|conv|dlib", "network architecture: mlp (Chen et al.), conv (Burgess et al.), dlib (disentanglement_lib's conv)"},
     {"steps", "train", RUN_KEY_INT, F(steps), 0, BIG, 0, NULL, "optimiser steps"},
     {"batch_size", "train", RUN_KEY_INT, F(batch_size), 2, 65536, 0, NULL, "images per step"},
     {"lr", "train", RUN_KEY_REAL, F(lr), 0, 1, 1, NULL, "Adam learning rate"},

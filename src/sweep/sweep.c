@@ -124,7 +124,7 @@ static double expected_time(master *m, const run_config *c)
 static double cost(const run_config *c)
 {
     return (double)c->steps * c->batch_size * c->image_size * c->image_size *
-           (strcmp(c->arch, "conv") == 0 ? 2.0 : 1.0);
+           (strcmp(c->arch, "mlp") == 0 ? 1.0 : 2.0);
 }
 
 static int push(master *m, long index, int attempt)

@@ -242,6 +242,17 @@ int main(void)
     }
     printf("%-28s %9s %8s %9s %8s %9.3f\n", "conv layers total", "", "", "", "", total * 1e3);
 
+    /* dlib arch: its 2x2 stride 2 padding 0 layers (the rest are conv's) */
+    static const struct {
+        const char *name;
+        int C, H, O;
+    } k2[] = {{"conv 32x16x16 -> 64x8x8 k2", 32, 16, 64}, {"conv  64x8x8  -> 64x4x4 k2", 64, 8, 64}};
+    for (int k = 0; k < 2; k++) {
+        nn_conv d;
+        nn_conv2d_dims(&d, k2[k].C, k2[k].H, k2[k].H, k2[k].O, 2, 2, 0);
+        bench_conv(k2[k].name, &d, B, 1, &r);
+    }
+
     printf("\nforward + backward\n");
     bench_elem("relu 64 x 1200", relu_fb, B, 1200, &r);
     bench_elem("tanh 64 x 1200", tanh_fb, B, 1200, &r);

@@ -1,10 +1,18 @@
-/* Training throughput (images/s and GFLOP/s) of betavae with the mlp and conv
- * architectures at 64x64 (batch 64 and 256) and 32x32 (batch 64), with 1 and
- * 2 threads (nn's pool; x1 is the 2-thread speed-up over 1 thread),
- * and where a step's time goes: the GEMM layers (dense, conv, conv-transpose,
- * forward and backward), the data (rendering the batch), Adam, and the rest
- * (activations, losses, the latent, copies). Figures are the best of a few
- * rounds, since other processes may share the machine.
+/* Training throughput of a betavae step for every arch (mlp, conv, dlib) x
+ * image size (64, 32) x batch (64, 256) x threads (1, 2; nn's pool, x1 is
+ * the speed-up over 1 thread): images/s, GFLOP/s (the step's multiply-adds
+ * counted from the layer shapes, forward + backward, 2 flops each), the
+ * share of the core's FMA peak for the vector width of the OpenBLAS kernel
+ * in use (measured here by a loop of independent FMAs, per core, for 256-
+ * and 512-bit vectors), and where a step's time goes: the GEMM layers
+ * (dense, conv, conv-transpose, forward and backward), the data (rendering
+ * the batch), Adam, and the rest (activations, losses, the latent, copies).
+ * Then the evaluation's encode of the full set for each arch and size, and
+ * each net's parameter count (betavae, D = 10; tests/bench/torch_step.py
+ * reads them beside PyTorch's).
+ * Figures are the best of a few rounds, since other processes may share the
+ * machine; the kernel is the one OPENBLAS_CORETYPE selects (make bench runs
+ * this program once per kernel).
  *     bench_train [ARCH SIZE BATCH [ROUNDS]]   one configuration only */
 #include <math.h>
 #include <stdio.h>
@@ -12,13 +20,26 @@
 #include <string.h>
 #include <time.h>
 
+#include <immintrin.h>
+
 #include "../../src/model/model_impl.h"
+
+char *openblas_get_corename(void);
 
 
 static double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* CPU seconds of this thread: the peak is the core's while it runs this
+ * thread, whatever else shares the machine. */
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -31,9 +52,9 @@ static double macs(const net *n)
         if (l->kind == NET_DENSE)
             s += (double)l->in * l->out;
         else if (l->kind == NET_CONV)
-            s += (double)l->conv.O * l->conv.OH * l->conv.OW * l->conv.C * 16;
+            s += (double)l->conv.O * l->conv.OH * l->conv.OW * l->conv.C * l->conv.K * l->conv.K;
         else if (l->kind == NET_CONVT)
-            s += (double)l->conv.C * l->conv.H * l->conv.W * l->conv.O * 16;
+            s += (double)l->conv.C * l->conv.H * l->conv.W * l->conv.O * l->conv.K * l->conv.K;
     }
     return s;
 }
@@ -64,10 +85,82 @@ static double gemm_time(const net *n, net_cache *c, nn_arena *a, int B, int firs
     return now_s() - t0;
 }
 
+/* ---- the FMA peak of one core --------------------------------------------
+ * NACC independent chains of vector FMAs (more than latency x ports on the
+ * x86 cores of today, so the loop is throughput-bound), best of a few
+ * rounds, in this thread's CPU time. 2 flops per lane per FMA. The steps
+ * are timed by the wall clock, so on a loaded machine %peak understates. */
+enum { NACC = 12, FMA_ITERS = 1 << 21 };
+
+__attribute__((target("avx2,fma"))) static double fma256_gflops(void)
+{
+    double best = 0;
+    for (int r = 0; r < 5; r++) {
+        __m256 acc[NACC];
+        for (int j = 0; j < NACC; j++)
+            acc[j] = _mm256_set1_ps((float)j);
+        const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
+        double t0 = cpu_s();
+        for (long i = 0; i < FMA_ITERS; i++)
+#pragma GCC unroll 16 /* the chains live in registers, not in the array */
+            for (int j = 0; j < NACC; j++)
+                acc[j] = _mm256_fmadd_ps(acc[j], a, b);
+        double dt = cpu_s() - t0;
+        float out[8], sink = 0;
+        for (int j = 0; j < NACC; j++) {
+            _mm256_storeu_ps(out, acc[j]);
+            sink += out[0];
+        }
+        if (!(sink < 1e30f)) /* keeps the chains alive */
+            printf("?");
+        best = fmax(best, 2.0 * 8 * NACC * (double)FMA_ITERS / dt * 1e-9);
+    }
+    return best;
+}
+
+__attribute__((target("avx512f"))) static double fma512_gflops(void)
+{
+    double best = 0;
+    for (int r = 0; r < 5; r++) {
+        __m512 acc[NACC];
+        for (int j = 0; j < NACC; j++)
+            acc[j] = _mm512_set1_ps((float)j);
+        const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+        double t0 = cpu_s();
+        for (long i = 0; i < FMA_ITERS; i++)
+#pragma GCC unroll 16 /* the chains live in registers, not in the array */
+            for (int j = 0; j < NACC; j++)
+                acc[j] = _mm512_fmadd_ps(acc[j], a, b);
+        double dt = cpu_s() - t0;
+        float out[16], sink = 0;
+        for (int j = 0; j < NACC; j++) {
+            _mm512_storeu_ps(out, acc[j]);
+            sink += out[0];
+        }
+        if (!(sink < 1e30f))
+            printf("?");
+        best = fmax(best, 2.0 * 16 * NACC * (double)FMA_ITERS / dt * 1e-9);
+    }
+    return best;
+}
+
+/* Vector bits of the kernel OpenBLAS runs: its AVX-512 kernels are those of
+ * the Intel cores below; Haswell, Zen and the rest use 256-bit FMAs. */
+static int kernel_bits(const char *core)
+{
+    static const char *const k512[] = {"SkylakeX", "Cooperlake", "SapphireRapids"};
+    for (size_t i = 0; i < sizeof k512 / sizeof k512[0]; i++)
+        if (strcmp(core, k512[i]) == 0)
+            return 512;
+    return 256;
+}
+
 /* Images/s of the last 1-thread row, for the speed-up of the next. */
 typedef struct bench_opts {
     int rounds, size;
     double one_thread;
+    const char *kernel; /* OpenBLAS's core name */
+    double peak;        /* GFLOP/s of one core at the kernel's vector width */
 } bench_opts;
 
 static int bench(const char *arch, int B, int threads, const data_source *d, bench_opts *o)
@@ -124,8 +217,10 @@ static int bench(const char *arch, int B, int threads, const data_source *d, ben
     /* forward 1x, backward 2x (input and weight gradients), 2 flops a MAC;
      * the encoder's first layer has no input gradient */
     const net_layer *l0 = &m->enc.layer[0];
-    double first = l0->kind == NET_DENSE ? (double)l0->in * l0->out
-                                         : (double)l0->conv.O * l0->conv.OH * l0->conv.OW * 16;
+    double first = l0->kind == NET_DENSE
+                       ? (double)l0->in * l0->out
+                       : (double)l0->conv.O * l0->conv.OH * l0->conv.OW * l0->conv.C * l0->conv.K *
+                             l0->conv.K;
     double flops = 2.0 * B * (3 * (macs(&m->enc) + macs(&m->dec)) - first);
     double rest = best - gemm - adam - data;
     if (threads == 1)
@@ -133,41 +228,133 @@ static int bench(const char *arch, int B, int threads, const data_source *d, ben
     char speedup[16] = "";
     if (threads > 1 && o->one_thread > 0)
         snprintf(speedup, sizeof speedup, "%.2f", B / best / o->one_thread);
-    printf("%-5s %5d %5d %7d %10.0f %5s %9.1f %8.1f %6.0f%% %6.0f%% %6.0f%% %6.0f%%\n", arch,
-           o->size, B, threads, B / best, speedup, flops / best * 1e-9, 1e3 * best,
-           100 * gemm / best, 100 * data / best, 100 * adam / best, 100 * rest / best);
+    printf("%-8s %-5s %5d %5d %7d %10.0f %5s %9.1f %5.0f%% %8.1f %6.0f%% %6.0f%% %6.0f%% %6.0f%%\n",
+           o->kernel, arch, o->size, B, threads, B / best, speedup, flops / best * 1e-9,
+           100 * flops / best * 1e-9 / (o->peak * threads), 1e3 * best, 100 * gemm / best,
+           100 * data / best, 100 * adam / best, 100 * rest / best);
     fflush(stdout);
+    model_destroy(m);
+    return 0;
+}
+
+/* Seconds to encode the whole data set (the evaluation's encode: render
+ * each image, model_encode in chunks of the training batch, 64), one
+ * thread, extrapolated from 2048 images spread over the set. */
+static int encode_cost(const char *arch, int S, const data_source *d, double *render_s,
+                       double *encode_s, size_t *params)
+{
+    enum { NI = 2048 };
+    nn_set_threads(1);
+    run_config rc;
+    err e;
+    err_clear(&e);
+    run_config_defaults(&rc);
+    char size[16];
+    snprintf(size, sizeof size, "%d", S);
+    model *m = NULL;
+    if (run_config_set(&rc, "model", "betavae", &e) < 0 ||
+        run_config_set(&rc, "arch", arch, &e) < 0 ||
+        run_config_set(&rc, "image_size", size, &e) < 0 || model_resolve(&rc, &e) < 0 ||
+        model_create(&m, &rc, DATA_N, &e) < 0) {
+        fprintf(stderr, "bench_train: %s\n", e.msg);
+        return -1;
+    }
+    const size_t P = (size_t)S * S, N = data_count(d);
+    float *x = malloc(NI * P * sizeof *x), *mu = malloc(NI * 64 * sizeof *mu);
+    if (!x || !mu) {
+        fprintf(stderr, "bench_train: out of memory\n");
+        free(x), free(mu), model_destroy(m);
+        return -1;
+    }
+    double rbest = INFINITY, ebest = INFINITY;
+    for (int r = 0; r < 3; r++) {
+        double t0 = now_s();
+        for (size_t i = 0; i < NI; i++) {
+            int f[DATA_K];
+            data_get(d, (uint32_t)(i * (N / NI)), x + i * P, f);
+        }
+        double t1 = now_s();
+        model_encode(m, x, NI, mu, NULL, NULL);
+        double t2 = now_s();
+        rbest = fmin(rbest, t1 - t0);
+        ebest = fmin(ebest, t2 - t1);
+    }
+    *render_s = rbest * (double)N / NI;
+    *encode_s = ebest * (double)N / NI;
+    *params = 0; /* the slots' sizes: the arena pads each slot's offset */
+    for (size_t i = 0; i < m->arena.n_slots; i++)
+        *params += m->arena.slots[i].size;
+    free(x), free(mu);
     model_destroy(m);
     return 0;
 }
 
 int main(int argc, char **argv)
 {
-    const char *archs[] = {"mlp", "conv"};
-    const int sizes[] = {64, 64, 32}, batches[] = {64, 256, 64};
-    int n_arch = 2, n_conf = 3, one = argc >= 4;
+    const char *archs[] = {"mlp", "conv", "dlib"};
+    const int sizes[] = {64, 32}, batches[] = {64, 256};
+    int n_arch = 3, n_size = 2, n_batch = 2, one = argc >= 4;
     if (one) { /* ARCH SIZE BATCH [ROUNDS] */
         archs[0] = argv[1];
-        n_arch = 1;
-        n_conf = 1;
+        n_arch = n_size = n_batch = 1;
     }
-    printf("betavae training step (shares of a step: GEMM layers, data, Adam, rest)\n");
-    printf("%-5s %5s %5s %7s %10s %5s %9s %8s %7s %7s %7s %7s\n", "arch", "size", "batch",
-           "threads", "images/s", "x1", "GFLOP/s", "ms/step", "gemm", "data", "adam", "rest");
+    const char *core = openblas_get_corename();
+    const int bits = kernel_bits(core);
+    const double p256 = fma256_gflops();
+    const double p512 = __builtin_cpu_supports("avx512f") ? fma512_gflops() : 0;
+    char s512[32] = "n/a (no AVX-512)";
+    if (p512 > 0)
+        snprintf(s512, sizeof s512, "%.1f GFLOP/s", p512);
+    printf("OpenBLAS kernel %s (%d-bit FMAs); FMA peak of one core: 256-bit %.1f GFLOP/s, "
+           "512-bit %s\n",
+           core, bits, p256, s512);
+    double peak = bits == 512 && p512 > 0 ? p512 : p256;
+    printf("betavae training step (%%peak: of the threads' cores at the kernel's width; shares "
+           "of a step: GEMM layers, data, Adam, rest)\n");
+    printf("%-8s %-5s %5s %5s %7s %10s %5s %9s %6s %8s %7s %7s %7s %7s\n", "kernel", "arch",
+           "size", "batch", "threads", "images/s", "x1", "GFLOP/s", "%peak", "ms/step", "gemm",
+           "data", "adam", "rest");
     int rc = 0;
     for (int a = 0; a < n_arch; a++)
-        for (int c = 0; c < n_conf; c++) {
-            bench_opts o = {argc >= 5 ? atoi(argv[4]) : 3, one ? atoi(argv[2]) : sizes[c], 0};
-            int B = one ? atoi(argv[3]) : batches[c];
+        for (int z = 0; z < n_size; z++) {
+            int S = one ? atoi(argv[2]) : sizes[z];
             data_source *d = NULL;
             err e;
-            if (o.rounds < 1 || data_open_builtin(&d, o.size, &e) < 0) {
-                fprintf(stderr, "bench_train: %s\n", o.rounds < 1 ? "bad ROUNDS" : e.msg);
+            int rounds = argc >= 5 ? atoi(argv[4]) : 2;
+            if (rounds < 1 || data_open_builtin(&d, S, &e) < 0) {
+                fprintf(stderr, "bench_train: %s\n", rounds < 1 ? "bad ROUNDS" : e.msg);
                 return 1;
             }
-            for (int t = 1; t <= 2; t++)
-                if (bench(archs[a], B, t, d, &o) < 0)
-                    rc = 1;
+            for (int q = 0; q < n_batch; q++) {
+                bench_opts o = {rounds, S, 0, core, peak};
+                int B = one ? atoi(argv[3]) : batches[q];
+                for (int t = 1; t <= 2; t++)
+                    if (bench(archs[a], B, t, d, &o) < 0)
+                        rc = 1;
+            }
+            data_close(d);
+        }
+    printf("evaluation: encoding the full set (%d images; render + model_encode, batch 64, "
+           "1 thread)\n",
+           DATA_N);
+    printf("%-8s %-5s %5s %9s %9s %9s %9s\n", "kernel", "arch", "size", "render s", "encode s",
+           "total s", "params");
+    for (int a = 0; a < n_arch; a++)
+        for (int z = 0; z < n_size; z++) {
+            int S = one ? atoi(argv[2]) : sizes[z];
+            data_source *d = NULL;
+            err e;
+            double r, en;
+            size_t np;
+            if (data_open_builtin(&d, S, &e) < 0) {
+                fprintf(stderr, "bench_train: %s\n", e.msg);
+                return 1;
+            }
+            if (encode_cost(archs[a], S, d, &r, &en, &np) < 0)
+                rc = 1;
+            else
+                printf("%-8s %-5s %5d %9.1f %9.1f %9.1f %9zu\n", core, archs[a], S, r, en, r + en,
+                       np);
             data_close(d);
         }
     return rc;

@@ -13,7 +13,7 @@ eval:  {images: 300, samples: 100, pairs: 5}
 grid:
   - model: betavae
     beta: 4
-    arch: [mlp, conv]
+    arch: [mlp, conv, dlib]
   - model: jointvae
     arch: conv
   - model: dsd

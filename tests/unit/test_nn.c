@@ -380,6 +380,16 @@ static void test_conv2d_gradcheck(void **state)
     /* the conv net's first layer on three-channel images (colour data sets) */
     nn_conv2d_dims(&d, 3, 8, 8, 32, 4, 2, 1);
     bad += conv_gradcheck(&d, 2, (size_t)-1, 0.1f, 154);
+    /* even maps with kernel 2, stride 2, padding 0 take the dlib arch's
+     * reordering im2col/col2im; 2x2 -> 1x1 is its smallest case */
+    nn_conv2d_dims(&d, 2, 8, 6, 3, 2, 2, 0);
+    bad += conv_gradcheck(&d, 3, (size_t)-1, 0.1f, 154);
+    nn_conv2d_dims(&d, 2, 2, 2, 3, 2, 2, 0);
+    bad += conv_gradcheck(&d, 3, (size_t)-1, 0.1f, 155);
+    /* odd maps with the same kernel take the generic path (the last row and
+     * column fall outside every patch) */
+    nn_conv2d_dims(&d, 2, 7, 5, 3, 2, 2, 0);
+    bad += conv_gradcheck(&d, 3, (size_t)-1, 0.1f, 156);
     assert_int_equal(bad, 0);
 }
 
@@ -404,6 +414,8 @@ static void test_convt2d_gradcheck(void **state)
     /* the conv net's last layer writing three channels (colour data sets) */
     nn_convt2d_dims(&d, 32, 4, 4, 3, 4, 2, 1); // 4x4 -> 8x8
     bad += conv_gradcheck(&d, 2, (size_t)-1, 0.1f, 253);
+    nn_convt2d_dims(&d, 2, 3, 4, 3, 2, 2, 0); // 3x4 -> 6x8, the 2x2 stride-2 path
+    bad += conv_gradcheck(&d, 3, (size_t)-1, 0.1f, 253);
     assert_int_equal(bad, 0);
 }
 
@@ -437,6 +449,11 @@ static void test_conv_gradcheck_large(void **state)
     bad += conv_gradcheck(&d, 20, 60, 0.5f, 306);
     nn_convt2d_dims(&d, 3, 14, 12, 2, 4, 2, 1); // 14x12 -> 28x24, by phases
     bad += conv_gradcheck(&d, 11, 60, 0.5f, 307);
+    /* the dlib arch's 2x2 stride-2 layers over several groups and chunks */
+    nn_conv2d_dims(&d, 32, 16, 16, 64, 2, 2, 0); // -> 8x8 = 64 columns per image
+    bad += conv_gradcheck(&d, 11, 60, 0.5f, 308);
+    nn_conv2d_dims(&d, 64, 8, 8, 64, 2, 2, 0); // -> 4x4, 16 images a group
+    bad += conv_gradcheck(&d, 20, 60, 0.5f, 309);
     assert_int_equal(bad, 0);
 }
 
@@ -495,6 +512,14 @@ static void test_conv_forward_vs_naive(void **state)
         assert_int_equal(d.OH, enc[k][1]);
         bad += conv_vs_naive(&d, 3, 5, 700 + k);
     }
+    /* the dlib arch's 2x2 stride-2 layers (16 -> 8 -> 4) */
+    static const int dlib[][3] = {{32, 16, 64}, {64, 8, 64}};
+    for (int k = 0; k < 2; k++) {
+        nn_conv d;
+        nn_conv2d_dims(&d, dlib[k][0], dlib[k][1], dlib[k][1], dlib[k][2], 2, 2, 0);
+        assert_int_equal(d.OH, dlib[k][1] / 2);
+        bad += conv_vs_naive(&d, 3, 5, 650 + k);
+    }
     assert_int_equal(bad, 0);
 }
 
@@ -541,6 +566,7 @@ static void test_conv_adjoint(void **state)
     bad += adjoint_case(1, 64, 64, 32, 4, 2, 1, 3, 804);
     bad += adjoint_case(64, 8, 8, 64, 4, 2, 1, 5, 805);
     bad += adjoint_case(16, 6, 4, 3, 4, 2, 1, 3, 806); // convT 3 -> 16 by phases
+    bad += adjoint_case(32, 16, 16, 64, 2, 2, 0, 3, 807); // the dlib arch's 2x2 stride 2
     assert_int_equal(bad, 0);
 }
 

@@ -45,7 +45,7 @@ static void test_keys_parse_and_reject(void **state)
         {"steps", "1.5", "steps: expected an integer"},
         {"lambda", "0", "lambda: 0 is out of range"},
         {"image_size", "48", "image_size: 48 is not supported"},
-        {"arch", "resnet", "arch: 'resnet' is not one of mlp|conv"},
+        {"arch", "resnet", "arch: 'resnet' is not one of mlp|conv|dlib"},
         {"discrete", "[3,", "discrete: expected a list"},
         {"discrete", "[1]", "discrete: value 1 is out of range"},
         {"lr", "nan", "lr: expected a number"},
