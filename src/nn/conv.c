@@ -23,9 +23,9 @@
  * "threads" below for the backward's chunks and the scratch layout).
  *
  * The kernel 4, stride 2, padding 1 case of the conv arch has its own
- * im2col/col2im (below), which profiling asked for, as has the dlib arch's
- * kernel 2, stride 2, padding 0 (non-overlapping patches: a reordering); the
- * first also computes the conv-transpose maps (convT forward, conv2d's input gradient) with few input
+ * im2col/col2im (below), which profiling asked for, and so has the dlib
+ * arch's kernel 2, stride 2, padding 0 (non-overlapping patches: a
+ * reordering); the first also computes the conv-transpose maps (convT forward, conv2d's input gradient) with few input
  * channels by the phase decomposition described above convt_phase_add: four
  * GEMMs with inner dimension 4*C and no scatter-add. */
 #include "nn_impl.h"
@@ -219,7 +219,10 @@ static void col2im_add_k4s2p1(float *img, const float *col, const geo *g, int gb
  * patches do not overlap, so im2col only reorders the image. Input row
  * iy = 2*oy + ky holds taps (ky, 0) at its even and (ky, 1) at its odd
  * columns: one even/odd split per row, no padding, and col2im is the
- * matching interleaved add (every image pixel gets exactly one term). */
+ * matching interleaved add (every image pixel gets exactly one term).
+ * Against the generic loops, forward + backward at B=64 (one thread,
+ * shared machine): 32x16x16 -> 64x8x8 3.9 -> 3.2 ms, 64x8x8 -> 64x4x4
+ * 2.45 -> 1.6 ms (bench_nn's k2 rows), under 1% of a dlib step. */
 static int is_k2s2p0(const geo *g)
 {
     return g->K == 2 && g->S == 2 && g->P == 0 && g->H == 2 * g->OH && g->W == 2 * g->OW;
