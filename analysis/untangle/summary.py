@@ -55,7 +55,8 @@ def metric_label(metric, labels):
 def swept_keys(runs, model=None):
     """The configuration keys with more than one value among the rows of
     `model` (all rows when None), in the file's column order. Seed, index,
-    run_id, status, metrics and timings never count."""
+    run_id, status, metrics and timings never count; nor does beta where
+    beta64 varies (beta follows from it and the image size)."""
     rows = runs if model is None else runs[runs["model"] == model]
     keys = set(io.config_keys(runs.columns))
     out = []
@@ -64,6 +65,8 @@ def swept_keys(runs, model=None):
             continue
         if rows[col].nunique(dropna=False) > 1:
             out.append(col)
+    if "beta64" in out and "beta" in out:
+        out.remove("beta")
     return out
 
 

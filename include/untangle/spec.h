@@ -47,6 +47,7 @@ typedef struct run_config {
     char model[16];  /* "vae", "betavae", "annealedvae", ... (model.h's table) */
     int latent_dim;
     double beta, gamma, alpha, lambda, c_max;
+    double beta64; /* beta stated at 64x64, one channel: the run's beta follows (model_beta64) */
     long anneal_steps;
     char estimator[8]; /* "mss" or "mws" */
     int n_discrete, discrete[RUN_MAX_LIST];

@@ -9,15 +9,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const params[] = {"latent_dim", "alpha", "beta", "gamma", "estimator", NULL};
+static const char *const params[] = {"latent_dim", "alpha", "beta", "beta64", "gamma",
+                                     "estimator", NULL};
 static const char *const terms[] = {"loss", "recon", "kl", "mi", "tc", "dwkl"};
 
 static int resolve(run_config *c, err *e)
 {
     if (isnan(c->alpha))
         c->alpha = 1;
-    if (isnan(c->beta))
-        c->beta = 6;
+    int rc = model_beta64(c, 6, e);
+    if (rc < 0)
+        return rc;
     if (isnan(c->gamma))
         c->gamma = 1;
     /* MWS: the default of both reference codes (vae_quant.py without --mss,

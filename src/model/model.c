@@ -37,6 +37,26 @@ int model_key_set(const run_config *c, const char *name)
     return k && (c->set >> (size_t)(k - run_keys) & 1);
 }
 
+int model_beta64(run_config *c, double dflt, err *e)
+{
+    if (isnan(c->beta64)) {
+        if (isnan(c->beta))
+            c->beta = dflt;
+        return 0;
+    }
+    if (model_key_set(c, "beta"))
+        return err_set(e, ERR_INPUT, "beta64: set beta or beta64, not both (beta64 %g means beta "
+                                     "%g x the image's values / 4096)",
+                       c->beta64, c->beta64);
+    data_factor_desc dd;
+    int rc = data_describe_name(c->name[0] ? c->name : "dsprites", &dd, e);
+    if (rc < 0)
+        return rc;
+    c->beta = c->beta64 * (double)dd.channels * (double)c->image_size * (double)c->image_size /
+              4096.0;
+    return 0;
+}
+
 int model_takes(run_config *c, err *e)
 {
     const model_method *mm = find(c->model);

@@ -111,6 +111,13 @@ void model_arena_state_set(nn_arena *a, int optimizer, const void *in);
 /* Nonzero when the key called name was set explicitly in c. */
 int model_key_set(const run_config *c, const char *name);
 
+/* beta from beta64 (beta stated for 64x64 images of one channel, 4,096
+ * values; README, "Methods"): the reconstruction term sums C*S*S values, so
+ * the same balance of the two terms needs beta = beta64 * C*S*S / 4096 (Higgins
+ * et al. normalise beta by the input size for this reason). Neither set:
+ * beta = dflt. Both set: an input error. */
+int model_beta64(run_config *c, double dflt, err *e);
+
 /* The common VAE path, shared by the Gaussian-latent methods.
  * vae_forward: sample the batch, encode, split mu/lv, draw eps, z = reparam,
  * code[:, :D] = z (the method fills code[:, D:] when it has discrete

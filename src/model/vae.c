@@ -124,7 +124,7 @@ const model_method model_vae = {
  * results row of that time) resolves to annealedvae, and a plain betavae's
  * run id keeps the lines of those keys (nan) that it always had. */
 
-static const char *const betavae_params[] = {"latent_dim", "beta", "c_max", "gamma",
+static const char *const betavae_params[] = {"latent_dim", "beta", "beta64", "c_max", "gamma",
                                              "anneal_steps", NULL};
 static const char *const betavae_terms[] = {"loss", "recon", "kl"};
 
@@ -140,9 +140,7 @@ static int betavae_resolve(run_config *c, err *e)
     if (model_key_set(c, "gamma") || model_key_set(c, "anneal_steps"))
         return err_set(e, ERR_INPUT, "%s: only used with c_max (betavae with c_max is annealedvae)",
                        model_key_set(c, "gamma") ? "gamma" : "anneal_steps");
-    if (isnan(c->beta))
-        c->beta = 4;
-    return 0;
+    return model_beta64(c, 4, e);
 }
 
 static int betavae_step(model *m, const data_source *d, rng *dr, rng *nr, long t, double *terms)

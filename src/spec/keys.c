@@ -34,6 +34,7 @@ const run_key run_keys[] = {
     {"model", "model", RUN_KEY_STR, F(model), 0, 0, 0, "vae|betavae|annealedvae|betatcvae|factorvae|dipvae1|dipvae2|jointvae|dsd", "method: vae, betavae, annealedvae, betatcvae, factorvae, dipvae1, dipvae2, jointvae, dsd (README, Methods)"},
     {"latent_dim", "model", RUN_KEY_INT, F(latent_dim), 1, 1024, 0, NULL, "continuous latents D"},
     {"beta", "model", RUN_KEY_REAL, F(beta), 0, BIG, 0, NULL, "KL weight (betavae), TC weight (betatcvae)"},
+    {"beta64", "model", RUN_KEY_REAL, F(beta64), 0, BIG, 0, NULL, "beta at 64x64, 1 channel: beta = beta64 x C x S x S / 4096"},
     {"gamma", "model", RUN_KEY_REAL, F(gamma), 0, BIG, 0, NULL, "weight of |KL - C| (annealedvae, jointvae), of the discriminator's TC (factorvae), of DWKL (betatcvae)"},
     {"alpha", "model", RUN_KEY_REAL, F(alpha), 0, BIG, 0, NULL, "MI weight (betatcvae)"},
     {"lambda", "model", RUN_KEY_REAL, F(lambda), 0, BIG, 1, NULL, "Gumbel-softmax temperature (jointvae)"},
@@ -425,6 +426,7 @@ static const struct {
     {"encode", "sample"},
     {"hist_images", "10000"},
     {"unsup_images", "10000"},
+    {"beta64", "nan"},
 };
 
 static int id_omits(const run_config *c, const run_key *k)

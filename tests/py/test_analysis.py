@@ -268,6 +268,14 @@ def test_labels_from_the_file(files, tmp_path):
     assert summary.metric_label("recon", lab) == "reconstruction NLL (bits)"
 
 
+def test_swept_keys_beta64():
+    # beta follows from beta64 and the image size: only beta64 is swept
+    runs = pd.DataFrame({"model": ["betavae"] * 2, "beta": [1.0, 2.0], "beta64": [4.0, 8.0],
+                         "seed": [0, 0], "status": ["ok", "ok"]})
+    assert summary.swept_keys(runs, "betavae") == ["beta64"]
+    assert summary.swept_keys(runs.drop(columns="beta64"), "betavae") == ["beta"]
+
+
 def test_swept_keys_and_summary(files):
     runs = io.load_runs(files["tiny"])
     assert summary.swept_keys(runs, "betavae") == ["beta"]

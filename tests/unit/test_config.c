@@ -425,6 +425,33 @@ static void test_locatello_methods(void **state)
     config_free(s);
 }
 
+/* beta64 states beta at 64x64 with one channel: the run's beta follows the
+ * image's values (32x32: a quarter; three channels: three times), and a run
+ * that does not set it keeps its id. */
+static void test_beta64(void **state)
+{
+    (void)state;
+    config_sweep *s = load("data: {image_size: 32}\n"
+                           "grid:\n  - model: betavae\n    beta64: [4, 8]\n"
+                           "  - model: betatcvae\n    beta64: 6\n");
+    assert_int_equal(s->n_runs, 3);
+    assert_true(s->runs[0].beta == 1 && s->runs[1].beta == 2 && s->runs[2].beta == 1.5);
+    assert_true(s->runs[0].beta64 == 4);
+    config_free(s);
+    s = load("data: {name: color_dsprites, image_size: 64}\ngrid:\n  - model: betavae\n"
+             "    beta64: 4\n");
+    assert_true(s->runs[0].beta == 12);
+    config_free(s);
+    /* the same beta set directly: another configuration, another id; with
+     * beta64 unset the id is the one every earlier file has */
+    config_sweep *a = load("data: {image_size: 32}\ngrid:\n  - model: betavae\n    beta: 1\n");
+    config_sweep *b = load("data: {image_size: 32}\ngrid:\n  - model: betavae\n    beta64: 4\n");
+    assert_string_not_equal(a->run_ids[0], b->run_ids[0]);
+    assert_true(isnan(a->runs[0].beta64));
+    config_free(a);
+    config_free(b);
+}
+
 static void test_write_list(void **state)
 {
     (void)state;
@@ -822,6 +849,10 @@ static const bad_case bad_cases[] = {
      "beta: model annealedvae does not take this parameter"},
     {"beta with c_max", G "    beta: 4\n    c_max: 5\n", 0, "3:5",
      "beta: betavae with c_max is annealedvae"},
+    {"beta and beta64", G "    beta: 4\n    beta64: 4\n", 0, "4:5",
+     "beta64: set beta or beta64, not both"},
+    {"beta64 for vae", "grid:\n  - model: vae\n    beta64: 4\n", 0, "3:5",
+     "beta64: model vae does not take this parameter"},
     {"negative lambda_d", "grid:\n  - model: dipvae1\n    lambda_d: -1\n", 0, "3:15",
      "lambda_d: -1 is out of range"},
     {"resolve: chunks vs latent_dim",
@@ -884,6 +915,7 @@ int main(void)
         cmocka_unit_test(test_run_ids_of_later_keys),
         cmocka_unit_test(test_annealedvae_alias),
         cmocka_unit_test(test_locatello_methods),
+        cmocka_unit_test(test_beta64),
         cmocka_unit_test(test_write_list),
         cmocka_unit_test(test_fixed_diff),
         cmocka_unit_test(test_load_file),

@@ -37,7 +37,7 @@ METHOD_COLOURS = {"vae": "#7f7f7f", "betavae": "#1f77b4", "betatcvae": "#ff7f0e"
                   "dipvae1": "#8c564b", "dipvae2": "#bcbd22", "annealedvae": "#e377c2"}
 SPARE_COLOURS = ["#17becf", "#393b79", "#637939", "#843c39", "#7b4173"]
 # The key a method's figures put on the x axis when it sweeps several (first present).
-PREFERRED_X = ("beta", "gamma", "supervision", "lambda", "c_max", "lambda_od", "alpha",
+PREFERRED_X = ("beta64", "beta", "gamma", "supervision", "lambda", "c_max", "lambda_od", "alpha",
                "c_z_max", "c_c_max", "w_swap", "lambda_d", "latent_dim", "lr", "steps",
                "batch_size", "anneal_steps")
 # Not drawn against the hyperparameters: the training loss (its scale
