@@ -1,6 +1,9 @@
 /* libFuzzer target for the results-file reader: the bytes become an HDF5
  * file that results_reader_open reads (every row too); any bytes must give a
- * reader or an error, never a crash, a leak or a hang. Built and run by
+ * reader or an error, never a crash, a leak or a hang. A crash inside HDF5
+ * itself (it trusts a damaged global-heap reference) happens in the child
+ * process that reads the file first (reader.c) and becomes an error here;
+ * libFuzzer then writes no artifact for it. Built and run by
  * `make fuzz` (FUZZ_SECONDS); the seed is a real results file
  * (fuzz_seed.h). */
 #include "untangle/results.h"
