@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -343,6 +344,7 @@ static int open_file(results_reader **out, const char *path, err *e);
  * unprobed, as before the probe existed. */
 static int probe_read(const char *path, char *why, size_t n)
 {
+    const pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0)
         return 0;
@@ -352,6 +354,14 @@ static int probe_read(const char *path, char *why, size_t n)
         static const int fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
         for (size_t k = 0; k < sizeof fatal / sizeof fatal[0]; k++)
             signal(fatal[k], SIG_DFL);
+        /* The child holds none of the parent's files: the journal's flock
+         * (one writer per file) lives as long as any copy of its descriptor,
+         * so a child still reading after its parent was killed would keep
+         * the next writer out. And it dies with its parent. */
+        close_range(3, ~0u, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(0);
         results_reader *r = NULL;
         err e;
         err_clear(&e);
