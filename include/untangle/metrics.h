@@ -139,6 +139,20 @@ size_t metrics_grid_count(int K, const int *sizes);
  * (dSprites: (((shape*6 + scale)*40 + orient)*32 + posX)*32 + posY). */
 void metrics_grid_factors(int K, const int *sizes, int *f);
 
+/* The accuracy of a categorical code unit against a factor under the best
+ * one-to-one map between the unit's categories and the factor's values
+ * (JointVAE's claim: the argmax of its discrete variable names the shape, up
+ * to a relabelling): labels (n) in 0 .. n_labels-1, v (n) in 0 .. n_values-1;
+ * *acc = max over injective maps pi from the smaller side into the larger
+ * of 1/n #{i : labels_i and v_i are paired by pi} (NaN when n is 0). A
+ * maximum-weight matching of the contingency table, solved exactly by
+ * dynamic programming over the subsets of the smaller side, so
+ * min(n_labels, n_values) <= METRICS_MATCH_MAX (ERR_INPUT beyond, or for a
+ * label or value out of range). */
+enum { METRICS_MATCH_MAX = 16 };
+int metrics_match_accuracy(const int *labels, const int *v, size_t n, int n_labels, int n_values,
+                           double *acc, err *e);
+
 /* ---- chunk-level scores (codes split into one chunk of dims per factor) -- */
 
 /* The mutual information between each factor and each whole chunk of a

@@ -159,7 +159,9 @@ int results_merge(const char *out, const char *const *inputs, size_t n_inputs, e
 /* Open path read-only and load its root attributes, /sweeps, the valid rows of
  * /runs (rows with an empty status are skipped and counted) and /curves.
  * ERR_IO when it cannot be opened (missing, locked), ERR_INPUT when it is not
- * an HDF5 file or not an untangle results file, ERR_HDF5 otherwise. */
+ * an HDF5 file or not an untangle results file, ERR_HDF5 otherwise, also when
+ * the file is so damaged that reading it crashes HDF5: a child process reads
+ * it first, so the crash is the child's. */
 int results_reader_open(results_reader **out, const char *path, err *e);
 /* Root attributes; the strings belong to r. */
 const results_meta *results_reader_meta(const results_reader *r);

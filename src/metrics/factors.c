@@ -1,8 +1,9 @@
 /* metrics/factors.c: what the estimators need to know of a data set's
  * factors, for any number K of discrete factors (their sizes come from the
  * data module, never a constant here): the full factor grid in canonical
- * order, the MIG mean over chosen factors, and the chunk-level scores of
- * codes made of one chunk of dims per factor (DSD). */
+ * order, the MIG mean over chosen factors, the accuracy of a categorical
+ * unit against a factor under the best relabelling, and the chunk-level
+ * scores of codes made of one chunk of dims per factor (DSD). */
 #include "untangle/metrics.h"
 
 #include <math.h>
@@ -169,5 +170,72 @@ done:
     free(m);
     free(hf);
     free(g);
+    return rc;
+}
+
+/* The contingency table W (a, b) of the smaller side (a items, rows) against
+ * the larger (b, columns); best[mask] is the largest count matched with the
+ * rows of mask used, over the columns seen so far: each column is matched to
+ * one unused row or to none. The answer is the largest best[mask]. */
+int metrics_match_accuracy(const int *labels, const int *v, size_t n, int n_labels, int n_values,
+                           double *acc, err *e)
+{
+    if (n_labels < 1 || n_values < 1)
+        return err_set(e, ERR_INPUT, "metrics: %d categories against %d values", n_labels,
+                       n_values);
+    const int swap = n_labels > n_values;
+    const int a = swap ? n_values : n_labels, b = swap ? n_labels : n_values;
+    if (a > METRICS_MATCH_MAX)
+        return err_set(e, ERR_INPUT, "metrics: matching %d categories to %d values (at most %d "
+                       "on the smaller side)", n_labels, n_values, METRICS_MATCH_MAX);
+    if (n == 0) {
+        *acc = NAN;
+        return 0;
+    }
+    size_t *W = calloc((size_t)a * (size_t)b, sizeof *W);
+    const size_t states = (size_t)1 << a;
+    long long *best = malloc(sizeof *best * states), *next = malloc(sizeof *next * states);
+    int rc = 0;
+    if (!W || !best || !next) {
+        rc = err_set(e, ERR_NOMEM, "metrics: out of memory for the category matching");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (labels[i] < 0 || labels[i] >= n_labels || v[i] < 0 || v[i] >= n_values) {
+            rc = err_set(e, ERR_INPUT, "metrics: item %zu: category %d of %d, value %d of %d", i,
+                         labels[i], n_labels, v[i], n_values);
+            goto done;
+        }
+        int r = swap ? v[i] : labels[i], c = swap ? labels[i] : v[i];
+        W[(size_t)r * b + (size_t)c]++;
+    }
+    for (size_t m = 0; m < states; m++)
+        best[m] = m ? -1 : 0; /* -1: not reachable */
+    for (int c = 0; c < b; c++) {
+        memcpy(next, best, sizeof *best * states); /* column c matched to none */
+        for (size_t m = 0; m < states; m++) {
+            if (best[m] < 0)
+                continue;
+            for (int r = 0; r < a; r++) {
+                if (m >> r & 1)
+                    continue;
+                long long s = best[m] + (long long)W[(size_t)r * b + (size_t)c];
+                size_t to = m | (size_t)1 << r;
+                if (s > next[to])
+                    next[to] = s;
+            }
+        }
+        long long *t = best;
+        best = next;
+        next = t;
+    }
+    long long top = 0;
+    for (size_t m = 0; m < states; m++)
+        top = best[m] > top ? best[m] : top;
+    *acc = (double)top / (double)n;
+done:
+    free(W);
+    free(best);
+    free(next);
     return rc;
 }

@@ -9,10 +9,14 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* A string attribute, variable or fixed length, as a malloc'd string. */
 static int attr_get_str(hid_t loc, const char *name, char **out)
@@ -335,7 +339,93 @@ done:
     return rc;
 }
 
+static int open_file(results_reader **out, const char *path, err *e);
+
+/* HDF5 1.10 trusts what a file says in places that no check before the open
+ * reaches: a variable-length string whose global-heap reference names an
+ * object its collection does not hold sends H5HG_read through a wild pointer
+ * (SIGSEGV; tests/fuzz/fuzz_results.c found it in a root attribute). So a
+ * child process reads the file first, as fully as any caller will (the root,
+ * /sweeps, /runs, /evals, /curves, every row's detail), and always exits 0
+ * on its own, whatever it found: a child killed by a signal (its fatal
+ * signals are reset to their default), or ended by a runtime's non-zero
+ * exit, means the read crashed, and the file is damaged
+ * (why says how). A read that merely fails is left to the caller's own open,
+ * which reports it. When no child can be made (fork fails), the caller reads
+ * unprobed, as before the probe existed. */
+static int probe_read(const char *path, char *why, size_t n)
+{
+    const pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0)
+        return 0;
+    if (pid == 0) {
+        /* a crash must end the child, never run a handler of the parent's
+         * (a test framework's longjmp, a sanitizer's report) */
+        static const int fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+        for (size_t k = 0; k < sizeof fatal / sizeof fatal[0]; k++)
+            signal(fatal[k], SIG_DFL);
+        /* The child holds none of the parent's files: the journal's flock
+         * (one writer per file) lives as long as any copy of its descriptor,
+         * so a child still reading after its parent was killed would keep
+         * the next writer out. And it dies with its parent. */
+        close_range(3, ~0u, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(0);
+        results_reader *r = NULL;
+        err e;
+        err_clear(&e);
+        h5util_quiet q;
+        h5util_quiet_begin(&q);
+        if (open_file(&r, path, &e) == 0) {
+            for (size_t i = 0; i < r->n + r->n_ev; i++) {
+                results_row row;
+                run_config c;
+                run_result res;
+                run_result_init(&res);
+                int found;
+                if (i < r->n)
+                    reader_get(r, i, &row, &c, &res, &found, &e);
+                else
+                    reader_get_eval(r, i - r->n, &row, &c, &res, &found, &e);
+                run_result_free(&res);
+            }
+        }
+        _exit(0); /* no atexit handlers, no stdio flush: the parent's state is its own */
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return 0;
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+        return 0;
+    if (WIFSIGNALED(st))
+        snprintf(why, n, "reading it crashed the HDF5 library (signal %d, %s): the file is damaged",
+                 WTERMSIG(st), strsignal(WTERMSIG(st)));
+    else
+        snprintf(why, n, "reading it crashed the HDF5 library (exit status %d): the file is "
+                 "damaged", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    return -1;
+}
+
 int reader_open(results_reader **out, const char *path, err *e)
+{
+    struct stat st;
+    char why[300];
+    if (stat(path, &st) < 0)
+        return err_set(e, ERR_IO, "cannot open results file %s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return err_set(e, ERR_INPUT, "%s is not a results file (not a regular file)", path);
+    if (h5util_heaps_sane(path, why, sizeof why) < 0) /* before HDF5 loops on it */
+        return err_set(e, ERR_HDF5, "cannot open %s: %s", path, why);
+    if (probe_read(path, why, sizeof why) < 0)
+        return err_set(e, ERR_HDF5, "cannot open %s: %s", path, why);
+    return open_file(out, path, e);
+}
+
+/* reader_open once the file passed its checks (the probe's child calls it). */
+static int open_file(results_reader **out, const char *path, err *e)
 {
     int rc = 0;
     hid_t fapl = H5I_INVALID_HID;
@@ -347,20 +437,6 @@ int reader_open(results_reader **out, const char *path, err *e)
     r->file = r->detail = H5I_INVALID_HID;
     layout_init(&r->lay, NULL); /* then the file's data set's, in read_root */
     layout_init_evals(&r->elay, NULL);
-    struct stat st;
-    if (stat(path, &st) < 0) {
-        rc = err_set(e, ERR_IO, "cannot open results file %s: %s", path, strerror(errno));
-        goto done;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc = err_set(e, ERR_INPUT, "%s is not a results file (not a regular file)", path);
-        goto done;
-    }
-    char why[300];
-    if (h5util_heaps_sane(path, why, sizeof why) < 0) { /* before HDF5 loops on it */
-        rc = err_set(e, ERR_HDF5, "cannot open %s: %s", path, why);
-        goto done;
-    }
     if ((fapl = res_make_fapl(0)) < 0 || (r->file = H5Fopen(path, H5F_ACC_RDONLY, fapl)) < 0) {
         char msg[600];
         h5util_message(msg, sizeof msg);

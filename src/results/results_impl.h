@@ -138,6 +138,9 @@
  * records); an intact record this version cannot decode: refused, nothing
  * touched. A file whose global heap HDF5 1.10 would walk forever (an object
  * of size 0, h5util_heaps_sane) counts as unreadable: never handed to HDF5.
+ * Every reader_open first reads the whole file in a child process
+ * (probe_read in reader.c): a file on which HDF5 crashes (a string's heap
+ * reference naming an object its collection lacks) counts as unreadable too.
  * A journal left without an intact META record beside a readable
  * file, or behind the file (the file holds all its records and more), is
  * rewritten from the file into PATH.journal.tmp first; only a complete new

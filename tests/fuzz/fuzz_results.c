@@ -1,6 +1,12 @@
 /* libFuzzer target for the results-file reader: the bytes become an HDF5
  * file that results_reader_open reads (every row too); any bytes must give a
- * reader or an error, never a crash, a leak or a hang. Built and run by
+ * reader or an error, never a crash, a leak or a hang. A crash inside HDF5
+ * itself (it trusts a damaged global-heap reference) happens in the child
+ * process that reads the file first (probe_read in reader.c) and becomes an
+ * error here; the sanitizer still reports it from the child (in the log,
+ * and libFuzzer saves the input as crash-*) while the fuzzing goes on: a
+ * report whose stack runs through probe_read is a crash the reader
+ * survived, one without it is not. Built and run by
  * `make fuzz` (FUZZ_SECONDS); the seed is a real results file
  * (fuzz_seed.h). */
 #include "untangle/results.h"

@@ -796,6 +796,85 @@ static void test_metrics_any_number_of_factors(void **state)
  * also in shape's chunk (the tuple of both) and only half of scale's
  * resolution (3 values) in its own, scale's gap is (log 6 - log 3) / log 6:
  * shape's chunk knows scale fully, scale's own chunk log 3 of it. */
+/* Items from a contingency table T (rows: categories, columns: values). */
+static size_t items_from_table(const int *T, int rows, int cols, int *labels, int *v)
+{
+    size_t n = 0;
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++)
+            for (int t = 0; t < T[r * cols + c]; t++) {
+                labels[n] = r;
+                v[n++] = c;
+            }
+    return n;
+}
+
+/* The best injective map of the rows into the columns by trying them all. */
+static int brute_match(const int *T, int rows, int cols, int r, unsigned used)
+{
+    if (r == rows)
+        return 0;
+    int best = 0;
+    for (int c = 0; c < cols; c++)
+        if (!(used >> c & 1)) {
+            int s = T[r * cols + c] + brute_match(T, rows, cols, r + 1, used | 1u << c);
+            best = s > best ? s : best;
+        }
+    return best;
+}
+
+static void test_match_accuracy_known_answers(void **state)
+{
+    (void)state;
+    int labels[400], v[400];
+    double acc = 0.0;
+    err e;
+    err_clear(&e);
+    /* 3 categories, 3 values: the best one-to-one map pairs 0-0, 1-2, 2-1 for
+     * 5 + 4 + 0 = 9 of 16; each category's own best value (0, 2, 0) would
+     * count 12, but maps two categories to value 0 */
+    static const int T1[9] = {5, 1, 0, 0, 2, 4, 3, 0, 1};
+    size_t n = items_from_table(T1, 3, 3, labels, v);
+    assert_int_equal(metrics_match_accuracy(labels, v, n, 3, 3, &acc, &e), 0);
+    assert_true(fabs(acc - 9.0 / 16.0) < 1e-15);
+    /* a relabelled copy of the factor: 1 */
+    for (size_t i = 0; i < 30; i++) {
+        v[i] = (int)(i % 3);
+        labels[i] = (v[i] + 1) % 3;
+    }
+    assert_int_equal(metrics_match_accuracy(labels, v, 30, 3, 3, &acc, &e), 0);
+    assert_true(acc == 1.0);
+    /* more categories (4) than values (2): each value takes one category,
+     * value 0 category 0 (3), value 1 category 2 (4): 7 of 11 */
+    static const int T2[8] = {3, 0, 2, 1, 0, 4, 1, 0};
+    n = items_from_table(T2, 4, 2, labels, v);
+    assert_int_equal(metrics_match_accuracy(labels, v, n, 4, 2, &acc, &e), 0);
+    assert_true(fabs(acc - 7.0 / 11.0) < 1e-15);
+    /* random 4 x 6 tables against every injective map */
+    rng r;
+    rng_seed(&r, 5, RNG_TEST);
+    for (int trial = 0; trial < 20; trial++) {
+        int T[24];
+        for (int i = 0; i < 24; i++)
+            T[i] = (int)rng_below(&r, 12);
+        n = items_from_table(T, 4, 6, labels, v);
+        assert_int_equal(metrics_match_accuracy(labels, v, n, 4, 6, &acc, &e), 0);
+        assert_true(fabs(acc - brute_match(T, 4, 6, 0, 0) / (double)n) < 1e-15);
+        /* the same table seen from the values' side */
+        assert_int_equal(metrics_match_accuracy(v, labels, n, 6, 4, &acc, &e), 0);
+        assert_true(fabs(acc - brute_match(T, 4, 6, 0, 0) / (double)n) < 1e-15);
+    }
+    /* no items: NaN; bad input: ERR_INPUT, acc untouched */
+    assert_int_equal(metrics_match_accuracy(labels, v, 0, 3, 3, &acc, &e), 0);
+    assert_true(isnan(acc));
+    acc = 0.5;
+    labels[0] = 3;
+    assert_int_equal(metrics_match_accuracy(labels, v, 1, 3, 3, &acc, &e), ERR_INPUT);
+    assert_non_null(strstr(e.msg, "category 3 of 3"));
+    assert_int_equal(metrics_match_accuracy(labels, v, 1, 17, 20, &acc, &e), ERR_INPUT);
+    assert_true(acc == 0.5);
+}
+
 static void test_chunk_mig_known_answers(void **state)
 {
     (void)state;
@@ -1125,6 +1204,7 @@ int main(void)
         cmocka_unit_test(test_full_set_removes_subsample_bias),
         cmocka_unit_test(test_metrics_any_number_of_factors),
         cmocka_unit_test(test_chunk_mig_known_answers),
+        cmocka_unit_test(test_match_accuracy_known_answers),
         cmocka_unit_test(test_swap_candidates_113),
         cmocka_unit_test(test_swap_oracle_and_ignoring_decoder),
         cmocka_unit_test(test_traversal_grid),

@@ -570,6 +570,48 @@ static void zero_heap_free_space(const char *path)
     free(b);
 }
 
+/* The file's reference to the variable-length string text (seq length 4,
+ * collection address 8, object index 4; little endian, as this machine) made
+ * to name object 2^30, which its collection does not hold: HDF5 1.10's
+ * H5HG_read then reads through a wild pointer (SIGSEGV), as in the damaged
+ * file tests/fuzz/fuzz_results.c found (an index byte changed). */
+static void break_heap_reference(const char *path, const char *text)
+{
+    off_t size = file_size(path);
+    uint8_t *b = malloc((size_t)size);
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(b);
+    assert_non_null(fp);
+    assert_int_equal(fread(b, 1, (size_t)size, fp), (size_t)size);
+    uint8_t *g = memmem(b, (size_t)size, "GCOL", 4);
+    assert_non_null(g);
+    uint64_t gsize = 0, p = 16, addr = (uint64_t)(g - b);
+    uint32_t len = (uint32_t)strlen(text), idx = 0;
+    memcpy(&gsize, g + 8, 8);
+    while (!idx) { /* the object that holds text */
+        assert_true(p + 16 <= gsize);
+        uint16_t i;
+        uint64_t osize;
+        memcpy(&i, g + p, 2);
+        memcpy(&osize, g + p + 8, 8);
+        assert_true(i != 0); /* the free space comes last */
+        if (osize == len && memcmp(g + p + 16, text, len) == 0)
+            idx = i;
+        p += 16 + ((osize + 7) & ~(uint64_t)7);
+    }
+    uint8_t ref[16];
+    memcpy(ref, &len, 4);
+    memcpy(ref + 4, &addr, 8);
+    memcpy(ref + 12, &idx, 4);
+    uint8_t *at = memmem(b, (size_t)size, ref, sizeof ref);
+    assert_non_null(at);
+    uint32_t bad = 0x40000000u; /* far outside the collection: a read there faults */
+    fseek(fp, (long)(at + 12 - b), SEEK_SET);
+    assert_int_equal(fwrite(&bad, 1, 4, fp), 4);
+    fclose(fp);
+    free(b);
+}
+
 static void test_damaged_file_rebuilt(void **state)
 {
     (void)state;
@@ -583,14 +625,26 @@ static void test_damaged_file_rebuilt(void **state)
      * bytes in the middle (inside /runs' chunk or the detail) overwritten,
      * the free space of the global heap (the variable-length strings) made
      * 0 bytes long, on which HDF5 1.10 would loop forever (alarm: a hang
-     * fails) */
-    for (int kind = 0; kind < 4; kind++) {
+     * fails), and a string's heap reference naming an object that is not
+     * there, on which HDF5 1.10 crashes (it would kill this test) */
+    for (int kind = 0; kind < 5; kind++) {
         off_t size = file_size(path);
         if (kind == 0) {
             assert_int_equal(truncate(path, size / 2), 0);
         } else if (kind == 3) {
             zero_heap_free_space(path);
             alarm(60);
+        } else if (kind == 4) {
+            break_heap_reference(path, YAML_A);
+            results_reader *rd = NULL;
+            err e;
+            err_clear(&e);
+            assert_true(results_reader_open(&rd, path, &e) < 0);
+            assert_int_equal(e.code, ERR_HDF5);
+            if (!strstr(e.msg, "crashed the HDF5 library"))
+                print_error("reader: %s\n", e.msg);
+            assert_non_null(strstr(e.msg, "crashed the HDF5 library"));
+            assert_non_null(strstr(e.msg, path));
         } else {
             off_t at = 0; /* kind 1: the superblock */
             if (kind == 2)

@@ -92,30 +92,61 @@ def save(fig, out, name, written):
 
 
 class Study:
-    """The ok runs of a results file and, per method, the hyperparameter
-    its figures put on the x axis (None when it sweeps only the seed) and
-    the other swept keys."""
+    """The ok runs of a results file, drawn by family: the runs of one method
+    that give a value to the same of the method's swept keys. A method whose
+    grid blocks all set the same keys is one family, named after the method;
+    a method with blocks that set different keys (locatello2019.yaml's
+    betavae: a block over beta, and the capacity block over c_max with
+    gamma, where beta has no value) has one family per set of keys, named
+    "method [keys]", each with its own x axis, so that no block is dropped
+    for lack of a value on another block's axis. Per family: the
+    hyperparameter its figures put on the x axis (None when it sweeps only
+    the seed) and the other keys it varies. `methods` lists the families
+    (the plotting units), `models` the methods; a family has its method's
+    colour."""
 
     def __init__(self, path, runs):
         self.path = path
         self.labels = io.load_labels(path)
         self.name = io.load_meta(path).get("sweep_name", "?")
         self.ok = runs[runs["status"] == "ok"].copy()
-        self.methods = list(pd.unique(self.ok["model"]))
-        self.colour = method_colours(self.methods)
-        self.xkey, self.other = {}, {}
-        for m in self.methods:
+        self.models = list(pd.unique(self.ok["model"]))
+        colours = method_colours(self.models)
+        self.family = pd.Series(None, index=runs.index, dtype=object)
+        self.methods, self.model_of, self.colour, self.xkey, self.other = [], {}, {}, {}, {}
+        for m in pd.unique(runs["model"]):
+            rows = runs[runs["model"] == m]
             keys = su.swept_keys(runs, m)
-            pref = [k for k in PREFERRED_X if k in keys]
-            x = pref[0] if pref else (keys[0] if keys else None)
-            self.xkey[m] = x
-            self.other[m] = [k for k in keys if k != x]
+            given = rows[keys].notna().apply(tuple, axis=1) if keys else \
+                pd.Series([()] * len(rows), index=rows.index)
+            patterns = list(pd.unique(given))
+            for pat in patterns:
+                sel = given.index[given == pat]
+                mine = [k for k, on in zip(keys, pat) if on]
+                name = m if len(patterns) == 1 else f"{m} [{', '.join(mine)}]"
+                self.family[sel] = name
+                if m not in self.models or not self.ok.index.isin(sel).any():
+                    continue
+                fam = runs.loc[sel]
+                varied = [k for k in mine if fam[k].nunique(dropna=False) > 1]
+                pref = [k for k in PREFERRED_X if k in varied]
+                x = pref[0] if pref else (varied[0] if varied else None)
+                self.methods.append(name)
+                self.model_of[name] = m
+                self.colour[name] = colours[m]
+                self.xkey[name] = x
+                self.other[name] = [k for k in varied if k != x]
         self.metrics = [c for c in io.metric_names(self.ok.columns)
                         if c not in SKIP_METRICS and self.ok[c].notna().any()
-                        and NEEDS_METHOD.get(c, self.methods[0]) in self.methods]
+                        and NEEDS_METHOD.get(c, self.models[0]) in self.models]
+
+    def family_of(self, row):
+        """The family of the run with row label `row`."""
+        return self.family[row]
 
     def rows(self, method, metric=None):
-        r = self.ok[self.ok["model"] == method]
+        """The ok runs of family `method`, those with a value of metric when given."""
+        r = self.ok[self.family[self.ok.index] == method]
         return r if metric is None else r[r[metric].notna()]
 
     def methods_with(self, metric):
@@ -334,7 +365,7 @@ def factor_table(st, prefix):
         return None
     labels, rows = [], []
     for m in st.methods:
-        sub = st.ok[st.ok["model"] == m]
+        sub = st.rows(m)
         keys = [k for k in ([st.xkey[m]] if st.xkey[m] else []) + st.other[m]]
         items = [((), sub)] if not keys else \
             sorted((((v if isinstance(v, tuple) else (v,)), g)

@@ -106,8 +106,9 @@ def plot_curves(st, runs, out, written):
     confs = su.configurations(st.ok)
     colour = {}
     for _, c in confs.iterrows():
-        x = st.xkey[c["model"]]
-        colour[c["label"]] = st.value_shade(c["model"], None if x is None else
+        fam = st.family_of(c["rows"][0])
+        x = st.xkey[fam]
+        colour[c["label"]] = st.value_shade(fam, None if x is None else
                                             st.ok.loc[c["rows"][0], x])
     for ax, name in zip(axes.flat, names):
         cn = curves[curves["name"] == name]
