@@ -50,7 +50,11 @@ static double u01(const char *run_id, int slot)
 static int fake_result(const run_config *c, const char *id, const model_info *in, run_result *r,
                        err *e)
 {
-    const int full = strcmp(c->encode, "full") == 0, chunks = in->n_chunks == RUN_N_FACTORS;
+    data_factor_desc dd;
+    int rc = data_describe_name(c->name, &dd, e);
+    if (rc < 0)
+        return rc;
+    const int K = dd.K, full = strcmp(c->encode, "full") == 0, chunks = in->n_chunks == K;
     int slot = 0;
 #define U(lo, hi) ((lo) + ((hi) - (lo)) * u01(id, slot++))
     r->status = RUN_OK;
@@ -79,14 +83,15 @@ static int fake_result(const run_config *c, const char *id, const model_info *in
     if (full)
         for (int k = RUN_M_BETA_VAE; k <= RUN_M_MI_SCORE; k++)
             m[k] = U(0.1, 0.95);
-    for (int k = 0; k < RUN_N_FACTORS; k++) {
+    r->n_factors = K;
+    for (int k = 0; k < K; k++) {
         r->mig_factor[k] = in->stochastic ? U(0, 0.8) : NAN;
         r->swap_factor[k] = U(0.2, 1);
         r->chunk_factor[k] = chunks ? U(0, 1) : NAN;
     }
     /* the MI matrix: unit u carries factor u mod K, a little of the others */
     r->n_units = in->D + in->n_discrete;
-    r->mi = malloc(sizeof(float) * (size_t)r->n_units * RUN_N_FACTORS);
+    r->mi = malloc(sizeof(float) * (size_t)r->n_units * (size_t)K);
     /* the traversal grid: a row of RUN_TRAV_STEPS cells of S x S per unit */
     r->trav_h = r->n_units * in->S;
     r->trav_w = RUN_TRAV_STEPS * in->S;
@@ -94,15 +99,15 @@ static int fake_result(const run_config *c, const char *id, const model_info *in
     if (!r->mi || !r->traversal)
         return err_set(e, ERR_NOMEM, "out of memory");
     for (int u = 0; u < r->n_units; u++)
-        for (int k = 0; k < RUN_N_FACTORS; k++)
-            r->mi[u * RUN_N_FACTORS + k] = (float)(k == u % RUN_N_FACTORS ? U(0.3, 2) : U(0, 0.1));
+        for (int k = 0; k < K; k++)
+            r->mi[u * K + k] = (float)(k == u % K ? U(0.3, 2) : U(0, 0.1));
     for (int y = 0; y < r->trav_h; y++)
         for (int x = 0; x < r->trav_w; x++)
             r->traversal[(size_t)y * r->trav_w + x] = (uint8_t)((x / in->S * 25 + y) & 0xff);
     for (int t = 0; t < in->n_terms; t++)
         for (int p = 1; p <= 5; p++) {
             long step = (long)p * (c->steps / 5 > 0 ? c->steps / 5 : 1);
-            int rc = run_result_add_curve(r, step, in->terms[t], U(1, 100) / p, e);
+            rc = run_result_add_curve(r, step, in->terms[t], U(1, 100) / p, e);
             if (rc < 0)
                 return rc;
         }
