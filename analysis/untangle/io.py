@@ -115,6 +115,7 @@ FALLBACK_METRIC_UNITS = {
     "loss": "nats / image",
     "chunk_mig": "normalised, 0..1",
     "eval_images": "images",
+    "disc_acc": "fraction, 0..1",
 }
 # The values a traversal moves each continuous latent through
 # (METRICS_TRAV_STEPS of them from -2.5 to 2.5); the root attribute

@@ -39,6 +39,7 @@ METRIC_INFO = {
     "explicitness": ("explicitness", True),
     "gaussian_wasserstein_corr_norm": ("Gaussian Wasserstein correlation (norm.)", False),
     "mutual_info_score": ("mutual information score", False),
+    "disc_acc": ("discrete latent's accuracy on shape", True),
     "loss": ("training loss", False),
 }
 

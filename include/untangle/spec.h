@@ -164,11 +164,15 @@ enum {
     RUN_M_EXPLICITNESS, /* test AUC */
     RUN_M_GWC,          /* gaussian_wasserstein_correlation (normalised) */
     RUN_M_MI_SCORE,     /* mutual_info_score, nats */
+    RUN_M_DISC_ACC,     /* accuracy of the first discrete variable's argmax
+                           against the factor "shape", best one-to-one map
+                           (JointVAE's claim); NaN without either */
     RUN_N_METRICS
 };
 /* The metrics of results written before chunk_mig and eval_images (their
- * run_result_pack messages and journals carry this many). */
-enum { RUN_N_METRICS_V1 = RUN_M_LOSS + 1 };
+ * run_result_pack messages and journals carry this many), and before
+ * disc_acc (formats "UNT3" and "UNT4"). */
+enum { RUN_N_METRICS_V1 = RUN_M_LOSS + 1, RUN_N_METRICS_V4 = RUN_M_MI_SCORE + 1 };
 extern const char *const run_metric_names[RUN_N_METRICS];
 /* Their units ("nats / image", "nats", "" for scores in [0, 1]), for tables
  * and plot axes (the results file stores them as an attribute). */

@@ -58,7 +58,10 @@
  *        wall_s, train_s, eval_s, imgs_per_s float64,
  *        steps_done int64 (optimiser steps done; "steps" is the configured key),
  *        recon, kl, elbo, tc, mi, dwkl, mig, mig_hist, gaussian_tc, swap_acc,
- *          loss, chunk_mig, eval_images float64 (run_metric_names; NaN = not
+ *          loss, chunk_mig, eval_images, beta_vae_score, factor_vae_score,
+ *          dci_disentanglement, dci_completeness, dci_informativeness, sap,
+ *          modularity, explicitness, gaussian_wasserstein_corr_norm,
+ *          mutual_info_score, disc_acc float64 (run_metric_names; NaN = not
  *          computed / not applicable; eval_images = the images of Chen's
  *          estimators: eval.images, or the data set's N with encode full),
  *        mig_<f>, then swap_acc_<f>, then chunk_mig_<f> float64 for f in the
@@ -67,10 +70,12 @@
  *          shapes3d floor_hue, wall_hue, object_hue, scale, shape,
  *          orientation).
  *      Files of earlier versions lack encode, hist_images, unsup_images,
- *      chunk_mig, eval_images and chunk_mig_<f>: readers take the keys'
- *      defaults and NaN; a resume rebuilds such a file from its journal
- *      (its columns are not this version's), whose ROW records keep their
- *      first result format (run_result_unpack reads both).
+ *      chunk_mig, eval_images, disentanglement_lib's suite, disc_acc and
+ *      chunk_mig_<f>: readers take the keys' defaults and NaN; a resume
+ *      rebuilds such a file from its journal (its columns are not this
+ *      version's), whose ROW records keep the result format they were
+ *      written in (run_result_unpack reads every one, the metrics a format
+ *      lacks NaN).
  *
  * /evals  (created by the first re-evaluation, `untangle eval`; a file
  *      without it reads and opens as before) 1-D extendible chunked compound,

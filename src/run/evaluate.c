@@ -7,14 +7,14 @@
  *   rng_seed(seed, RNG_EVAL), their posterior samples from the sub-stream
  *   EVAL_NOISE. recon and elbo use the first min(n, RUN_RECON_MAX), mig_hist
  *   the first hist_images, gaussian_tc the first unsup_images, and in sample
- *   mode Chen's estimators and kl the first eval.images. The first draws are
- *   the same whatever the sizes, so a larger hist_images never moves the
- *   numbers of the other metrics.
+ *   mode Chen's estimators, kl and disc_acc the first eval.images. The first
+ *   draws are the same whatever the sizes, so a larger hist_images never
+ *   moves the numbers of the other metrics.
  * - the full set (eval.encode full): every image of the data set once, in
  *   canonical factor order, each with one posterior sample from EVAL_FULL:
- *   Chen's estimators (their random sample subsets from EVAL_PICK), kl, and
- *   the chunk scores. Only per-image results are kept (factor classes, mu,
- *   lv, alpha, one sample): O(N * D) memory, never O(N * S * S).
+ *   Chen's estimators (their random sample subsets from EVAL_PICK), kl,
+ *   disc_acc and the chunk scores. Only per-image results are kept (factor
+ *   classes, mu, lv, alpha, one sample): O(N * D) memory, never O(N * S * S).
  * The swap pairs come from rng_seed(seed, RNG_PAIRS). */
 #include "untangle/metrics.h"
 #include "untangle/nn.h"
@@ -370,6 +370,39 @@ static int chunk_metrics(const encoded *es, double *metric, double *gap, err *e)
                               fd->in_mig, NULL, gap, &metric[RUN_M_CHUNK_MIG], e);
 }
 
+/* disc_acc: the accuracy of the first discrete variable's argmax category
+ * (am: the argmax of alpha per image) against the data set's factor named
+ * "shape", under the best one-to-one map of categories to shape values
+ * (metrics_match_accuracy; JointVAE's claim that its discrete latent captures
+ * dSprites' shape), on the first n_chen items of s: the images of Chen's
+ * estimators -> metric[]. NaN without a discrete variable or such a factor. */
+static int disc_metric(const encoded *es, const codeset *s, double *metric, err *e)
+{
+    const data_factor_desc *fd = &es->fd;
+    int shape = 0;
+    while (shape < fd->K && strcmp(fd->names[shape], "shape") != 0)
+        shape++;
+    const size_t n = es->n_chen, nd = (size_t)es->nd, K = (size_t)fd->K;
+    if (nd == 0 || shape == fd->K || n == 0)
+        return 0;
+    int *cat = malloc(sizeof(int) * n), *v = malloc(sizeof(int) * n); /* (n), (n) */
+    int rc = 0;
+    if (!cat || !v) {
+        rc = err_set(e, ERR_NOMEM, "metrics: out of memory for disc_acc on %zu images", n);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        cat[i] = s->am[i * nd];
+        v[i] = s->f[i * K + (size_t)shape];
+    }
+    rc = metrics_match_accuracy(cat, v, n, es->info.discrete[0], fd->sizes[shape],
+                                &metric[RUN_M_DISC_ACC], e);
+done:
+    free(cat);
+    free(v);
+    return rc;
+}
+
 /* disentanglement_lib's suite on the full set's posterior means, in
  * canonical factor order (full mode only) -> metric[]. */
 static int dlib_metrics(const encoded *es, const run_config *c, double *metric, err *e)
@@ -481,6 +514,7 @@ int run_evaluate_codes(model *m, const data_source *d, const run_config *c,
     if ((rc = chen_metrics(&es, chen, c, metric, mi, mig_gap, &have_mi, e)) < 0 ||
         (rc = hist_metrics(&es, metric, mi, mig_gap, &have_mi, e)) < 0 ||
         (rc = chunk_metrics(&es, metric, chunk_gap, e)) < 0 ||
+        (rc = disc_metric(&es, chen, metric, e)) < 0 ||
         (rc = dlib_metrics(&es, c, metric, e)) < 0 ||
         (rc = give_codes(&es, sink, ctx, e)) < 0)
         goto done;

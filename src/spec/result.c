@@ -20,7 +20,7 @@ const char *const run_metric_names[RUN_N_METRICS] = {
     [RUN_M_DCI_C] = "dci_completeness", [RUN_M_DCI_I] = "dci_informativeness",
     [RUN_M_SAP] = "sap", [RUN_M_MODULARITY] = "modularity",
     [RUN_M_EXPLICITNESS] = "explicitness", [RUN_M_GWC] = "gaussian_wasserstein_corr_norm",
-    [RUN_M_MI_SCORE] = "mutual_info_score",
+    [RUN_M_MI_SCORE] = "mutual_info_score", [RUN_M_DISC_ACC] = "disc_acc",
 };
 
 const char *const run_metric_units[RUN_N_METRICS] = {
@@ -30,7 +30,7 @@ const char *const run_metric_units[RUN_N_METRICS] = {
     [RUN_M_LOSS] = "nats / image", [RUN_M_CHUNK_MIG] = "", [RUN_M_EVAL_IMAGES] = "images",
     [RUN_M_BETA_VAE] = "", [RUN_M_FACTOR_VAE] = "", [RUN_M_DCI_D] = "", [RUN_M_DCI_C] = "",
     [RUN_M_DCI_I] = "", [RUN_M_SAP] = "", [RUN_M_MODULARITY] = "", [RUN_M_EXPLICITNESS] = "",
-    [RUN_M_GWC] = "", [RUN_M_MI_SCORE] = "nats",
+    [RUN_M_GWC] = "", [RUN_M_MI_SCORE] = "nats", [RUN_M_DISC_ACC] = "",
 };
 
 enum { RESULT_OLD_FACTORS = 5 }; /* dSprites' factors: those of UNT3 and UNTR */
@@ -84,11 +84,14 @@ int run_result_add_curve(run_result *r, long step, const char *name, double valu
 
 /* ---- serialisation: a flat buffer between same-architecture peers ---------- */
 
-/* "UNT4": the number of factors K, then K values per per-factor array (and
- * mi (n_units, K)). "UNT3" (five factors, dSprites') and "UNTR" (the first
- * format, RUN_N_METRICS_V1 metrics, no chunk gaps) are still read: journals
- * of earlier files hold them. */
-#define RESULT_MAGIC 0x554e5434u
+/* "UNT5": RUN_N_METRICS metrics (with disc_acc), the number of factors K,
+ * then K values per per-factor array (and mi (n_units, K)). "UNT4" (the same
+ * with RUN_N_METRICS_V4 metrics, before disc_acc), "UNT3" (RUN_N_METRICS_V4
+ * metrics, five factors, dSprites') and "UNTR" (the first format,
+ * RUN_N_METRICS_V1 metrics, no chunk gaps) are still read, the metrics they
+ * lack NaN: journals of earlier files hold them. */
+#define RESULT_MAGIC 0x554e5435u
+#define RESULT_MAGIC_V4 0x554e5434u
 #define RESULT_MAGIC_V3 0x554e5433u
 #define RESULT_MAGIC_V1 0x554e5452u
 
@@ -132,18 +135,21 @@ int run_result_unpack(run_result *r, const uint8_t *p, size_t len, err *e)
     cursor in = {p, len, 0, 0};
     uint32_t magic = 0;
     cursor_get(&in, &magic, sizeof magic);
-    if (in.fail || (magic != RESULT_MAGIC && magic != RESULT_MAGIC_V3 && magic != RESULT_MAGIC_V1))
+    if (in.fail || (magic != RESULT_MAGIC && magic != RESULT_MAGIC_V4 &&
+                    magic != RESULT_MAGIC_V3 && magic != RESULT_MAGIC_V1))
         return err_set(e, ERR_INTERNAL, "run result message: bad magic");
     const int v1 = magic == RESULT_MAGIC_V1;
+    const int n_metrics = v1 ? RUN_N_METRICS_V1 : magic == RESULT_MAGIC ? RUN_N_METRICS
+                                                                         : RUN_N_METRICS_V4;
     run_result_free(r);
     cursor_get(&in, &r->status, sizeof r->status);
     cursor_get(&in, r->error, sizeof r->error);
     r->error[sizeof r->error - 1] = '\0';
     cursor_get(&in, &r->steps, sizeof r->steps);
     cursor_get(&in, &r->wall_s, sizeof(double) * 4);
-    cursor_get(&in, r->metric, sizeof(double) * (v1 ? RUN_N_METRICS_V1 : RUN_N_METRICS));
+    cursor_get(&in, r->metric, sizeof(double) * (size_t)n_metrics);
     int K = RESULT_OLD_FACTORS;
-    if (magic == RESULT_MAGIC)
+    if (magic == RESULT_MAGIC || magic == RESULT_MAGIC_V4)
         cursor_get(&in, &K, sizeof K);
     if (!in.fail && (K < 0 || K > RUN_MAX_FACTORS))
         in.fail = 1;

@@ -1093,7 +1093,9 @@ static void test_estimators_reproducible(void **state)
 }
 
 /* run_evaluate on an untrained model, twice: the same numbers, bit for
- * bit; every column filled for a VAE, NaN where it must be for dsd. */
+ * bit; every column filled for a VAE, NaN where it must be for dsd; disc_acc
+ * (3 categories against dSprites' 3 shapes: at least 1/3 under the best map)
+ * for jointvae only. */
 static void evaluate_twice(const char *method, int stochastic, int n_units)
 {
     run_config c;
@@ -1146,6 +1148,11 @@ static void evaluate_twice(const char *method, int stochastic, int n_units)
     for (int k = 0; k < K; k++)
         assert_true(isfinite(x->mig_factor[k]) && isfinite(x->swap_factor[k]));
     assert_true(x->metric[RUN_M_EVAL_IMAGES] == 600.0);
+    /* the discrete latent's shape accuracy: jointvae's discrete [3] only */
+    if (strcmp(method, "jointvae") == 0)
+        assert_true(x->metric[RUN_M_DISC_ACC] >= 1.0 / 3.0 && x->metric[RUN_M_DISC_ACC] <= 1.0);
+    else
+        assert_true(isnan(x->metric[RUN_M_DISC_ACC]));
     /* the chunk MIG: dsd's chunks only */
     assert_true(stochastic ? isnan(x->metric[RUN_M_CHUNK_MIG])
                            : isfinite(x->metric[RUN_M_CHUNK_MIG]) &&

@@ -242,6 +242,7 @@ static void test_result_pack_round_trip(void **state)
     r.status = RUN_OK;
     r.steps = 12;
     r.metric[RUN_M_MIG] = 0.25;
+    r.metric[RUN_M_DISC_ACC] = 0.875;
     r.n_units = 3;
     r.mi = calloc(3 * DATA_K, sizeof(float));
     r.mi[7] = 1.5f;
@@ -256,6 +257,7 @@ static void test_result_pack_round_trip(void **state)
     assert_int_equal(run_result_unpack(&back, buf, len, &e), 0);
     assert_int_equal(back.steps, 12);
     assert_true(back.metric[RUN_M_MIG] == 0.25);
+    assert_true(back.metric[RUN_M_DISC_ACC] == 0.875);
     assert_true(isnan(back.metric[RUN_M_TC]));
     assert_true(back.mi[7] == 1.5f);
     assert_int_equal(back.traversal[5], 200);
@@ -307,9 +309,60 @@ static void test_result_unpack_first_format(void **state)
     assert_true(r.metric[RUN_M_LOSS] == 0.5 + RUN_M_LOSS);
     assert_true(r.swap_factor[4] == 0.1 * 4);
     assert_true(isnan(r.metric[RUN_M_CHUNK_MIG]) && isnan(r.metric[RUN_M_EVAL_IMAGES]));
+    assert_true(isnan(r.metric[RUN_M_DISC_ACC]));
     assert_true(isnan(r.chunk_factor[0]));
     assert_int_equal(r.n_factors, 5);
     run_result_free(&r);
+}
+
+/* Messages of the formats before disc_acc ("UNT4": RUN_N_METRICS_V4
+ * metrics, then K; "UNT3": the same metrics, no K, dSprites' five factors),
+ * as the journals of earlier files hold them, still unpack: their metrics in
+ * place, disc_acc NaN. */
+static void test_result_unpack_before_disc_acc(void **state)
+{
+    (void)state;
+    for (int v4 = 0; v4 < 2; v4++) {
+        uint8_t buf[1024], *p = buf;
+#define PUT(v) (memcpy(p, &(v), sizeof(v)), p += sizeof(v))
+        uint32_t magic = v4 ? 0x554e5434u : 0x554e5433u;
+        int status = RUN_OK, zero = 0, K = 5;
+        char error[256] = "";
+        long steps = 9;
+        double times[4] = {1, 2, 3, 4}, metric[RUN_N_METRICS_V4], fac[5];
+        size_t n_curve = 0;
+        for (int i = 0; i < RUN_N_METRICS_V4; i++)
+            metric[i] = 0.5 + i;
+        for (int k = 0; k < 5; k++)
+            fac[k] = 0.1 * k;
+        PUT(magic);
+        PUT(status);
+        PUT(error);
+        PUT(steps);
+        PUT(times);
+        PUT(metric);
+        if (v4)
+            PUT(K);
+        PUT(zero); /* n_units */
+        PUT(fac);  /* mig_factor */
+        PUT(fac);  /* swap_factor */
+        PUT(fac);  /* chunk_factor */
+        PUT(zero); /* trav_h */
+        PUT(zero); /* trav_w */
+        PUT(n_curve);
+#undef PUT
+        run_result r;
+        err e;
+        run_result_init(&r);
+        assert_int_equal(run_result_unpack(&r, buf, (size_t)(p - buf), &e), 0);
+        assert_int_equal(r.steps, 9);
+        assert_true(r.metric[RUN_M_MI_SCORE] == 0.5 + RUN_M_MI_SCORE);
+        assert_true(r.metric[RUN_M_CHUNK_MIG] == 0.5 + RUN_M_CHUNK_MIG);
+        assert_true(isnan(r.metric[RUN_M_DISC_ACC]));
+        assert_true(r.chunk_factor[4] == 0.1 * 4);
+        assert_int_equal(r.n_factors, 5);
+        run_result_free(&r);
+    }
 }
 
 /* A result of six factors (shapes3d) with an mi matrix survives pack and
@@ -559,6 +612,7 @@ int main(void)
         cmocka_unit_test(test_run_id_ignores_order_and_log_every),
         cmocka_unit_test(test_result_pack_round_trip),
         cmocka_unit_test(test_result_unpack_first_format),
+        cmocka_unit_test(test_result_unpack_before_disc_acc),
         cmocka_unit_test(test_result_pack_six_factors),
         cmocka_unit_test(test_divergence_is_reported),
         cmocka_unit_test(test_bad_data_file),

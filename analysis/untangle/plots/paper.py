@@ -46,10 +46,11 @@ PREFERRED_X = ("beta64", "beta", "gamma", "supervision", "lambda", "c_max", "lam
 SKIP_METRICS = ("loss", "elbo", "eval_images")
 # The metrics that measure disentanglement (recon_vs has one panel each).
 DISENTANGLEMENT = ("mig", "mig_hist", "chunk_mig", "swap_acc", "beta_vae_score",
-                   "factor_vae_score", "dci_disentanglement", "sap", "modularity")
+                   "factor_vae_score", "dci_disentanglement", "sap", "modularity", "disc_acc")
 # Metrics that only mean something beside a given method: swap accuracy
-# measures the swap of a factor's chunk, which only dsd learns to make.
-NEEDS_METHOD = {"swap_acc": "dsd"}
+# measures the swap of a factor's chunk, which only dsd learns to make; the
+# discrete latent's accuracy on shape needs jointvae's discrete latent.
+NEEDS_METHOD = {"swap_acc": "dsd", "disc_acc": "jointvae"}
 # Student's t quantile t(0.975, df) for df = 1..30; 1.96 beyond.
 T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201,
         2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074,
