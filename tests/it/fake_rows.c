@@ -12,7 +12,8 @@
  * range, derived from the run id, NaN where the method does not compute it
  * (as model_get_info describes the method: Chen's estimators and the KL only
  * for a stochastic code, the chunk MIG only for a code with one chunk per
- * factor, disentanglement_lib's scores only in full-set mode); per-factor
+ * factor, disentanglement_lib's scores only in full-set mode, disc_acc only
+ * for a discrete latent on a data set with a factor named shape); per-factor
  * gaps, an MI matrix of the code's units, a traversal grid and a few curve
  * points of the method's loss terms. The last run kept is a failed row
  * (status failed, an error text, no metrics), as a sweep with a crash has.
@@ -83,6 +84,11 @@ static int fake_result(const run_config *c, const char *id, const model_info *in
     if (full)
         for (int k = RUN_M_BETA_VAE; k <= RUN_M_MI_SCORE; k++)
             m[k] = U(0.1, 0.95);
+    int shape = 0;
+    while (shape < K && strcmp(dd.names[shape], "shape") != 0)
+        shape++;
+    if (in->n_discrete > 0 && shape < K)
+        m[RUN_M_DISC_ACC] = U(1.0 / 3.0, 1.0);
     r->n_factors = K;
     for (int k = 0; k < K; k++) {
         r->mig_factor[k] = in->stochastic ? U(0, 0.8) : NAN;
