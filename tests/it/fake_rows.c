@@ -135,7 +135,7 @@ int main(int argc, char **argv)
     if (config_load(&s, argv[1], 0, &e) < 0)
         return fail("loading the sweep", &e);
     results_meta meta = {.sweep_name = s->name, .sweep_yaml = s->text, .sweep_hash = s->hash,
-                         .untangle_version = UNTANGLE_VERSION,
+                         .data_name = s->base.name, .untangle_version = UNTANGLE_VERSION,
                          .library_versions = "fake rows: nothing was trained"};
     if (results_create(&f, argv[2], &meta, &e) < 0)
         return fail("creating the results file", &e);

@@ -24,7 +24,7 @@ for t in 1 2 3; do
     expect 0 "sweep with --threads $t" "$UNTANGLE" sweep "$TMP/t.yaml" -o "$TMP/t$t.h5" \
         --threads "$t" --jobs 1
 done
-expect 0 "5 ok runs" test "$(count_ok "$TMP/t1.h5")" -eq 5
+expect 0 "6 ok runs" test "$(count_ok "$TMP/t1.h5")" -eq 6
 for t in 2 3; do
     expect 0 "/runs: 1 thread == $t threads" $PY "$TOOLS/compare_runs.py" "$TMP/t1.h5" "$TMP/t$t.h5"
     expect 0 "/curves: 1 thread == $t threads" $PY "$TOOLS/compare_curves.py" "$TMP/t1.h5" "$TMP/t$t.h5"
