@@ -89,6 +89,8 @@ def test_report_of_sweep(sweep, tmp_path, fast_figures, capsys):
     for f in st.methods:
         x = st.xkey[f]
         assert x is None or st.rows(f)[x].notna().all(), (f, x)
+    if "dipvae1" in st.methods:  # lambda_d follows from lambda_od: one series
+        assert st.xkey["dipvae1"] == "lambda_od" and st.other["dipvae1"] == []
     assert any(f.startswith("hyper_") for f in os.listdir(out)) or not st.metrics
 
 

@@ -22,6 +22,7 @@ that learns to swap a factor's chunk.
 """
 import math
 import os
+import textwrap
 
 import numpy as np
 import pandas as pd
@@ -136,7 +137,10 @@ class Study:
                 self.model_of[name] = m
                 self.colour[name] = colours[m]
                 self.xkey[name] = x
-                self.other[name] = [k for k in varied if k != x]
+                # a key that follows from x (dipvae's lambda_d from lambda_od,
+                # beta from beta64) splits no series
+                self.other[name] = [k for k in varied if k != x and (
+                    x is None or fam.groupby(x)[k].nunique(dropna=False).max() > 1)]
         self.metrics = [c for c in io.metric_names(self.ok.columns)
                         if c not in SKIP_METRICS and self.ok[c].notna().any()
                         and NEEDS_METHOD.get(c, self.models[0]) in self.models]
@@ -232,7 +236,7 @@ def plot_hyper(st, metric, out, written):
         else:
             if st.is_log(m):
                 ax.set_xscale("log")
-            ax.set_xlabel(st.labels.key_label(x), fontsize=8)
+            ax.set_xlabel(textwrap.fill(st.labels.key_label(x), 45), fontsize=8)
         ax.set_title(m, fontsize=10, color=c)
         ax.grid(alpha=0.3)
         # the axis shows the seeds; an interval of few seeds may run past it
