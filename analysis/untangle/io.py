@@ -128,6 +128,11 @@ class UntangleFileError(Exception):
     message is one line that names the path."""
 
 
+class _CannotOpen(UntangleFileError):
+    """HDF5 refused to open the file. A sweep that is extending the file can
+    cause this for a moment (its end of file is past what is on disk yet)."""
+
+
 # ---- opening ------------------------------------------------------------------
 
 def _open(path):
@@ -147,7 +152,7 @@ def _open(path):
         except TypeError:  # an h5py without the locking argument
             f = h5py.File(path, "r")
     except OSError as exc:
-        raise UntangleFileError(f"{path}: cannot open: {_one_line(exc)}") from None
+        raise _CannotOpen(f"{path}: cannot open: {_one_line(exc)}") from None
     if "runs" not in f or "format_version" not in f.attrs:
         f.close()
         raise UntangleFileError(f"{path}: not an untangle results file "
@@ -161,10 +166,17 @@ def _one_line(exc):
 
 def _retry(path, fn, tries=20, wait=0.1):
     """fn(h5py.File) with the file opened fresh on each try: a sweep that is
-    flushing a row can make a read fail for a moment."""
+    flushing a row can make an open or a read fail for a moment."""
     last = None
     for i in range(tries):
-        f = _open(path)
+        try:
+            f = _open(path)
+        except _CannotOpen as exc:
+            if i == tries - 1:
+                raise
+            last = exc
+            time.sleep(wait * (1 + i // 5))
+            continue
         try:
             return fn(f)
         except (OSError, KeyError, ValueError, RuntimeError) as exc:

@@ -222,6 +222,22 @@ def test_load_curves(files):
     assert sorted(set(c["step"])) == [10, 20]
 
 
+def test_open_that_fails_for_a_moment_is_retried(files, monkeypatch):
+    """A sweep that is extending the file can make HDF5 refuse to open it
+    ("truncated file") until the write lands: the reader tries again."""
+    real, calls = h5py.File, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) <= 2:
+            raise OSError("Unable to open file (truncated file: eof = 16352)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(io.h5py, "File", flaky)
+    assert len(io.load_curves(files["tiny"])) > 0
+    assert len(calls) > 2
+
+
 def test_load_detail(files):
     runs = io.load_runs(files["tiny"])
     d = io.load_detail(files["tiny"], 2)
