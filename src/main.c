@@ -151,6 +151,12 @@ static void train_progress(void *ctx, long step, long steps, int n, const char *
     fprintf(stderr, "  %.0f img/s\n", ips);
 }
 
+static void train_note(void *ctx, const char *msg)
+{
+    (void)ctx;
+    fprintf(stderr, "%s\n", msg);
+}
+
 static void json_string(FILE *f, const char *s)
 {
     fputc('"', f);
@@ -316,7 +322,7 @@ static int cmd_train(int argc, char **argv)
         }
         c.image_size = data_size(data);
     }
-    run_hooks hooks = {.progress = train_progress};
+    run_hooks hooks = {.progress = train_progress, .note = train_note};
     run_result r;
     run_result_init(&r);
     int rc = run_execute(&c, data, eval, &hooks, &r, &e);

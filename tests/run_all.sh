@@ -1,7 +1,7 @@
 #!/bin/sh
 # Run each test program given as an argument (the unit tests, tests/unit)
-# and, beside them, the Python tests (tests/py, pytest) and the integration
-# scripts that time nothing (a line "# lane: beside" in the script): two
+# and the integration scripts that time nothing (a line "# lane: beside" in
+# the script) and, beside them, the Python tests (tests/py, pytest): two
 # lanes at once, each in turn. Then the other integration scripts
 # (tests/it/it_*.sh, which use $UNTANGLE, default bin/untangle, and
 # $RESULTS_WRITER) one at a time, alone on the machine, since they time
@@ -9,11 +9,12 @@
 # end. Each one's output goes to $BUILD/tests/NAME.log, shown when it fails.
 # Run from the repository root.
 dir=${BUILD:-build}/tests
-run() { # name command...: "ok   name" or "FAIL name" (and the log's tail)
+run() { # name command...: "ok   name (Ns)" or "FAIL name" (and the log's tail)
     name=$1; shift
     log=$dir/$(basename "$name").log
+    t0=$(date +%s)
     if "$@" >"$log" 2>&1; then
-        echo "ok   $name"
+        echo "ok   $name ($(( $(date +%s) - t0 ))s)"
         grep "^skipped:\\|^SKIPPED" "$log" | sed 's/^/     | /'
     else
         echo "FAIL $name (log: $log)"
@@ -24,13 +25,13 @@ mkdir -p "$dir"
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 # the unit tests | the analysis package, with the interpreter that has
 # Debian's h5py (pytest.ini at the root puts analysis/ on the path)
-(for t in "$@"; do run "$t" "$t"; done) >"$dir/lane-unit.out" &
+(for t in "$@"; do run "$t" "$t"; done
+for s in tests/it/it_*.sh; do grep -q "^# lane: beside" "$s" && run "$s" sh "$s"; done
+) >"$dir/lane-unit.out" &
 unit=$!
 (for p in tests/py/test_*.py; do
     [ -e "$p" ] && run "$p" /usr/bin/python3 -m pytest -q -rs -p no:cacheprovider "$p"
-done
-for s in tests/it/it_*.sh; do grep -q "^# lane: beside" "$s" && run "$s" sh "$s"; done
-) >"$dir/lane-py.out"
+done) >"$dir/lane-py.out"
 wait $unit
 cat "$dir/lane-unit.out" "$dir/lane-py.out"
 (for s in tests/it/it_*.sh; do grep -q "^# lane: beside" "$s" || run "$s" sh "$s"; done) |

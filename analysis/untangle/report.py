@@ -37,6 +37,9 @@ SECTIONS = (
      "its best configuration); latent traversals of each method's best run by MIG."),
     ("Training curves", ("curves",),
      "Minibatch estimates; thin: one run, thick: median over seeds."),
+    ("Learning curves", ("learning",),
+     "Evaluations during training (eval_every), the last one the run's final "
+     "evaluation; thin: one run, thick: median over seeds."),
 )
 
 # Sorting the tables by a click on a column head, and a mark on <body> that

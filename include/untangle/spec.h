@@ -38,6 +38,7 @@ typedef struct run_config {
     int batch_size;
     double lr;
     long log_every;
+    long eval_every; /* steps between evaluations during training (0: none) */
     /* eval */
     long images, samples, pairs;
     char encode[8];    /* "sample" (eval.images random draws) or "full" (the data set) */

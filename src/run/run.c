@@ -224,10 +224,68 @@ static int close_window(const run_config *c, const model_info *info, train_state
     return 0;
 }
 
+/* The metrics a learning curve follows (eval.<metric> curve points). */
+static const int curve_metrics[] = {RUN_M_RECON, RUN_M_KL,        RUN_M_TC,        RUN_M_MIG,
+                                    RUN_M_MIG_HIST, RUN_M_SWAP_ACC, RUN_M_CHUNK_MIG, RUN_M_DISC_ACC};
+
+/* The evaluation ev of the model at step as curve points of r: eval.<metric>
+ * for curve_metrics, and per factor of d mi.<factor> (the most mutual
+ * information any unit holds about it, nats) and gap.<factor> (Chen et al.'s
+ * normalised gap); NaN values are left out. 0 or ERR_NOMEM. */
+static int eval_curve(const data_source *d, long step, const run_result *ev, run_result *r,
+                      err *e)
+{
+    char name[sizeof r->curve[0].name];
+    for (size_t i = 0; i < sizeof curve_metrics / sizeof curve_metrics[0]; i++) {
+        double v = ev->metric[curve_metrics[i]];
+        snprintf(name, sizeof name, "eval.%s", run_metric_names[curve_metrics[i]]);
+        if (!isnan(v) && run_result_add_curve(r, step, name, v, e) < 0)
+            return e->code;
+    }
+    data_factor_desc fd;
+    data_describe(d, &fd);
+    for (int k = 0; k < ev->n_factors && k < fd.K; k++) {
+        double top = NAN;
+        for (int u = 0; ev->mi && u < ev->n_units; u++)
+            if (isnan(top) || ev->mi[u * ev->n_factors + k] > top)
+                top = ev->mi[u * ev->n_factors + k];
+        snprintf(name, sizeof name, "mi.%s", fd.names[k]);
+        if (!isnan(top) && run_result_add_curve(r, step, name, top, e) < 0)
+            return e->code;
+        snprintf(name, sizeof name, "gap.%s", fd.names[k]);
+        if (!isnan(ev->mig_factor[k]) &&
+            run_result_add_curve(r, step, name, ev->mig_factor[k], e) < 0)
+            return e->code;
+    }
+    return 0;
+}
+
+/* Evaluate m at ts->step (eval_every) into curve points of r, and tell h. */
+static int eval_during(const run_config *c, const data_source *d, model *m,
+                       const run_hooks *h, const train_state *ts, run_result *r, err *e)
+{
+    run_result ev;
+    run_result_init(&ev);
+    int rc = run_evaluate(m, d, c, &ev, e);
+    if (rc == 0)
+        rc = eval_curve(d, ts->step, &ev, r, e);
+    if (rc == 0 && h && h->note) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "step %ld of %ld: evaluated: recon %.2f, kl %.2f, mig %.3f",
+                 ts->step, c->steps, ev.metric[RUN_M_RECON], ev.metric[RUN_M_KL],
+                 ev.metric[RUN_M_MIG]);
+        h->note(h->ctx, msg);
+    }
+    run_result_free(&ev);
+    return rc;
+}
+
 /* Train from ts->step to c->steps: r->status OK, DIVERGED, FAILED or
- * INTERRUPTED (a stop asked through h, after a checkpoint). 0 or ERR_NOMEM. */
+ * INTERRUPTED (a stop asked through h, after a checkpoint). The evaluations
+ * every c->eval_every steps count as evaluation, not training: their seconds
+ * go to *eval_s. 0 or ERR_NOMEM. */
 static int train(const run_config *c, const data_source *d, model *m, const run_hooks *h,
-                 train_state *ts, run_result *r, err *e)
+                 train_state *ts, run_result *r, double *eval_s, err *e)
 {
     model_info info;
     model_get_info(m, &info);
@@ -270,13 +328,23 @@ static int train(const run_config *c, const data_source *d, model *m, const run_
             window = 0;
             t_window = t;
         }
+        if (c->eval_every > 0 && ts->step % c->eval_every == 0 && ts->step < c->steps) {
+            double t = now_s();
+            int rc = eval_during(c, d, m, h, ts, r, e);
+            if (rc < 0) {
+                fail(r, RUN_FAILED, e);
+                return rc;
+            }
+            t_window = now_s();
+            *eval_s += t_window - t;
+        }
         if (ckpt && h->ckpt_every > 0 && ts->step < c->steps &&
             now_s() - ts->last_ckpt >= h->ckpt_every) {
             ckpt_save(h, c, ts, ts->train_s + now_s() - t_start, r, m);
             ts->last_ckpt = now_s();
         }
     }
-    ts->train_s += now_s() - t_start;
+    ts->train_s += now_s() - t_start - *eval_s;
     return 0;
 }
 
@@ -322,7 +390,8 @@ int run_execute(const run_config *c, const data_source *d, int eval, const run_h
         ckpt_load(h, c, &ts, r, m);
     const long first = ts.step;
     const double before = ts.train_s;
-    if ((rc = train(c, d, m, h, &ts, r, e)) < 0)
+    double evals_s = 0; /* of the evaluations during training */
+    if ((rc = train(c, d, m, h, &ts, r, &evals_s, e)) < 0)
         goto done;
     r->steps = ts.step;
     r->train_s = ts.train_s; /* of every process the run was continued in */
@@ -331,14 +400,15 @@ int run_execute(const run_config *c, const data_source *d, int eval, const run_h
                         : NAN;
     double t_eval = now_s();
     if (r->status == RUN_OK && eval) {
-        if ((rc = run_evaluate(m, d, c, r, e)) < 0)
+        if ((rc = run_evaluate(m, d, c, r, e)) < 0 ||
+            (c->eval_every > 0 && (rc = eval_curve(d, ts.step, r, r, e)) < 0))
             fail(r, RUN_FAILED, e);
     }
     if (r->status == RUN_OK && h && h->model_path && (rc = model_save(h, c, m, e)) < 0)
         fail(r, RUN_FAILED, e);
     if (h && h->ckpt_path && r->status != RUN_INTERRUPTED)
         run_file_remove(h->ckpt_path);
-    r->eval_s = now_s() - t_eval;
+    r->eval_s = now_s() - t_eval + evals_s;
     rc = rc < 0 ? rc : 0;
 done:
     r->wall_s = now_s() - t0;

@@ -25,6 +25,7 @@ const run_key run_keys[] = {
     {"batch_size", "train", RUN_KEY_INT, F(batch_size), 2, 65536, 0, NULL, "images per step"},
     {"lr", "train", RUN_KEY_REAL, F(lr), 0, 1, 1, NULL, "Adam learning rate"},
     {"log_every", "train", RUN_KEY_INT, F(log_every), 1, BIG, 0, NULL, "steps between progress lines and curve points"},
+    {"eval_every", "train", RUN_KEY_INT, F(eval_every), 0, BIG, 0, NULL, "steps between evaluations during training, kept as eval.*, mi.* and gap.* curve points (learning curves); 0: only the final one"},
     {"images", "eval", RUN_KEY_INT, F(images), 0, RUN_MAX_IMAGES, 0, NULL, "images encoded for tc/mi/mig"},
     {"samples", "eval", RUN_KEY_INT, F(samples), 0, RUN_MAX_IMAGES, 0, NULL, "samples for the entropy estimates"},
     {"pairs", "eval", RUN_KEY_INT, F(pairs), 0, 1e7, 0, NULL, "pairs per factor for swap accuracy"},
@@ -104,6 +105,7 @@ void run_config_defaults(run_config *c)
     c->batch_size = 64;
     c->lr = 1e-3;
     c->log_every = 200;
+    c->eval_every = 0;
     c->images = 10000;
     c->samples = 2000;
     c->pairs = 200;
@@ -440,6 +442,14 @@ static int id_omits(const run_config *c, const run_key *k)
     return 0;
 }
 
+/* Keys that only say when to report (progress lines, curve points): the
+ * trained model and its final metrics are the same whatever they are, so
+ * they are no part of the run id. */
+static int takes_no_part(const run_key *k)
+{
+    return strcmp(k->name, "log_every") == 0 || strcmp(k->name, "eval_every") == 0;
+}
+
 /* Methods that were once written under another method's name: their runs
  * keep the ids they had then, so that results files and checkpoints of that
  * time still name them. annealedvae was the capacity form of betavae (model
@@ -466,7 +476,7 @@ void run_config_id(const run_config *c, char id[17])
         }
     for (size_t i = 0; i < run_n_keys; i++)
         if ((run_key_applies(c, &run_keys[i]) || (as_key && !strcmp(run_keys[i].name, as_key))) &&
-            strcmp(run_keys[i].name, "log_every") != 0 && !id_omits(c, &run_keys[i]))
+            !takes_no_part(&run_keys[i]) && !id_omits(c, &run_keys[i]))
             order[n++] = &run_keys[i];
     for (size_t i = 1; i < n; i++)
         for (size_t j = i; j > 0 && strcmp(order[j - 1]->name, order[j]->name) > 0; j--) {

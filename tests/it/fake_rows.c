@@ -117,6 +117,18 @@ static int fake_result(const run_config *c, const char *id, const model_info *in
             if (rc < 0)
                 return rc;
         }
+    /* learning curves (eval_every): a few eval.* and per-factor points */
+    for (long step = c->eval_every; c->eval_every > 0 && step <= c->steps; step += c->eval_every) {
+        char name[sizeof r->curve[0].name];
+        if ((rc = run_result_add_curve(r, step, "eval.mig", U(0, 0.5), e)) < 0 ||
+            (rc = run_result_add_curve(r, step, "eval.recon", U(20, 80), e)) < 0)
+            return rc;
+        for (int k = 0; k < K; k++) {
+            snprintf(name, sizeof name, "mi.%s", dd.names[k]);
+            if ((rc = run_result_add_curve(r, step, name, U(0, 2), e)) < 0)
+                return rc;
+        }
+    }
 #undef U
     return 0;
 }

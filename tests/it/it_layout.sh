@@ -6,7 +6,7 @@
 # helper that lives in src/util.
 #
 #   sh tests/it/it_layout.sh        (from the repository root)
-# lane: beside (times nothing: tests/run_all.sh runs it beside the unit tests)
+# lane: beside (times nothing: tests/run_all.sh runs it after the unit tests, beside the Python tests)
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 fails=0

@@ -9,7 +9,8 @@ values (NaN where the method computes none), one failed run, curves, detail
 and traversals. analysis/report.py's main then runs on it in this process;
 each figure is drawn once into a small PNG to keep the test quick (the code
 paths are those of the full report up to the file format). A sweep file added to
-sweeps/ is picked up by the glob. Run from the repository root; $BUILD names
+sweeps/ is picked up by the glob; one that differs from an earlier one only
+in its name and dSprites variant is drawn once. Run from the repository root; $BUILD names
 the build folder (default build).
 """
 import os
@@ -24,7 +25,36 @@ from untangle.plots import paper, plt, traversals
 
 ROOT = Path(__file__).resolve().parents[2]
 HELPER = ROOT / os.environ.get("BUILD", "build") / "it" / "fake_rows"
-SWEEPS = sorted((ROOT / "sweeps").glob("*.yaml"))
+ALL_SWEEPS = sorted((ROOT / "sweeps").glob("*.yaml"))
+# The dSprites variants: the same factors, so the same figures.
+DSPRITES_SETS = ("dsprites", "color_dsprites", "noisy_dsprites")
+
+
+def _shape(path):
+    """A sweep file as its report sees it: its lines without comments, its
+    name, and with a dSprites variant's name as "dsprites"."""
+    lines = []
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].rstrip()
+        if not line or line.startswith("name:"):
+            continue
+        for d in DSPRITES_SETS[1:]:
+            line = line.replace(f"name: {d},", "name: dsprites,")
+        lines.append(line)
+    return "\n".join(lines)
+
+
+# A sweep file whose shape equals another's (locatello2019's colour and
+# noise siblings) draws the same figures: the report of the plain dSprites
+# one is drawn.
+SWEEPS, SIBLINGS, _seen = [], {}, {}
+for _p in sorted(ALL_SWEEPS, key=lambda p: (any(f"name: {d}," in p.read_text()
+                                                for d in DSPRITES_SETS[1:]), p.name)):
+    if _shape(_p) in _seen:
+        SIBLINGS[_p.name] = _seen[_shape(_p)]
+    else:
+        _seen[_shape(_p)] = _p.name
+        SWEEPS.append(_p)
 
 # One method, two blocks that set different keys: neither block has a value
 # for the other's axis (the class of locatello2019.yaml's betavae).
@@ -47,6 +77,8 @@ seeds: 3
 def test_the_glob_finds_the_sweeps():
     names = {p.name for p in SWEEPS}
     assert {"quick.yaml", "locatello2019.yaml"} <= names, names
+    assert SIBLINGS == {"locatello2019-color.yaml": "locatello2019.yaml",
+                        "locatello2019-noisy.yaml": "locatello2019.yaml"}, SIBLINGS
 
 
 @pytest.fixture
@@ -92,6 +124,8 @@ def test_report_of_sweep(sweep, tmp_path, fast_figures, capsys):
     if "dipvae1" in st.methods:  # lambda_d follows from lambda_od: one series
         assert st.xkey["dipvae1"] == "lambda_od" and st.other["dipvae1"] == []
     assert any(f.startswith("hyper_") for f in os.listdir(out)) or not st.metrics
+    if "eval_every:" in Path(sweep).read_text():  # learning curves
+        assert (out / "learning.png").exists() and (out / "learning_factors.png").exists()
 
 
 def test_two_blocks_are_two_families(tmp_path, fast_figures):

@@ -87,7 +87,7 @@ static void test_resolve_rejects_foreign_params(void **state)
     assert_true(isnan(c.c_max));
 }
 
-static void test_run_id_ignores_order_and_log_every(void **state)
+static void test_run_id_ignores_order_and_reporting(void **state)
 {
     (void)state;
     run_config a, b;
@@ -98,6 +98,7 @@ static void test_run_id_ignores_order_and_log_every(void **state)
     set(&b, "beta", "2");
     set(&b, "model", "betavae");
     set(&b, "log_every", "7");
+    set(&b, "eval_every", "100");
     err e;
     assert_int_equal(model_resolve(&a, &e), 0);
     assert_int_equal(model_resolve(&b, &e), 0);
@@ -198,6 +199,59 @@ static void test_training_is_reproducible(void **state)
     run_result_free(&b);
     run_once(&c, &b);
     assert_true(a.metric[RUN_M_LOSS] != b.metric[RUN_M_LOSS]);
+    run_result_free(&a);
+    run_result_free(&b);
+}
+
+/* The value of the curve point (step, name); NaN when there is none. */
+static double curve_at(const run_result *r, long step, const char *name)
+{
+    for (size_t i = 0; i < r->n_curve; i++)
+        if (r->curve[i].step == step && strcmp(r->curve[i].name, name) == 0)
+            return r->curve[i].value;
+    return NAN;
+}
+
+/* eval_every: evaluations during training become curve points and change
+ * nothing else (same model, same final metrics, same loss curves). */
+static void test_eval_every_adds_learning_curves_only(void **state)
+{
+    (void)state;
+    run_config c = small("betatcvae");
+    run_result a, b;
+    run_once(&c, &a);
+    c.eval_every = 20;
+    run_once(&c, &b);
+    for (int i = 0; i < RUN_N_METRICS; i++)
+        if (!(isnan(a.metric[i]) && isnan(b.metric[i])))
+            assert_memory_equal(&a.metric[i], &b.metric[i], sizeof(double));
+    size_t n_eval = 0;
+    for (size_t i = 0; i < b.n_curve; i++) {
+        const run_curve_point *p = &b.curve[i];
+        if (strchr(p->name, '.')) {
+            n_eval++;
+            assert_true(p->step == 20 || p->step == 40 || p->step == 60);
+            continue;
+        }
+        double v = curve_at(&a, p->step, p->name); /* a training term */
+        assert_memory_equal(&v, &p->value, sizeof v);
+    }
+    assert_int_equal(b.n_curve - n_eval, a.n_curve);
+    /* the last point is the run's own evaluation; the earlier ones differ */
+    assert_true(curve_at(&b, 60, "eval.mig") == b.metric[RUN_M_MIG]);
+    assert_true(curve_at(&b, 60, "eval.recon") == b.metric[RUN_M_RECON]);
+    assert_true(curve_at(&b, 20, "eval.recon") != curve_at(&b, 60, "eval.recon"));
+    for (long s = 20; s <= 60; s += 20) {
+        double top = 0;
+        for (int u = 0; u < b.n_units && s == 60; u++)
+            top = fmax(top, b.mi[u * b.n_factors + 3]);
+        double mi = curve_at(&b, s, "mi.posX");
+        assert_true(mi >= 0 && isfinite(curve_at(&b, s, "gap.orientation")) &&
+                    isfinite(curve_at(&b, s, "eval.tc")));
+        if (s == 60)
+            assert_true(mi == top);
+    }
+    assert_true(isnan(curve_at(&b, 60, "eval.chunk_mig"))); /* dsd's only */
     run_result_free(&a);
     run_result_free(&b);
 }
@@ -609,7 +663,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keys_parse_and_reject),
         cmocka_unit_test(test_resolve_rejects_foreign_params),
-        cmocka_unit_test(test_run_id_ignores_order_and_log_every),
+        cmocka_unit_test(test_run_id_ignores_order_and_reporting),
+        cmocka_unit_test(test_eval_every_adds_learning_curves_only),
         cmocka_unit_test(test_result_pack_round_trip),
         cmocka_unit_test(test_result_unpack_first_format),
         cmocka_unit_test(test_result_unpack_before_disc_acc),

@@ -6,6 +6,7 @@ summary table (median and interquartile range per configuration).
 
 Writes into DIR: recon_vs, hyper_<metric>, box_<metric>, spearman and
 factors_<mig|swap_acc> (plots.paper; PNG and PDF), mi.png, curves.png,
+learning.png and learning_factors.png (runs trained with eval_every),
 summary.csv and summary.md. Which keys a sweep varies is found from the data
 (per model: the configuration columns with more than one value, seeds
 excluded). Only runs with status ok are drawn; the others are counted in the
@@ -24,6 +25,9 @@ from untangle import io, summary as su
 from untangle.plots import plt, Line2D, paper
 
 CURVE_ORDER = ["loss", "recon", "kl", "tc", "mi", "dwkl"]
+# the eval.<metric> learning curves (eval_every), in panel order
+EVAL_CURVE_ORDER = [f"eval.{m}" for m in ("mig", "recon", "kl", "tc", "mig_hist", "swap_acc",
+                                          "chunk_mig", "disc_acc")]
 
 
 def _fmt(v, digits=3):
@@ -88,18 +92,38 @@ def _unit_names(d):
 # ---- training curves ---------------------------------------------------------------------
 
 def plot_curves(st, runs, out, written):
-    """Every training curve: one thin line per run, the median over seeds of
-    each configuration thick; colour = method, darker = larger value of its
-    hyperparameter."""
+    """Every curve of the ok runs: the training terms (curves.png) and, for
+    runs trained with eval_every, the learning curves (learning.png: the
+    eval.<metric> points; learning_factors.png: mi.<factor> and gap.<factor>).
+    One thin line per run, the median over seeds of each configuration thick;
+    colour = method, darker = larger value of its hyperparameter."""
     curves = io.load_curves(st.path)
     key = io.attempt_key(curves)
     curves = curves.drop(columns=[c for c in ("grid_index",) if c not in key])
     curves = curves.merge(st.ok[["grid_index", "run_id", "attempt"]], on=key)
     if curves.empty:
         return
-    names = [n for n in CURVE_ORDER if n in set(curves["name"])]
-    names += sorted(set(curves["name"]) - set(names))
-    ncol = min(3, len(names))
+    present = set(curves["name"])
+    train = [n for n in CURVE_ORDER if n in present]
+    train += sorted(n for n in present - set(train) if "." not in n)
+    evals = [n for n in EVAL_CURVE_ORDER if n in present]
+    factors = [f"{kind}.{f}" for kind in ("mi", "gap") for f in st.labels.factors
+               if f"{kind}.{f}" in present]
+    note = _title_note(st, runs, st.path)
+    for names, stem, what in (
+            (train, "curves", "Training curves (minibatch estimates)"),
+            (evals, "learning", "Learning curves (evaluations during training)"),
+            (factors, "learning_factors",
+             "Learning curves per factor (top: the most MI any latent holds, nats; "
+             "bottom: Chen's normalised gap)")):
+        if names:
+            _curve_panels(st, curves, names, f"{what}: sweep '{st.name}', {len(st.ok)} "
+                          f"runs{note}", out, stem, written,
+                          ncol=len(st.labels.factors) if stem == "learning_factors" else 3)
+
+
+def _curve_panels(st, curves, names, title, out, stem, written, ncol):
+    ncol = min(ncol, len(names))
     nrow = math.ceil(len(names) / ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol + 2.6, 3.3 * nrow),
                              squeeze=False, sharex=True, layout="constrained")
@@ -121,14 +145,15 @@ def plot_curves(st, runs, out, written):
                 ax.plot(one["step"], one["value"], color=colour[c["label"]], lw=0.7,
                         alpha=0.35)
             med = pts.groupby("step")["value"].median()
-            ax.plot(med.index, med.to_numpy(), color=colour[c["label"]], lw=1.8)
+            ax.plot(med.index, med.to_numpy(), color=colour[c["label"]], lw=1.8,
+                    marker="o" if "." in name else None, ms=3)
             positive &= bool((pts["value"] > 0).all())
         vals = cn["value"].to_numpy(float)
         vals = vals[np.isfinite(vals)]
         if positive and len(vals) and vals.max() / max(vals.min(), 1e-300) > 20:
             ax.set_yscale("log")
         ax.set_title(name, fontsize=10)
-        ax.set_ylabel(st.labels.metric_units.get(name, ""), fontsize=9)
+        ax.set_ylabel(st.labels.metric_units.get(name.removeprefix("eval."), ""), fontsize=9)
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(names):]:
         ax.set_visible(False)
@@ -138,10 +163,10 @@ def plot_curves(st, runs, out, written):
     handles = [Line2D([], [], color=colour[lab], lw=1.8, label=lab) for lab in colour]
     handles += [Line2D([], [], color="grey", lw=1.8, label="median over seeds"),
                 Line2D([], [], color="grey", lw=0.7, alpha=0.5, label="one seed")]
-    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize=8, title="configuration")
-    fig.suptitle(f"Training curves (minibatch estimates): sweep '{st.name}', "
-                 f"{len(st.ok)} runs{_title_note(st, runs, st.path)}", fontsize=11)
-    paper.save(fig, out, "curves", written)
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize=8,
+               title="configuration")
+    fig.suptitle(title, fontsize=11)
+    paper.save(fig, out, stem, written)
 
 
 # ---- summary tables ------------------------------------------------------------------------
