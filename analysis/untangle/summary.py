@@ -239,6 +239,114 @@ def summarize(runs, metrics=None):
     return pd.DataFrame(out)
 
 
+# Student's t quantile t(0.975, df) for df = 1..30; 1.96 beyond.
+T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201,
+        2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074,
+        2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def mean_ci(y):
+    """(mean, half width of the 95 % t interval; NaN for one value)."""
+    y = np.asarray(y, float)
+    n = len(y)
+    if n == 0:
+        return math.nan, math.nan
+    if n == 1:
+        return float(y[0]), math.nan
+    t = T975[n - 2] if n - 1 <= len(T975) else 1.96
+    return float(y.mean()), float(t * y.std(ddof=1) / math.sqrt(n))
+
+
+def fmt_ci(y):
+    """'0.290 ± 0.033' (mean ± half width of the 95 % t interval; decimals
+    3, 2 or 1 as the mean is below 1, 10 or not), or the one value, or 'n/a'."""
+    y = np.asarray([v for v in y if np.isfinite(v)], float)
+    mu, h = mean_ci(y)
+    if math.isnan(mu):
+        return "n/a"
+    f = "{:.1f}" if abs(mu) >= 10 else "{:.2f}" if abs(mu) >= 1 else "{:.3f}"
+    return f.format(mu) + ("" if math.isnan(h) else f" ± {f.format(h)}")
+
+
+def sign_test(d):
+    """Two-sided exact sign test of paired differences d (zeros dropped):
+    (positives, negatives, p)."""
+    d = [v for v in d if np.isfinite(v) and v != 0]
+    n, k = len(d), sum(1 for v in d if v > 0)
+    if n == 0:
+        return 0, 0, math.nan
+    tail = sum(math.comb(n, i) for i in range(min(k, n - k) + 1)) / 2 ** n
+    return k, n - k, min(1.0, 2 * tail)
+
+
+def mean_ci_table(runs, metrics=("mig", "recon", "kl")):
+    """Markdown lines: per configuration, the number of ok seeds and each
+    metric's mean over them ± the half width of its 95 % t interval."""
+    ok = runs[runs["status"] == "ok"]
+    lines = ["| configuration | seeds | " + " | ".join(metrics) + " |",
+             "|---|---:|" + "---:|" * len(metrics)]
+    for _, c in configurations(ok).iterrows():
+        sub = ok.loc[c["rows"]]
+        lines.append(f"| {c['label']} | {len(sub)} | " +
+                     " | ".join(fmt_ci(sub[m].to_numpy(float)) for m in metrics) + " |")
+    return lines
+
+
+def paired_table(runs, metric="mig"):
+    """Markdown lines comparing, seed by seed, every two methods that sweep
+    the same keys at the same values (betatcvae against betavae at equal
+    beta64): the later method minus the earlier in file order. Empty when no
+    two methods pair up."""
+    ok = runs[runs["status"] == "ok"]
+    models = list(pd.unique(ok["model"]))
+    lines = []
+    for i, a in enumerate(models):
+        for b in models[i + 1:]:
+            keys = label_keys(ok, a)
+            if label_keys(ok, b) != keys:
+                continue
+            on = keys + ["seed"]
+            m = ok[ok["model"] == a][on + [metric]].merge(
+                ok[ok["model"] == b][on + [metric]], on=on, suffixes=("_a", "_b"))
+            if m.empty:
+                continue
+            by = keys[0] if len(keys) == 1 else keys if keys else (lambda _: 0)
+            for values, g in m.groupby(by, sort=True):
+                g = g.sort_values("seed")
+                d = (g[f"{metric}_b"] - g[f"{metric}_a"]).to_numpy(float)
+                pos, neg, p = sign_test(d)
+                at = ", ".join(f"{k}={format_value(v)}" for k, v in
+                               zip(keys, values if isinstance(values, tuple) else (values,)))
+                lines.append(f"| {b} − {a} | {at} | "
+                             + " ".join(f"{v:+.3f}" for v in d) + f" | {fmt_ci(d)} | "
+                             f"{pos} of {pos + neg} | {p:.3g} |")
+    if lines:
+        lines = [f"| {metric}: difference | at | per seed (ascending seed) | mean ± 95 % | "
+                 "positive | sign test p |", "|---|---|---|---:|---:|---:|"] + lines
+    return lines
+
+
+def learning_table(runs, curves, names=("eval.mig", "eval.recon", "eval.kl")):
+    """Markdown lines: per configuration and evaluation step (eval_every),
+    the mean over the ok seeds ± 95 % of each learning curve in names. Empty
+    when the file has no learning curves."""
+    ok = runs[runs["status"] == "ok"]
+    c = curves[curves["name"].isin(names)]
+    c = c.merge(ok[["run_id", "attempt"]], on=["run_id", "attempt"])  # the ok attempts'
+    if c.empty:
+        return []
+    lines = ["| configuration | step | " + " | ".join(n.removeprefix("eval.") for n in names)
+             + " |", "|---|---:|" + "---:|" * len(names)]
+    for _, conf in configurations(ok).iterrows():
+        ids = set(ok.loc[conf["rows"], "run_id"])
+        sub = c[c["run_id"].isin(ids)]
+        for step in sorted(pd.unique(sub["step"])):
+            at = sub[sub["step"] == step]
+            lines.append(f"| {conf['label']} | {int(step)} | " + " | ".join(
+                fmt_ci(at[at["name"] == n]["value"].to_numpy(float)) for n in names) + " |")
+    return lines
+
+
 def describe_failures(runs):
     """One line per run that is not ok: '#3 betavae beta=4 seed=1: failed
     (error text)'."""

@@ -585,11 +585,33 @@ def test_bad_files(name, tmp_path):
 # ---- the figures' statistics ---------------------------------------------------------------
 
 def test_mean_ci_known_values():
-    from untangle.plots import paper
-    mu, h = paper.mean_ci([1.0, 2.0, 3.0])  # sd 1, n 3: t(0.975, 2) = 4.303
+    mu, h = summary.mean_ci([1.0, 2.0, 3.0])  # sd 1, n 3: t(0.975, 2) = 4.303
     assert mu == 2.0 and abs(h - 4.303 / np.sqrt(3)) < 1e-9
-    mu, h = paper.mean_ci([5.0])
+    mu, h = summary.mean_ci([5.0])
     assert mu == 5.0 and np.isnan(h)
+    assert summary.fmt_ci([1.0, 2.0, 3.0]) == "2.00 ± 2.48"
+    assert summary.fmt_ci([0.5]) == "0.500" and summary.fmt_ci([]) == "n/a"
+
+
+def test_sign_test_known_values():
+    assert summary.sign_test([1, 2, 3]) == (3, 0, 0.25)      # 2 * (1/2)^3
+    assert summary.sign_test([1, -2, 0, 3]) == (2, 1, 1.0)   # the zero dropped
+    k, n, p = summary.sign_test([0.1] * 10)
+    assert (k, n) == (10, 0) and abs(p - 2 / 1024) < 1e-15
+
+
+def test_paired_table():
+    rows = []
+    for model, base in (("betavae", 0.1), ("betatcvae", 0.3)):
+        for b in (1, 4):
+            for seed in range(3):
+                rows.append({"model": model, "beta": b, "seed": seed, "status": "ok",
+                             "mig": base + 0.01 * seed * b})
+    runs = pd.DataFrame(rows)
+    lines = summary.paired_table(runs)
+    assert len(lines) == 4, lines
+    assert lines[2].startswith("| betatcvae − betavae | beta=1 | +0.200 +0.200 +0.200 |")
+    assert "| 3 of 3 | 0.25 |" in lines[3]
 
 
 def test_representative_run_is_the_median_seed_of_the_best_configuration():

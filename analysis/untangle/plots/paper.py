@@ -52,10 +52,6 @@ DISENTANGLEMENT = ("mig", "mig_hist", "chunk_mig", "swap_acc", "beta_vae_score",
 # measures the swap of a factor's chunk, which only dsd learns to make; the
 # discrete latent's accuracy on shape needs jointvae's discrete latent.
 NEEDS_METHOD = {"swap_acc": "dsd", "disc_acc": "jointvae"}
-# Student's t quantile t(0.975, df) for df = 1..30; 1.96 beyond.
-T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201,
-        2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074,
-        2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 
 
 def method_colours(methods):
@@ -69,18 +65,6 @@ def shade(colour, t):
     base = np.array(to_rgb(colour))
     light, dark = base + (1 - base) * 0.6, base * 0.6
     return tuple(light * (1 - t) + dark * t)
-
-
-def mean_ci(y):
-    """(mean, half width of the 95 % t interval; NaN for one value)."""
-    y = np.asarray(y, float)
-    n = len(y)
-    if n == 0:
-        return math.nan, math.nan
-    if n == 1:
-        return float(y[0]), math.nan
-    t = T975[n - 2] if n - 1 <= len(T975) else 1.96
-    return float(y.mean()), float(t * y.std(ddof=1) / math.sqrt(n))
 
 
 def save(fig, out, name, written):
@@ -222,7 +206,7 @@ def plot_hyper(st, metric, out, written):
                 y = grp[metric].to_numpy(float)
                 ax.scatter(np.full(len(y), xv), y, s=14, color=c, alpha=0.55,
                            edgecolors="none", zorder=3)
-                mu, h = mean_ci(y)
+                mu, h = su.mean_ci(y)
                 means.append(mu)
                 lo.append(mu - h if np.isfinite(h) else mu)
                 hi.append(mu + h if np.isfinite(h) else mu)

@@ -219,7 +219,21 @@ def write_summary(path, runs, out, written, plots=()):
                 cells.append("n/a" if math.isnan(med) else
                              f"{_fmt(med)} [{_fmt(r[f'{m}_q25'])}, {_fmt(r[f'{m}_q75'])}]")
             lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += ["", "## Mean over seeds", "",
+                  "Mean over the ok seeds ± the half width of its 95 % t interval.", ""]
+        lines += su.mean_ci_table(runs) + [""]
+        paired = su.paired_table(runs)
+        if paired:
+            lines += ["## Paired by seed", "",
+                      "The difference of two methods' MIG at the same hyperparameter values "
+                      "and seed; the sign test asks whether positive and negative "
+                      "differences are equally likely.", ""] + paired + [""]
+        learning = su.learning_table(runs, io.load_curves(path))
+        if learning:
+            lines += ["## Learning curves", "",
+                      "The evaluations during training (eval_every; the last one is the "
+                      "run's final evaluation): mean over the ok seeds ± 95 %.", ""]
+            lines += learning + [""]
     bad = su.describe_failures(runs) if len(runs) else []
     if bad:
         lines += ["## Runs that are not ok", ""] + [f"- {b}" for b in bad] + [""]
