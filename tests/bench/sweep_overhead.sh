@@ -15,7 +15,7 @@ grid: {model: vae, latent_dim: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}
 seeds: 200
 YAML
 for np in 1 3; do
-    rm -f "$TMP/o.h5"*
+    rm -rf "$TMP/o.h5"*
     if [ $np -eq 1 ]; then launch=""; else launch="mpirun -np $np"; fi
     t0=$(date +%s.%N)
     $launch "$UNTANGLE" sweep "$TMP/o.yaml" -o "$TMP/o.h5" --no-eval --threads 1 2>/dev/null
