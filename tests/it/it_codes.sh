@@ -12,7 +12,7 @@
 #   is refused (exit 1, nothing written).
 #
 #   sh tests/it/it_codes.sh        (from the repository root)
-# lane: beside (times nothing: tests/run_all.sh runs it after the unit tests, beside the Python tests)
+# lane: unit (times nothing: tests/run_all.sh runs it after the unit tests, in parallel with the other lane)
 . tests/it/lib.sh
 cat >"$TMP/c.yaml" <<YAML
 name: codes

@@ -6,7 +6,7 @@
 # helper that lives in src/util.
 #
 #   sh tests/it/it_layout.sh        (from the repository root)
-# lane: beside (times nothing: tests/run_all.sh runs it after the unit tests, beside the Python tests)
+# lane: python (times nothing: tests/run_all.sh runs it after the Python tests, in parallel with the other lane)
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 fails=0
