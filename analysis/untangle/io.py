@@ -166,25 +166,23 @@ def _one_line(exc):
 
 def _retry(path, fn, tries=20, wait=0.1):
     """fn(h5py.File) with the file opened fresh on each try: a sweep that is
-    flushing a row can make an open or a read fail for a moment."""
-    last = None
+    flushing a row can make an open or a read fail for a moment. The last
+    failure is raised: "cannot open" or "cannot read"."""
     for i in range(tries):
         try:
             f = _open(path)
         except _CannotOpen as exc:
-            if i == tries - 1:
-                raise
             last = exc
+        else:
+            try:
+                return fn(f)
+            except (OSError, KeyError, ValueError, RuntimeError) as exc:
+                last = UntangleFileError(f"{os.fspath(path)}: cannot read: {_one_line(exc)}")
+            finally:
+                f.close()
+        if i < tries - 1:
             time.sleep(wait * (1 + i // 5))
-            continue
-        try:
-            return fn(f)
-        except (OSError, KeyError, ValueError, RuntimeError) as exc:
-            last = exc
-        finally:
-            f.close()
-        time.sleep(wait * (1 + i // 5))
-    raise UntangleFileError(f"{os.fspath(path)}: cannot read: {_one_line(last)}")
+    raise last
 
 
 def _decode(df, columns=None):

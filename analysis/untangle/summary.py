@@ -298,25 +298,25 @@ def paired_table(runs, metric="mig"):
     beta64): the later method minus the earlier in file order. Empty when no
     two methods pair up."""
     ok = runs[runs["status"] == "ok"]
+    confs = configurations(ok)
     models = list(pd.unique(ok["model"]))
     lines = []
     for i, a in enumerate(models):
         for b in models[i + 1:]:
-            keys = label_keys(ok, a)
-            if label_keys(ok, b) != keys:
+            if label_keys(ok, a) != label_keys(ok, b):
                 continue
-            on = keys + ["seed"]
-            m = ok[ok["model"] == a][on + [metric]].merge(
-                ok[ok["model"] == b][on + [metric]], on=on, suffixes=("_a", "_b"))
-            if m.empty:
-                continue
-            by = keys[0] if len(keys) == 1 else keys if keys else (lambda _: 0)
-            for values, g in m.groupby(by, sort=True):
-                g = g.sort_values("seed")
-                d = (g[f"{metric}_b"] - g[f"{metric}_a"]).to_numpy(float)
+            of_b = {c["values"]: c["rows"] for _, c in confs[confs["model"] == b].iterrows()}
+            for _, c in confs[confs["model"] == a].iterrows():
+                if c["values"] not in of_b:
+                    continue
+                m = ok.loc[c["rows"], ["seed", metric]].merge(
+                    ok.loc[of_b[c["values"]], ["seed", metric]], on="seed",
+                    suffixes=("_a", "_b")).sort_values("seed")
+                if m.empty:
+                    continue
+                d = (m[f"{metric}_b"] - m[f"{metric}_a"]).to_numpy(float)
                 pos, neg, p = sign_test(d)
-                at = ", ".join(f"{k}={format_value(v)}" for k, v in
-                               zip(keys, values if isinstance(values, tuple) else (values,)))
+                at = ", ".join(f"{k}={format_value(v)}" for k, v in zip(c["keys"], c["values"]))
                 lines.append(f"| {b} − {a} | {at} | "
                              + " ".join(f"{v:+.3f}" for v in d) + f" | {fmt_ci(d)} | "
                              f"{pos} of {pos + neg} | {p:.3g} |")

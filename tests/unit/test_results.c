@@ -538,10 +538,26 @@ static off_t row_offset(const char *path, hsize_t i)
     return (off_t)(addr + i * row);
 }
 
-/* In the first global heap collection of the file that has free space
- * ("GCOL", version, size; then objects: index 2, references 2, reserved 4,
- * size 8, data padded to 8; a full collection has no free-space object), set
- * the size of the free-space object (index 0) to 0. */
+/* The offset in the global heap collection g of gsize bytes ("GCOL",
+ * version, size; then objects: index 2, references 2, reserved 4, size 8,
+ * data padded to 8; little endian, as this machine) of its free-space object
+ * (index 0), or 0 when the collection is full and has none. */
+static uint64_t heap_free_space(const uint8_t *g, uint64_t gsize)
+{
+    for (uint64_t p = 16; p + 16 <= gsize;) {
+        uint16_t idx;
+        uint64_t osize;
+        memcpy(&idx, g + p, 2);
+        memcpy(&osize, g + p + 8, 8);
+        if (idx == 0)
+            return p;
+        p += 16 + ((osize + 7) & ~(uint64_t)7);
+    }
+    return 0;
+}
+
+/* In the first global heap collection of the file that has free space, set
+ * the size of the free-space object to 0. */
 static void zero_heap_free_space(const char *path)
 {
     off_t size = file_size(path);
@@ -552,21 +568,11 @@ static void zero_heap_free_space(const char *path)
     assert_int_equal(fread(b, 1, (size_t)size, fp), (size_t)size);
     uint8_t *g = b;
     uint64_t gsize = 0, p = 0;
-    for (int found = 0; !found; g += 4) {
+    for (;; g += 4) {
         g = memmem(g, (size_t)(b + size - g), "GCOL", 4);
         assert_non_null(g);
-        memcpy(&gsize, g + 8, 8); /* little endian, as this machine */
-        for (p = 16; !found && p + 16 <= gsize;) {
-            uint16_t idx;
-            uint64_t osize;
-            memcpy(&idx, g + p, 2);
-            memcpy(&osize, g + p + 8, 8);
-            if (idx == 0)
-                found = 1;
-            else
-                p += 16 + ((osize + 7) & ~(uint64_t)7);
-        }
-        if (found)
+        memcpy(&gsize, g + 8, 8);
+        if ((p = heap_free_space(g, gsize)) != 0)
             break;
     }
     memset(g + p + 8, 0, 8);

@@ -110,16 +110,15 @@ def plot_curves(st, runs, out, written):
     factors = [f"{kind}.{f}" for kind in ("mi", "gap") for f in st.labels.factors
                if f"{kind}.{f}" in present]
     note = _title_note(st, runs, st.path)
-    for names, stem, what in (
-            (train, "curves", "Training curves (minibatch estimates)"),
-            (evals, "learning", "Learning curves (evaluations during training)"),
-            (factors, "learning_factors",
+    for names, stem, ncol, what in (
+            (train, "curves", 3, "Training curves (minibatch estimates)"),
+            (evals, "learning", 3, "Learning curves (evaluations during training)"),
+            (factors, "learning_factors", len(st.labels.factors),
              "Learning curves per factor (top: the most MI any latent holds, nats; "
              "bottom: Chen's normalised gap)")):
         if names:
             _curve_panels(st, curves, names, f"{what}: sweep '{st.name}', {len(st.ok)} "
-                          f"runs{note}", out, stem, written,
-                          ncol=len(st.labels.factors) if stem == "learning_factors" else 3)
+                          f"runs{note}", out, stem, written, ncol)
 
 
 def _curve_panels(st, curves, names, title, out, stem, written, ncol):
