@@ -279,9 +279,27 @@ def sign_test(d):
     return k, n - k, min(1.0, 2 * tail)
 
 
-def mean_ci_table(runs, metrics=("mig", "recon", "kl")):
+def has_values(runs, metric):
+    """True when some ok run has a finite value of metric."""
+    ok = runs[runs["status"] == "ok"]
+    return metric in ok and bool(np.isfinite(ok[metric].to_numpy(float)).any())
+
+
+def claim_metrics(runs):
+    """The measures a study's claims rest on: Chen's MIG where the models
+    have a posterior, else the chunk MIG and swap accuracy (DSD's codes), and
+    disc_acc where a discrete latent exists; those with values."""
+    out = ["mig"] if has_values(runs, "mig") else [
+        m for m in ("chunk_mig", "swap_acc") if has_values(runs, m)]
+    return out + (["disc_acc"] if has_values(runs, "disc_acc") else [])
+
+
+def mean_ci_table(runs, metrics=None):
     """Markdown lines: per configuration, the number of ok seeds and each
-    metric's mean over them ± the half width of its 95 % t interval."""
+    metric's mean over them ± the half width of its 95 % t interval (by
+    default the claim_metrics, recon and kl)."""
+    if metrics is None:
+        metrics = claim_metrics(runs) + [m for m in ("recon", "kl") if has_values(runs, m)]
     ok = runs[runs["status"] == "ok"]
     lines = ["| configuration | seeds | " + " | ".join(metrics) + " |",
              "|---|---:|" + "---:|" * len(metrics)]
@@ -292,11 +310,27 @@ def mean_ci_table(runs, metrics=("mig", "recon", "kl")):
     return lines
 
 
+def _by_seed(ok, rows_a, rows_b, metric):
+    """b's metric minus a's for each seed both have, in ascending seed order."""
+    m = ok.loc[rows_a, ["seed", metric]].merge(
+        ok.loc[rows_b, ["seed", metric]], on="seed", suffixes=("_a", "_b")).sort_values("seed")
+    return (m[f"{metric}_b"] - m[f"{metric}_a"]).to_numpy(float)
+
+
+def _difference_line(what, at, d, each=None):
+    pos, neg, p = sign_test(d)
+    if each is None:
+        each = " ".join(f"{v:+.3f}" for v in d)
+    return f"| {what} | {at} | {each} | {fmt_ci(d)} | {pos} of {pos + neg} | {p:.3g} |"
+
+
 def paired_table(runs, metric="mig"):
-    """Markdown lines comparing, seed by seed, every two methods that sweep
-    the same keys at the same values (betatcvae against betavae at equal
-    beta64): the later method minus the earlier in file order. Empty when no
-    two methods pair up."""
+    """Markdown lines of differences in metric at equal seed: every two
+    methods that sweep the same keys at the same values (betatcvae against
+    betavae at equal beta64; the later method minus the earlier in file order,
+    and over all the values they share when there are several), and within a
+    method that sweeps one key, each value against the lowest (dsd's
+    supervision 1 against 0). Empty when nothing pairs up."""
     ok = runs[runs["status"] == "ok"]
     confs = configurations(ok)
     models = list(pd.unique(ok["model"]))
@@ -306,20 +340,31 @@ def paired_table(runs, metric="mig"):
             if label_keys(ok, a) != label_keys(ok, b):
                 continue
             of_b = {c["values"]: c["rows"] for _, c in confs[confs["model"] == b].iterrows()}
+            pooled = []
             for _, c in confs[confs["model"] == a].iterrows():
-                if c["values"] not in of_b:
-                    continue
-                m = ok.loc[c["rows"], ["seed", metric]].merge(
-                    ok.loc[of_b[c["values"]], ["seed", metric]], on="seed",
-                    suffixes=("_a", "_b")).sort_values("seed")
-                if m.empty:
-                    continue
-                d = (m[f"{metric}_b"] - m[f"{metric}_a"]).to_numpy(float)
-                pos, neg, p = sign_test(d)
-                at = ", ".join(f"{k}={format_value(v)}" for k, v in zip(c["keys"], c["values"]))
-                lines.append(f"| {b} − {a} | {at} | "
-                             + " ".join(f"{v:+.3f}" for v in d) + f" | {fmt_ci(d)} | "
-                             f"{pos} of {pos + neg} | {p:.3g} |")
+                d = _by_seed(ok, c["rows"], of_b.get(c["values"], []), metric)
+                if len(d):
+                    at = ", ".join(f"{k}={format_value(v)}" for k, v in zip(c["keys"], c["values"]))
+                    lines.append(_difference_line(f"{b} − {a}", at, d))
+                    pooled.append(d)
+            if len(pooled) > 1:
+                d = np.concatenate(pooled)
+                lines.append(_difference_line(f"{b} − {a}", f"all {len(pooled)} values",
+                                              d, f"the {len(d)} pairs above"))
+    for m in models:
+        keys = swept_keys(ok, m)
+        own = confs[confs["model"] == m]
+        if len(keys) != 1 or len(own) < 2:
+            continue
+        k = keys[0]
+        base = own.iloc[0]
+
+        def name(c):
+            return f"{k}={format_value(c['values'][c['keys'].index(k)])}"
+        for _, c in own.iloc[1:].iterrows():
+            d = _by_seed(ok, base["rows"], c["rows"], metric)
+            if len(d):
+                lines.append(_difference_line(f"{name(c)} − {name(base)}", m, d))
     if lines:
         lines = [f"| {metric}: difference | at | per seed (ascending seed) | mean ± 95 % | "
                  "positive | sign test p |", "|---|---|---|---:|---:|---:|"] + lines

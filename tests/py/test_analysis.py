@@ -609,9 +609,15 @@ def test_paired_table():
                              "mig": base + 0.01 * seed * b})
     runs = pd.DataFrame(rows)
     lines = summary.paired_table(runs)
-    assert len(lines) == 4, lines
+    assert len(lines) == 7, lines
     assert lines[2].startswith("| betatcvae − betavae | beta=1 | +0.200 +0.200 +0.200 |")
     assert "| 3 of 3 | 0.25 |" in lines[3]
+    # both values pooled: 6 pairs, all positive, p = 2 / 2^6
+    assert lines[4].startswith("| betatcvae − betavae | all 2 values | the 6 pairs above |")
+    assert lines[4].endswith("| 6 of 6 | 0.0312 |")
+    # within each method, beta=4 against beta=1: +0, +0.03, +0.06 (the tie dropped)
+    assert lines[5].startswith("| beta=4 − beta=1 | betavae | +0.000 +0.030 +0.060 |")
+    assert lines[5].endswith("| 2 of 2 | 0.5 |") and lines[6].startswith("| beta=4 − beta=1 | betatcvae |")
 
 
 def test_representative_run_is_the_median_seed_of_the_best_configuration():

@@ -221,12 +221,13 @@ def write_summary(path, runs, out, written, plots=()):
         lines += ["", "## Mean over seeds", "",
                   "Mean over the ok seeds ± the half width of its 95 % t interval.", ""]
         lines += su.mean_ci_table(runs) + [""]
-        paired = su.paired_table(runs)
+        paired = [ln for m in su.claim_metrics(runs) for ln in su.paired_table(runs, m) + [""]]
         if paired:
             lines += ["## Paired by seed", "",
-                      "The difference of two methods' MIG at the same hyperparameter values "
-                      "and seed; the sign test asks whether positive and negative "
-                      "differences are equally likely.", ""] + paired + [""]
+                      "Differences at equal seed: of two methods at the same hyperparameter "
+                      "values, and of each value of a method's one swept key against its "
+                      "lowest. The sign test asks whether positive and negative differences "
+                      "are equally likely.", ""] + paired
         learning = su.learning_table(runs, io.load_curves(path))
         if learning:
             lines += ["## Learning curves", "",
