@@ -21,7 +21,7 @@
 
 PREFIX  ?= /usr/local
 CC      ?= cc
-PKGS    := hdf5-serial yaml-0.1 openblas ompi-c
+PKGS    := hdf5-serial yaml-0.1 openblas ompi-c zlib
 
 # Variants build into their own folders so that objects never mix.
 ifeq ($(SANITIZE),1)
@@ -52,7 +52,7 @@ LIBS       = $(PKG_LIBS) -lm
 # scikit-learn for the cross-check of disentanglement_lib's metrics), Chromium
 # for the report's browser test.
 DEB_PKGS := build-essential pkg-config libopenmpi-dev openmpi-bin libopenblas-dev \
-            libhdf5-dev libyaml-dev hdf5-tools libcmocka-dev slurm-wlm shellcheck \
+            libhdf5-dev libyaml-dev zlib1g-dev hdf5-tools libcmocka-dev slurm-wlm shellcheck \
             python3 python3-h5py python3-numpy python3-matplotlib python3-pandas python3-pytest \
             python3-sklearn chromium
 
