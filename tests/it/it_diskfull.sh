@@ -6,6 +6,7 @@
 # completion with every run exactly once. A journal that must be rewritten
 # from the file (behind it, or empty) on a disk with no byte free stays in
 # place as it was (exit 4), and the resume with space again completes.
+# lane: unit (times nothing: tests/run_all.sh runs it after the unit tests, in parallel with the other lane)
 . tests/it/lib.sh
 if [ "$(id -u)" -ne 0 ]; then echo "skipped: it_diskfull needs root to mount a tmpfs"; finish; fi
 D="$TMP/full"

@@ -5,6 +5,7 @@
 # and as 2 shards merged, with thread counts that differ between launches:
 # every /runs metric and configuration column and every curve value equal bit
 # for bit.
+# lane: unit (times nothing: tests/run_all.sh runs it after the unit tests, in parallel with the other lane)
 . tests/it/lib.sh
 cat >"$TMP/l.yaml" <<YAML
 name: launch

@@ -3,6 +3,7 @@
 # YAMLs; a YAML whose fixed sections changed is refused, naming the key;
 # --restart keeps the old file under a backup name; --resume on a missing
 # file starts it.
+# lane: python (times nothing: tests/run_all.sh runs it after the Python tests, in parallel with the other lane)
 . tests/it/lib.sh
 cat >"$TMP/a.yaml" <<YAML
 name: growtest

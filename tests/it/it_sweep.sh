@@ -2,6 +2,7 @@
 # The sweep engine end to end: the same sweep with no mpirun, with 2 ranks and
 # with 4 ranks gives the same numbers; list and --dry-run; clear refusals that
 # leave files untouched.
+# lane: python (times nothing: tests/run_all.sh runs it after the Python tests, in parallel with the other lane)
 . tests/it/lib.sh
 tiny_sweep "$TMP/s.yaml"
 

@@ -4,6 +4,7 @@
 # discrete latent (jointvae), dsd, and factorvae (a discriminator of six
 # 1000-unit layers with its own Adam) -- trained with --threads 1, 2 and 3
 # give every /runs metric and every curve value equal bit for bit.
+# lane: unit (times nothing: tests/run_all.sh runs it after the unit tests, in parallel with the other lane)
 . tests/it/lib.sh
 cat >"$TMP/t.yaml" <<YAML
 name: threads
