@@ -13,7 +13,13 @@
  * are loops of LANES-wide steps that GCC vectorises at -O2 (LANES-wide partial
  * max and sum, an own polynomial exp: libm's is not vectorised without
  * -ffast-math, which the project forbids). The log-sum-exp over blocks keeps a
- * running max: per block, s *= exp(m_old - m_new) when the max grows. */
+ * running reference: per block, s *= exp(m_old - m_new) when it grows.
+ * A Gaussian unit needs no max pass: log N(z; mu, sigma) <= its log
+ * normaliser lc, so the block's largest lc (stored per block, whatever the
+ * sample) is a reference no term exceeds, and the density, the joint's sum
+ * and the exp are one fused pass. The reference is at most ~30 nats plus the
+ * sample's own squared distance above the largest term (lv is clamped to
+ * [LV_MIN, LV_MAX]), far from float's underflow at -87. */
 #include "untangle/metrics.h"
 
 #include <math.h>
@@ -33,6 +39,8 @@ enum {
 /* lv clamp for the density estimates: sigma >= exp(-15) ~ 3e-7 keeps the
  * precision exp(-lv) finite in float */
 #define LV_MIN (-30.0f)
+/* and sigma <= exp(15): every lc is within 30 nats of every other */
+#define LV_MAX 30.0f
 #define ALPHA_MIN 1e-30f
 static const double LOG_2PI = 1.8378770664093453;
 
@@ -78,8 +86,11 @@ typedef struct post {
     float *mu;      /* (D, np) means */
     float *nh;      /* (D, np) minus half the precision: -0.5*exp(-lv) */
     float *lc;      /* (D, np) log normalisers -0.5*(lv + log 2 pi) */
+    float *lcmax;   /* (D, np / BLK rounded up) the largest lc of each block */
     float *la;      /* (Ks, np) log alpha */
 } post;
+
+static size_t n_blocks(size_t np) { return (np + BLK - 1) / BLK; }
 
 static void post_free(post *p)
 {
@@ -87,6 +98,7 @@ static void post_free(post *p)
     free(p->mu);
     free(p->nh);
     free(p->lc);
+    free(p->lcmax);
     free(p->la);
     memset(p, 0, sizeof *p);
 }
@@ -111,8 +123,9 @@ static int post_alloc(post *p, const metrics_posterior *q, size_t n_max, err *e)
     p->mu = malloc(sizeof(float) * nD);
     p->nh = malloc(sizeof(float) * nD);
     p->lc = malloc(sizeof(float) * nD);
+    p->lcmax = malloc(sizeof(float) * (size_t)(p->D > 0 ? p->D : 1) * n_blocks(p->cap));
     p->la = malloc(sizeof(float) * (size_t)(p->Ks > 0 ? p->Ks : 1) * p->cap);
-    if (!p->mu || !p->nh || !p->lc || !p->la)
+    if (!p->mu || !p->nh || !p->lc || !p->lcmax || !p->la)
         goto nomem;
     return 0;
 nomem:
@@ -133,6 +146,7 @@ static void post_fill(post *p, const metrics_posterior *q, const size_t *idx, si
             size_t i = idx ? idx[t] : t;
             float lv = q->lv[i * D + j];
             lv = lv > LV_MIN ? lv : LV_MIN;
+            lv = lv < LV_MAX ? lv : LV_MAX;
             mu[t] = q->mu[i * D + j];
             nh[t] = -0.5f * expf(-lv);
             lc[t] = (float)(-0.5 * ((double)lv + LOG_2PI));
@@ -141,6 +155,14 @@ static void post_fill(post *p, const metrics_posterior *q, const size_t *idx, si
             mu[t] = 0.0f;
             nh[t] = 0.0f;
             lc[t] = PAD_LOGP;
+        }
+        float *bm = p->lcmax + (size_t)j * n_blocks(p->np);
+        for (size_t b = 0; b < p->np; b += BLK) {
+            size_t end = p->np - b < BLK ? p->np : b + BLK;
+            float x = lc[b];
+            for (size_t t = b + 1; t < end; t++)
+                x = x > lc[t] ? x : lc[t];
+            bm[b / BLK] = x;
         }
     }
     for (int c = 0; c < p->Ks; c++) {
@@ -163,6 +185,7 @@ static inline void lse_block(const float *restrict L, int len, float *m, double 
     for (int l = 0; l < LANES; l++)
         mx[l] = L[l];
     for (int i = LANES; i < len; i += LANES)
+#pragma GCC unroll 16
         for (int l = 0; l < LANES; l++)
             mx[l] = mx[l] > L[i + l] ? mx[l] : L[i + l];
     float bm = mx[0];
@@ -176,6 +199,7 @@ static inline void lse_block(const float *restrict L, int len, float *m, double 
     for (int l = 0; l < LANES; l++)
         sm[l] = 0.0f;
     for (int i = 0; i < len; i += LANES)
+#pragma GCC unroll 16 /* the partial sums stay in registers */
         for (int l = 0; l < LANES; l++)
             sm[l] += exp_le0(L[i + l] - ref);
     double t = 0.0;
@@ -184,17 +208,35 @@ static inline void lse_block(const float *restrict L, int len, float *m, double 
     *s += t;
 }
 
-/* L (len) = log N(z; mu, -0.5/nh) for one Gaussian dim; J += L. */
-static inline void gauss_block(float *restrict L, float *restrict J, const float *restrict mu,
-                               const float *restrict nh, const float *restrict lc, float z,
-                               int len)
+/* One Gaussian dim of a block, folded into the running log-sum-exp (*m, *s)
+ * with the block's largest log normaliser `bound` as its reference:
+ * L = log N(z; mu, -0.5/nh) = lc + nh (z - mu)^2 <= bound, and J += L when
+ * joint is set (a constant where it is inlined). */
+static inline void gauss_lse_block(float *restrict J, const float *restrict mu,
+                                   const float *restrict nh, const float *restrict lc, float z,
+                                   float bound, int len, int joint, float *m, double *s)
 {
+    if (bound > *m) {
+        *s *= exp((double)*m - (double)bound); /* exp(-inf) = 0 on the first block */
+        *m = bound;
+    }
+    const float ref = *m;
+    float sm[LANES];
+    for (int l = 0; l < LANES; l++)
+        sm[l] = 0.0f;
     for (int i = 0; i < len; i += LANES)
+#pragma GCC unroll 16 /* the partial sums stay in registers */
         for (int l = 0; l < LANES; l++) {
             float d = z - mu[i + l];
-            L[i + l] = MADD(d * d, nh[i + l], lc[i + l]);
-            J[i + l] += L[i + l];
+            float L = MADD(d * d, nh[i + l], lc[i + l]);
+            if (joint)
+                J[i + l] += L;
+            sm[l] += exp_le0(L - ref);
         }
+    double t = 0.0;
+    for (int l = 0; l < LANES; l++)
+        t += (double)sm[l];
+    *s += t;
 }
 
 static inline void add_block(float *restrict J, const float *restrict L, int len)
@@ -211,18 +253,26 @@ static void fold_blocks(const post *p, const float *zs, const int *cs, size_t b0
                         int joint, float *m, double *s)
 {
     const int U = p->D + p->nd;
-    float L[BLK], J[BLK];
+    const size_t nb = n_blocks(p->np);
+    float J[BLK];
     for (size_t b = b0; b < b1; b += BLK) {
         const int len = b1 - b < BLK ? (int)(b1 - b) : BLK;
-        memset(J, 0, sizeof(float) * (size_t)len);
+        if (joint)
+            memset(J, 0, sizeof(float) * (size_t)len);
         for (int j = 0; j < p->D; j++) {
             size_t o = (size_t)j * p->np + b;
-            gauss_block(L, J, p->mu + o, p->nh + o, p->lc + o, zs[j], len);
-            lse_block(L, len, &m[j], &s[j]);
+            float bound = p->lcmax[(size_t)j * nb + b / BLK];
+            if (joint)
+                gauss_lse_block(J, p->mu + o, p->nh + o, p->lc + o, zs[j], bound, len, 1,
+                                &m[j], &s[j]);
+            else
+                gauss_lse_block(J, p->mu + o, p->nh + o, p->lc + o, zs[j], bound, len, 0,
+                                &m[j], &s[j]);
         }
         for (int i = 0; i < p->nd; i++) {
             const float *la = p->la + (size_t)(p->off[i] + cs[i]) * p->np + b;
-            add_block(J, la, len);
+            if (joint)
+                add_block(J, la, len);
             lse_block(la, len, &m[p->D + i], &s[p->D + i]);
         }
         if (joint)
