@@ -92,57 +92,36 @@ static double gemm_time(const net *n, net_cache *c, nn_arena *a, int B, int firs
  * are timed by the wall clock, so on a loaded machine %peak understates. */
 enum { NACC = 12, FMA_ITERS = 1 << 21 };
 
-__attribute__((target("avx2,fma"))) static double fma256_gflops(void)
-{
-    double best = 0;
-    for (int r = 0; r < 5; r++) {
-        __m256 acc[NACC];
-        for (int j = 0; j < NACC; j++)
-            acc[j] = _mm256_set1_ps((float)j);
-        const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
-        double t0 = cpu_s();
-        for (long i = 0; i < FMA_ITERS; i++)
-#pragma GCC unroll 16 /* the chains live in registers, not in the array */
-            for (int j = 0; j < NACC; j++)
-                acc[j] = _mm256_fmadd_ps(acc[j], a, b);
-        double dt = cpu_s() - t0;
-        float out[8], sink = 0;
-        for (int j = 0; j < NACC; j++) {
-            _mm256_storeu_ps(out, acc[j]);
-            sink += out[0];
-        }
-        if (!(sink < 1e30f)) /* keeps the chains alive */
-            printf("?");
-        best = fmax(best, 2.0 * 8 * NACC * (double)FMA_ITERS / dt * 1e-9);
+/* One peak function per vector width: W floats per FMA. */
+#define FMA_PEAK(name, isa, vec, W, set1, fmadd, storeu)                                 \
+    __attribute__((target(isa))) static double name(void)                                  \
+    {                                                                                      \
+        double best = 0;                                                                   \
+        for (int r = 0; r < 5; r++) {                                                      \
+            vec acc[NACC];                                                                 \
+            for (int j = 0; j < NACC; j++)                                                 \
+                acc[j] = set1((float)j);                                                   \
+            const vec a = set1(0.999999f), b = set1(1e-7f);                                \
+            double t0 = cpu_s();                                                           \
+            for (long i = 0; i < FMA_ITERS; i++)                                           \
+                /* the chains live in registers, not in the array */                       \
+                _Pragma("GCC unroll 16") for (int j = 0; j < NACC; j++)                    \
+                    acc[j] = fmadd(acc[j], a, b);                                          \
+            double dt = cpu_s() - t0;                                                      \
+            float out[W], sink = 0;                                                        \
+            for (int j = 0; j < NACC; j++) {                                               \
+                storeu(out, acc[j]);                                                       \
+                sink += out[0];                                                            \
+            }                                                                              \
+            if (!(sink < 1e30f)) /* keeps the chains alive */                              \
+                printf("?");                                                               \
+            best = fmax(best, 2.0 * W * NACC * (double)FMA_ITERS / dt * 1e-9);             \
+        }                                                                                  \
+        return best;                                                                       \
     }
-    return best;
-}
 
-__attribute__((target("avx512f"))) static double fma512_gflops(void)
-{
-    double best = 0;
-    for (int r = 0; r < 5; r++) {
-        __m512 acc[NACC];
-        for (int j = 0; j < NACC; j++)
-            acc[j] = _mm512_set1_ps((float)j);
-        const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
-        double t0 = cpu_s();
-        for (long i = 0; i < FMA_ITERS; i++)
-#pragma GCC unroll 16 /* the chains live in registers, not in the array */
-            for (int j = 0; j < NACC; j++)
-                acc[j] = _mm512_fmadd_ps(acc[j], a, b);
-        double dt = cpu_s() - t0;
-        float out[16], sink = 0;
-        for (int j = 0; j < NACC; j++) {
-            _mm512_storeu_ps(out, acc[j]);
-            sink += out[0];
-        }
-        if (!(sink < 1e30f))
-            printf("?");
-        best = fmax(best, 2.0 * 16 * NACC * (double)FMA_ITERS / dt * 1e-9);
-    }
-    return best;
-}
+FMA_PEAK(fma256_gflops, "avx2,fma", __m256, 8, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_storeu_ps)
+FMA_PEAK(fma512_gflops, "avx512f", __m512, 16, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_storeu_ps)
 
 /* Vector bits of the kernel OpenBLAS runs: its AVX-512 kernels are those of
  * the Intel cores below; Haswell, Zen and the rest use 256-bit FMAs. */
