@@ -352,71 +352,73 @@ static const int conv_cases[][3] = {
 };
 #define N_CONV_CASES (sizeof conv_cases / sizeof conv_cases[0])
 
+/* The layers' special paths, each with the case that reaches it: C input
+ * channels of H x W maps, O output channels, kernel K, stride S, padding P,
+ * batch B. */
+typedef struct conv_shape {
+    int C, H, W, O, K, S, P, B;
+    const char *path;
+} conv_shape;
+
+static const conv_shape conv2d_paths[] = {
+    {2, 8, 6, 3, 4, 2, 1, 3, "even maps, kernel 4, stride 2, padding 1: the conv arch's im2col/col2im"},
+    {2, 2, 2, 3, 4, 2, 1, 3, "the same path's smallest case, 2x2 -> 1x1"},
+    {16, 6, 4, 3, 4, 2, 1, 3, "few outputs, many inputs: din by the phase decomposition"},
+    {16, 2, 2, 3, 4, 2, 1, 3, "the same on a 1x1 column map"},
+    {3, 8, 8, 32, 4, 2, 1, 2, "the conv net's first layer on three-channel images"},
+    {2, 8, 6, 3, 2, 2, 0, 3, "even maps, kernel 2, stride 2: the dlib arch's reordering im2col"},
+    {2, 2, 2, 3, 2, 2, 0, 3, "the same path's smallest case, 2x2 -> 1x1"},
+    {2, 7, 5, 3, 2, 2, 0, 3, "odd maps, same kernel: the generic path (last row and column unused)"},
+};
+
+static const conv_shape convt2d_paths[] = {
+    {2, 1, 1, 3, 4, 2, 1, 3, "1x1 -> 2x2: the dedicated path"},
+    {3, 3, 2, 16, 4, 2, 1, 3, "3 -> 16 channels, 3x2 -> 6x4: the forward by the phase decomposition"},
+    {3, 1, 1, 16, 4, 2, 1, 3, "the same, 1x1 -> 2x2"},
+    {32, 4, 4, 3, 4, 2, 1, 2, "the conv net's last layer writing three channels, 4x4 -> 8x8"},
+    {2, 3, 4, 3, 2, 2, 0, 3, "3x4 -> 6x8: the 2x2 stride-2 path"},
+};
+
+/* Every K, S, P of conv_cases on small non-square maps (batch 3), then the
+ * special paths; seeds from seed0 on. */
+static int conv_gradcheck_all(int transpose, const conv_shape *paths, size_t n_paths,
+                              uint64_t seed0)
+{
+    void (*dims)(nn_conv *, int, int, int, int, int, int, int) =
+        transpose ? nn_convt2d_dims : nn_conv2d_dims;
+    int bad = 0;
+    nn_conv d;
+    for (size_t k = 0; k < N_CONV_CASES; k++) {
+        if (transpose)
+            dims(&d, 2, 4, 3, 3, conv_cases[k][0], conv_cases[k][1], conv_cases[k][2]);
+        else
+            dims(&d, 2, 7, 5, 3, conv_cases[k][0], conv_cases[k][1], conv_cases[k][2]);
+        assert_true(d.OH >= 1 && d.OW >= 1);
+        bad += conv_gradcheck(&d, 3, (size_t)-1, 0.1f, seed0 + k);
+    }
+    for (size_t k = 0; k < n_paths; k++) {
+        const conv_shape *c = &paths[k];
+        dims(&d, c->C, c->H, c->W, c->O, c->K, c->S, c->P);
+        int b = conv_gradcheck(&d, c->B, (size_t)-1, 0.1f, seed0 + 50 + k);
+        if (b)
+            fprintf(stderr, "%s: %d gradient(s) off\n", c->path, b);
+        bad += b;
+    }
+    return bad;
+}
+
 static void test_conv2d_gradcheck(void **state)
 {
     (void)state;
-    int bad = 0;
-    for (size_t k = 0; k < N_CONV_CASES; k++) {
-        nn_conv d;
-        /* non-square 7x5 maps, batch 3 */
-        nn_conv2d_dims(&d, 2, 7, 5, 3, conv_cases[k][0], conv_cases[k][1], conv_cases[k][2]);
-        assert_true(d.OH >= 1 && d.OW >= 1);
-        bad += conv_gradcheck(&d, 3, (size_t)-1, 0.1f, 100 + k);
-    }
-    /* even maps with kernel 4, stride 2, padding 1 take the dedicated
-     * im2col/col2im of the conv arch; 2x2 -> 1x1 is its smallest case */
-    nn_conv d;
-    nn_conv2d_dims(&d, 2, 8, 6, 3, 4, 2, 1);
-    bad += conv_gradcheck(&d, 3, (size_t)-1, 0.1f, 150);
-    nn_conv2d_dims(&d, 2, 2, 2, 3, 4, 2, 1);
-    bad += conv_gradcheck(&d, 3, (size_t)-1, 0.1f, 151);
-    /* few output channels and many input ones: din goes by the phase
-     * decomposition (a convT from 3 to 16 channels), on non-square and 1x1
-     * column maps */
-    nn_conv2d_dims(&d, 16, 6, 4, 3, 4, 2, 1);
-    bad += conv_gradcheck(&d, 3, (size_t)-1, 0.1f, 152);
-    nn_conv2d_dims(&d, 16, 2, 2, 3, 4, 2, 1);
-    bad += conv_gradcheck(&d, 3, (size_t)-1, 0.1f, 153);
-    /* the conv net's first layer on three-channel images (colour data sets) */
-    nn_conv2d_dims(&d, 3, 8, 8, 32, 4, 2, 1);
-    bad += conv_gradcheck(&d, 2, (size_t)-1, 0.1f, 154);
-    /* even maps with kernel 2, stride 2, padding 0 take the dlib arch's
-     * reordering im2col/col2im; 2x2 -> 1x1 is its smallest case */
-    nn_conv2d_dims(&d, 2, 8, 6, 3, 2, 2, 0);
-    bad += conv_gradcheck(&d, 3, (size_t)-1, 0.1f, 154);
-    nn_conv2d_dims(&d, 2, 2, 2, 3, 2, 2, 0);
-    bad += conv_gradcheck(&d, 3, (size_t)-1, 0.1f, 155);
-    /* odd maps with the same kernel take the generic path (the last row and
-     * column fall outside every patch) */
-    nn_conv2d_dims(&d, 2, 7, 5, 3, 2, 2, 0);
-    bad += conv_gradcheck(&d, 3, (size_t)-1, 0.1f, 156);
-    assert_int_equal(bad, 0);
+    assert_int_equal(conv_gradcheck_all(0, conv2d_paths,
+                                        sizeof conv2d_paths / sizeof conv2d_paths[0], 100), 0);
 }
 
 static void test_convt2d_gradcheck(void **state)
 {
     (void)state;
-    int bad = 0;
-    for (size_t k = 0; k < N_CONV_CASES; k++) {
-        nn_conv d;
-        nn_convt2d_dims(&d, 2, 4, 3, 3, conv_cases[k][0], conv_cases[k][1], conv_cases[k][2]);
-        assert_true(d.OH >= 1 && d.OW >= 1);
-        bad += conv_gradcheck(&d, 3, (size_t)-1, 0.1f, 200 + k);
-    }
-    nn_conv d;
-    nn_convt2d_dims(&d, 2, 1, 1, 3, 4, 2, 1); // 1x1 -> 2x2, dedicated path
-    bad += conv_gradcheck(&d, 3, (size_t)-1, 0.1f, 250);
-    /* 3 -> 16 channels: the forward goes by the phase decomposition */
-    nn_convt2d_dims(&d, 3, 3, 2, 16, 4, 2, 1); // 3x2 -> 6x4
-    bad += conv_gradcheck(&d, 3, (size_t)-1, 0.1f, 251);
-    nn_convt2d_dims(&d, 3, 1, 1, 16, 4, 2, 1); // 1x1 -> 2x2
-    bad += conv_gradcheck(&d, 3, (size_t)-1, 0.1f, 252);
-    /* the conv net's last layer writing three channels (colour data sets) */
-    nn_convt2d_dims(&d, 32, 4, 4, 3, 4, 2, 1); // 4x4 -> 8x8
-    bad += conv_gradcheck(&d, 2, (size_t)-1, 0.1f, 253);
-    nn_convt2d_dims(&d, 2, 3, 4, 3, 2, 2, 0); // 3x4 -> 6x8, the 2x2 stride-2 path
-    bad += conv_gradcheck(&d, 3, (size_t)-1, 0.1f, 253);
-    assert_int_equal(bad, 0);
+    assert_int_equal(conv_gradcheck_all(1, convt2d_paths,
+                                        sizeof convt2d_paths / sizeof convt2d_paths[0], 200), 0);
 }
 
 /* Larger maps, where the implementation processes the batch in several
