@@ -329,8 +329,8 @@ def paired_table(runs, metric="mig"):
     methods that sweep the same keys at the same values (betatcvae against
     betavae at equal beta64; the later method minus the earlier in file order,
     and over all the values they share when there are several), and within a
-    method that sweeps one key, each value against the lowest (dsd's
-    supervision 1 against 0). Empty when nothing pairs up."""
+    method, each configuration against its first (dsd's supervision 1
+    against 0). Empty when nothing pairs up."""
     ok = runs[runs["status"] == "ok"]
     confs = configurations(ok)
     models = list(pd.unique(ok["model"]))
@@ -354,13 +354,13 @@ def paired_table(runs, metric="mig"):
     for m in models:
         keys = swept_keys(ok, m)
         own = confs[confs["model"] == m]
-        if len(keys) != 1 or len(own) < 2:
+        if not keys or len(own) < 2:
             continue
-        k = keys[0]
         base = own.iloc[0]
 
         def name(c):
-            return f"{k}={format_value(c['values'][c['keys'].index(k)])}"
+            return ", ".join(f"{k}={format_value(c['values'][c['keys'].index(k)])}"
+                             for k in keys)
         for _, c in own.iloc[1:].iterrows():
             d = _by_seed(ok, base["rows"], c["rows"], metric)
             if len(d):
@@ -369,6 +369,35 @@ def paired_table(runs, metric="mig"):
         lines = [f"| {metric}: difference | at | per seed (ascending seed) | mean ± 95 % | "
                  "positive | sign test p |", "|---|---|---|---:|---:|---:|"] + lines
     return lines
+
+
+def variance_table(runs, metrics):
+    """Markdown lines: how much of each metric's spread over the ok runs lies
+    between methods, between a method's configurations (its hyperparameter
+    values) and between the seeds of one configuration, as shares of the total
+    sum of squares (Locatello et al.'s question). Empty with one method."""
+    ok = runs[runs["status"] == "ok"]
+    if ok["model"].nunique() < 2:
+        return []
+    conf_of = pd.Series(index=ok.index, dtype=object)
+    for _, c in configurations(ok).iterrows():
+        conf_of[c["rows"]] = c["label"]
+    lines = ["| metric | runs | between methods | between values of a method | "
+             "between seeds |", "|---|---:|---:|---:|---:|"]
+    for m in metrics:
+        x = ok[m].astype(float)
+        keep = np.isfinite(x)
+        x, model, conf = x[keep], ok["model"][keep], conf_of[keep]
+        total = float(((x - x.mean()) ** 2).sum())
+        if len(x) < 2 or total == 0:
+            continue
+        m_mean = x.groupby(model).transform("mean")
+        c_mean = x.groupby(conf).transform("mean")
+        shares = [((m_mean - x.mean()) ** 2).sum(), ((c_mean - m_mean) ** 2).sum(),
+                  ((x - c_mean) ** 2).sum()]
+        lines.append(f"| {m} | {len(x)} | " +
+                     " | ".join(f"{100 * v / total:.0f} %" for v in shares) + " |")
+    return lines if len(lines) > 2 else []
 
 
 def learning_table(runs, curves, names=("eval.mig", "eval.recon", "eval.kl")):

@@ -620,6 +620,22 @@ def test_paired_table():
     assert lines[5].endswith("| 2 of 2 | 0.5 |") and lines[6].startswith("| beta=4 − beta=1 | betatcvae |")
 
 
+def test_variance_table_splits_the_sum_of_squares():
+    # method means 0 and 1; within betatcvae the two betas differ by 0.2;
+    # seeds differ by +-0.1 around each configuration's mean
+    rows = []
+    for model, base in (("betavae", 0.0), ("betatcvae", 1.0)):
+        for b, shift in ((1, -0.1), (4, 0.1)):
+            for seed, e in ((0, -0.1), (1, 0.1)):
+                rows.append({"model": model, "beta": b, "seed": seed, "status": "ok",
+                             "mig": base + (shift if model == "betatcvae" else 0.0) + e})
+    runs = pd.DataFrame(rows)
+    lines = summary.variance_table(runs, ["mig"])
+    # SS: methods 8 * 0.5^2 = 2, values 4 * 0.1^2 = 0.04, seeds 8 * 0.1^2 = 0.08
+    assert lines[2] == "| mig | 8 | 94 % | 2 % | 4 % |", lines
+    assert summary.variance_table(runs[runs["model"] == "betavae"], ["mig"]) == []
+
+
 def test_representative_run_is_the_median_seed_of_the_best_configuration():
     runs = pd.DataFrame({
         "grid_index": range(6), "run_id": list("abcdef"), "model": ["betavae"] * 6,

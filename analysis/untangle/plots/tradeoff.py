@@ -221,13 +221,20 @@ def write_summary(path, runs, out, written, plots=()):
         lines += ["", "## Mean over seeds", "",
                   "Mean over the ok seeds ± the half width of its 95 % t interval.", ""]
         lines += su.mean_ci_table(runs) + [""]
-        paired = [ln for m in su.claim_metrics(runs) for ln in su.paired_table(runs, m) + [""]]
+        paired = [t + [""] for t in (su.paired_table(runs, m) for m in su.claim_metrics(runs)) if t]
         if paired:
             lines += ["## Paired by seed", "",
                       "Differences at equal seed: of two methods at the same hyperparameter "
-                      "values, and of each value of a method's one swept key against its "
-                      "lowest. The sign test asks whether positive and negative differences "
-                      "are equally likely.", ""] + paired
+                      "values, and of each configuration of a method against its first "
+                      "(lowest). The sign test asks whether positive and negative "
+                      "differences are equally likely.", ""] + sum(paired, [])
+        spread = su.variance_table(runs, su.claim_metrics(runs) + ["recon"])
+        if spread:
+            lines += ["## Where the spread comes from", "",
+                      "Shares of each metric's sum of squares over the ok runs: between the "
+                      "methods' means, between the configurations of a method (its "
+                      "hyperparameter values) and between the seeds of a configuration.",
+                      ""] + spread + [""]
         learning = su.learning_table(runs, io.load_curves(path))
         if learning:
             lines += ["## Learning curves", "",
