@@ -321,7 +321,8 @@ def _difference_line(what, at, d, each=None):
     pos, neg, p = sign_test(d)
     if each is None:
         each = " ".join(f"{v:+.3f}" for v in d)
-    return f"| {what} | {at} | {each} | {fmt_ci(d)} | {pos} of {pos + neg} | {p:.3g} |"
+    p = "n/a" if math.isnan(p) else f"{p:.3g}"  # every difference zero
+    return f"| {what} | {at} | {each} | {fmt_ci(d)} | {pos} of {pos + neg} | {p} |"
 
 
 def paired_table(runs, metric="mig"):
