@@ -228,7 +228,8 @@ def write_summary(path, runs, out, written, plots=()):
                       "values, and of each configuration of a method against its first "
                       "(lowest). The sign test asks whether positive and negative "
                       "differences are equally likely.", ""] + sum(paired, [])
-        spread = su.variance_table(runs, su.claim_metrics(runs) + ["recon"])
+        spread = su.variance_table(runs, su.claim_metrics(runs) + [
+            m for m in ("mig_hist", "recon") if su.has_values(runs, m)])
         if spread:
             lines += ["## Where the spread comes from", "",
                       "Shares of each metric's sum of squares over the ok runs: between the "
