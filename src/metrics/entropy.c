@@ -177,6 +177,27 @@ static void post_fill(post *p, const metrics_posterior *q, const size_t *idx, si
     }
 }
 
+/* Raise the running log-sum-exp's reference to bm when bm is larger (the
+ * sum so far is exp(*m) * *s); returns the reference the block's terms are
+ * taken against. */
+static inline float lse_rebase(float bm, float *m, double *s)
+{
+    if (bm > *m) {
+        *s *= exp((double)*m - (double)bm); /* exp(-inf) = 0 on the first block */
+        *m = bm;
+    }
+    return *m;
+}
+
+/* The LANES partial sums of a block, added in lane order. */
+static inline double lanes_total(const float *sm)
+{
+    double t = 0.0;
+    for (int l = 0; l < LANES; l++)
+        t += (double)sm[l];
+    return t;
+}
+
 /* Running log-sum-exp: fold the block L (len, a multiple of PAD) into (*m,
  * *s), where the sum so far is exp(*m) * *s. */
 static inline void lse_block(const float *restrict L, int len, float *m, double *s)
@@ -191,21 +212,14 @@ static inline void lse_block(const float *restrict L, int len, float *m, double 
     float bm = mx[0];
     for (int l = 1; l < LANES; l++)
         bm = bm > mx[l] ? bm : mx[l];
-    if (bm > *m) {
-        *s *= exp((double)*m - (double)bm); /* exp(-inf) = 0 on the first block */
-        *m = bm;
-    }
-    const float ref = *m;
+    const float ref = lse_rebase(bm, m, s);
     for (int l = 0; l < LANES; l++)
         sm[l] = 0.0f;
     for (int i = 0; i < len; i += LANES)
 #pragma GCC unroll 16 /* the partial sums stay in registers */
         for (int l = 0; l < LANES; l++)
             sm[l] += exp_le0(L[i + l] - ref);
-    double t = 0.0;
-    for (int l = 0; l < LANES; l++)
-        t += (double)sm[l];
-    *s += t;
+    *s += lanes_total(sm);
 }
 
 /* One Gaussian dim of a block, folded into the running log-sum-exp (*m, *s)
@@ -216,11 +230,7 @@ static inline void gauss_lse_block(float *restrict J, const float *restrict mu,
                                    const float *restrict nh, const float *restrict lc, float z,
                                    float bound, int len, int joint, float *m, double *s)
 {
-    if (bound > *m) {
-        *s *= exp((double)*m - (double)bound); /* exp(-inf) = 0 on the first block */
-        *m = bound;
-    }
-    const float ref = *m;
+    const float ref = lse_rebase(bound, m, s);
     float sm[LANES];
     for (int l = 0; l < LANES; l++)
         sm[l] = 0.0f;
@@ -233,10 +243,7 @@ static inline void gauss_lse_block(float *restrict J, const float *restrict mu,
                 J[i + l] += L;
             sm[l] += exp_le0(L - ref);
         }
-    double t = 0.0;
-    for (int l = 0; l < LANES; l++)
-        t += (double)sm[l];
-    *s += t;
+    *s += lanes_total(sm);
 }
 
 static inline void add_block(float *restrict J, const float *restrict L, int len)

@@ -221,14 +221,15 @@ def write_summary(path, runs, out, written, plots=()):
         lines += ["", "## Mean over seeds", "",
                   "Mean over the ok seeds ± the half width of its 95 % t interval.", ""]
         lines += su.mean_ci_table(runs) + [""]
-        paired = [t + [""] for t in (su.paired_table(runs, m) for m in su.claim_metrics(runs)) if t]
+        claims = su.claim_metrics(runs)
+        paired = [t + [""] for t in (su.paired_table(runs, m) for m in claims) if t]
         if paired:
             lines += ["## Paired by seed", "",
                       "Differences at equal seed: of two methods at the same hyperparameter "
                       "values, and of each configuration of a method against its first "
                       "(lowest). The sign test asks whether positive and negative "
                       "differences are equally likely.", ""] + sum(paired, [])
-        spread = su.variance_table(runs, su.claim_metrics(runs) + [
+        spread = su.variance_table(runs, claims + [
             m for m in ("mig_hist", "recon") if su.has_values(runs, m)])
         if spread:
             lines += ["## Where the spread comes from", "",
