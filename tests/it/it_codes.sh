@@ -17,7 +17,7 @@
 cat >"$TMP/c.yaml" <<YAML
 name: codes
 data:  {name: dsprites, image_size: 32}
-train: {arch: mlp, steps: 20, batch_size: 16, lr: 1.0e-3, log_every: 10}
+train: {arch: dlib, steps: 20, batch_size: 16, lr: 1.0e-3, log_every: 10}
 eval:  {images: 200, samples: 50, pairs: 2, hist_images: 500, unsup_images: 500}
 grid:
   - model: betatcvae
@@ -74,7 +74,7 @@ expect 0 "h5py reads the codes back and recomputes kl" $PY "$TMP/check.py" "$TMP
     "$TMP/codes.h5"
 cat "$TMP/out"
 
-# a second full-set evaluation (~1.5 minutes): in make soak (UNTANGLE_LONG=1)
+# a second full-set evaluation (~40 s): in make soak (UNTANGLE_LONG=1)
 if [ -n "${UNTANGLE_LONG:-}" ]; then
     expect 0 "eval --codes again: the run's group replaced" "$UNTANGLE" eval "$TMP/c.h5" \
         --codes "$TMP/codes.h5" --threads 1

@@ -10,7 +10,7 @@
 #   other indices) keeps every run; --expect lists the one run not run.
 #
 #   sh tests/it/it_eval.sh        (from the repository root)
-# lane: python (times nothing: tests/run_all.sh runs it after the Python tests, in parallel with the other lane)
+# lane: unit (times nothing: tests/run_all.sh runs it after the unit tests, in parallel with the other lane)
 . tests/it/lib.sh
 tiny_sweep "$TMP/s.yaml"
 expect 0 "tiny sweep" "$UNTANGLE" sweep "$TMP/s.yaml" -o "$TMP/s.h5" --threads 1

@@ -1412,7 +1412,8 @@ static void test_jointvae_capacity_tracking(void **state)
     model *m = make_model((const char *const[]){"model", "jointvae", "batch_size", "32",
                                                 "latent_dim", "6", "discrete", "[3]", "gamma",
                                                 "30", "c_z_max", "8", "c_c_max", "1.0",
-                                                "anneal_steps", "250", "lr", "1e-3", NULL});
+                                                "anneal_steps", "250", "lr", "1e-3", "arch", "dlib",
+                                                NULL});
     rng dr, nr;
     rng_seed(&dr, 14, RNG_DATA);
     rng_seed(&nr, 14, RNG_NOISE);
@@ -1484,7 +1485,7 @@ static void test_dsd_train_supervised(void **state)
     (void)state;
     data_source *d = open_data(32);
     model *m = make_model((const char *const[]){"model", "dsd", "batch_size", "32",
-                                                "supervision", "1", NULL});
+                                                "supervision", "1", "arch", "dlib", NULL});
     double first, last;
     train(m, d, 150, &first, &last, 2, 15);
     printf("[ dsd      ] supervision 1: primary %.1f (first 15 steps) -> %.1f (last 15)\n",
@@ -1499,7 +1500,7 @@ static void test_dsd_train_unsupervised(void **state)
     (void)state;
     data_source *d = open_data(32);
     model *m = make_model((const char *const[]){"model", "dsd", "batch_size", "32",
-                                                "supervision", "0", NULL});
+                                                "supervision", "0", "arch", "dlib", NULL});
     double first, last;
     train(m, d, 100, &first, &last, 1, 15);
     printf("[ dsd      ] supervision 0: recon %.1f (first 15 steps) -> %.1f (last 15)\n",
@@ -1521,11 +1522,11 @@ static void test_train_locatello_methods(void **state)
         {"model", "dipvae2", "lambda_od", "10", NULL},
     };
     for (size_t q = 0; q < sizeof kv / sizeof kv[0]; q++) {
-        const char *args[16];
+        const char *args[18];
         int n = 0;
         for (int i = 0; kv[q][i]; i++)
             args[n++] = kv[q][i];
-        const char *more[] = {"batch_size", "32", "latent_dim", "6", NULL};
+        const char *more[] = {"batch_size", "32", "latent_dim", "6", "arch", "dlib", NULL};
         for (int i = 0; more[i]; i++)
             args[n++] = more[i];
         args[n] = NULL;
