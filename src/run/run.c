@@ -42,6 +42,7 @@ typedef struct train_state {
     long step;                      /* steps done */
     double train_s;                 /* seconds of training of the earlier processes
                                        (train() adds this one's at its end) */
+    double eval_s;                  /* seconds of their evaluations during training */
     rng data_rng, noise_rng;
     int n_terms;
     double sum[MODEL_MAX_TERMS];    /* the open log window: sums and counts of */
@@ -49,19 +50,23 @@ typedef struct train_state {
     double last_ckpt;               /* now_s() of the last checkpoint (not saved) */
 } train_state;
 
-#define CKPT_MAGIC 0x53544e55u /* "UNTS": the training-state payload */
+#define CKPT_MAGIC 0x56544e55u /* "UNTV": the training-state payload */
+#define CKPT_MAGIC_1 0x53544e55u /* "UNTS": the first one, without eval_s (read) */
 
-/* Payload: u32 magic, u32 n_terms, i64 step, f64 train_s, the two rngs,
- * f64 sum[n_terms], i64 cnt[n_terms], f64 loss, u64 n_curve + the points,
- * u64 state bytes + model_state_get(optimizer = 1). */
+/* Payload: u32 magic, u32 n_terms, i64 step, f64 train_s, f64 eval_s, the
+ * two rngs, f64 sum[n_terms], i64 cnt[n_terms], f64 loss, u64 n_curve + the
+ * points, u64 state bytes + model_state_get(optimizer = 1). train_s and
+ * eval_s: the seconds of training and of the evaluations during training
+ * up to this checkpoint, over every process the run was continued in. */
 static int ckpt_save(const run_hooks *h, const run_config *c, const train_state *ts,
-                     double train_s, const run_result *r, const model *m)
+                     double train_s, double eval_s, const run_result *r, const model *m)
 {
     bytes b = {0};
     bytes_u32(&b, CKPT_MAGIC);
     bytes_u32(&b, (uint32_t)ts->n_terms);
     bytes_put(&b, &ts->step, sizeof ts->step);
     bytes_put(&b, &train_s, sizeof train_s);
+    bytes_put(&b, &eval_s, sizeof eval_s);
     bytes_put(&b, &ts->data_rng, sizeof ts->data_rng);
     bytes_put(&b, &ts->noise_rng, sizeof ts->noise_rng);
     bytes_put(&b, ts->sum, sizeof(double) * (size_t)ts->n_terms);
@@ -115,9 +120,13 @@ static int ckpt_load(const run_hooks *h, const run_config *c, train_state *ts, r
     cursor in = {p, len, 0, 0};
     train_state t = *ts;
     uint32_t magic = cursor_u32(&in), n_terms = cursor_u32(&in);
-    int ok = !in.fail && magic == CKPT_MAGIC && (int)n_terms == ts->n_terms;
+    int ok = !in.fail && (magic == CKPT_MAGIC || magic == CKPT_MAGIC_1) &&
+             (int)n_terms == ts->n_terms;
     cursor_get(&in, &t.step, sizeof t.step);
     cursor_get(&in, &t.train_s, sizeof t.train_s);
+    t.eval_s = 0.0;
+    if (magic == CKPT_MAGIC)
+        cursor_get(&in, &t.eval_s, sizeof t.eval_s);
     cursor_get(&in, &t.data_rng, sizeof t.data_rng);
     cursor_get(&in, &t.noise_rng, sizeof t.noise_rng);
     if (ok) {
@@ -283,7 +292,8 @@ static int eval_during(const run_config *c, const data_source *d, model *m,
 /* Train from ts->step to c->steps: r->status OK, DIVERGED, FAILED or
  * INTERRUPTED (a stop asked through h, after a checkpoint). The evaluations
  * every c->eval_every steps count as evaluation, not training: their seconds
- * go to *eval_s. 0 or ERR_NOMEM. */
+ * (this process's) go to *eval_s, and the checkpoints keep the two apart.
+ * 0 or ERR_NOMEM. */
 static int train(const run_config *c, const data_source *d, model *m, const run_hooks *h,
                  train_state *ts, run_result *r, double *eval_s, err *e)
 {
@@ -297,7 +307,8 @@ static int train(const run_config *c, const data_source *d, model *m, const run_
     while (ts->step < c->steps) {
         if (h && h->should_stop && h->should_stop(h->ctx)) {
             if (ckpt)
-                ckpt_save(h, c, ts, ts->train_s + now_s() - t_start, r, m);
+                ckpt_save(h, c, ts, ts->train_s + now_s() - t_start - *eval_s,
+                          ts->eval_s + *eval_s, r, m);
             r->status = RUN_INTERRUPTED;
             snprintf(r->error, sizeof r->error, "interrupted after step %ld of %ld%s", ts->step,
                      c->steps, ckpt ? " (checkpointed)" : "");
@@ -340,7 +351,8 @@ static int train(const run_config *c, const data_source *d, model *m, const run_
         }
         if (ckpt && h->ckpt_every > 0 && ts->step < c->steps &&
             now_s() - ts->last_ckpt >= h->ckpt_every) {
-            ckpt_save(h, c, ts, ts->train_s + now_s() - t_start, r, m);
+            ckpt_save(h, c, ts, ts->train_s + now_s() - t_start - *eval_s,
+                      ts->eval_s + *eval_s, r, m);
             ts->last_ckpt = now_s();
         }
     }
@@ -390,7 +402,7 @@ int run_execute(const run_config *c, const data_source *d, int eval, const run_h
         ckpt_load(h, c, &ts, r, m);
     const long first = ts.step;
     const double before = ts.train_s;
-    double evals_s = 0; /* of the evaluations during training */
+    double evals_s = 0; /* of this process's evaluations during training */
     if ((rc = train(c, d, m, h, &ts, r, &evals_s, e)) < 0)
         goto done;
     r->steps = ts.step;
@@ -408,7 +420,7 @@ int run_execute(const run_config *c, const data_source *d, int eval, const run_h
         fail(r, RUN_FAILED, e);
     if (h && h->ckpt_path && r->status != RUN_INTERRUPTED)
         run_file_remove(h->ckpt_path);
-    r->eval_s = now_s() - t_eval + evals_s;
+    r->eval_s = now_s() - t_eval + ts.eval_s + evals_s;
     rc = rc < 0 ? rc : 0;
 done:
     r->wall_s = now_s() - t0;

@@ -569,6 +569,72 @@ static void test_checkpoint_continue_is_bit_identical(void **state)
     }
 }
 
+/* A run with evaluations during training, stopped and continued, keeps the
+ * seconds of the evaluations before the stop in eval_s, not in train_s: the
+ * evaluations (on 5,000 images) cost far more than the training (10 steps
+ * of batch 16 between two), so train_s stays under half of eval_s only when
+ * each is counted where it belongs. */
+static void test_checkpoint_keeps_eval_seconds(void **state)
+{
+    (void)state;
+    run_config c = small("betavae");
+    set(&c, "arch", "dlib");
+    set(&c, "steps", "40");
+    set(&c, "eval_every", "10");
+    set(&c, "images", "5000");
+    err e;
+    err_clear(&e);
+    assert_int_equal(model_resolve(&c, &e), 0);
+    char path[128];
+    ckpt_path(path, sizeof path, "ev.ckpt");
+    stopper s = {0, 20, 0, ""};
+    run_hooks h = {.ctx = &s, .should_stop = stop_after, .note = keep_note, .ckpt_path = path};
+    run_result first, rest;
+    run_result_init(&first);
+    run_result_init(&rest);
+    assert_int_equal(run_execute(&c, NULL, 1, &h, &first, &e), 0);
+    assert_int_equal(first.status, RUN_INTERRUPTED);
+    assert_int_equal(first.steps, 20); /* after the evaluations at 10 and 20 */
+    s.polls = 0;
+    s.after = 1000;
+    assert_int_equal(run_execute(&c, NULL, 1, &h, &rest, &e), 0);
+    assert_int_equal(rest.status, RUN_OK);
+    /* a note per evaluation, at 10, 20 and 30: the second process continued
+     * from the checkpoint (from zero it would note 10, 20 and 30 again) */
+    assert_int_equal(s.notes, 3);
+    printf("[ eval_s   ] stopped at 20: train %.3f s, eval %.3f s; continued to 40: "
+           "train %.3f s, eval %.3f s\n",
+           first.train_s, first.eval_s, rest.train_s, rest.eval_s);
+    assert_true(first.train_s < 0.5 * first.eval_s);
+    assert_true(rest.eval_s > first.eval_s);
+    assert_true(rest.train_s < 0.5 * rest.eval_s);
+    run_result_free(&first);
+    run_result_free(&rest);
+
+    /* a checkpoint of the first format (magic "UNTS", no eval_s after
+     * train_s) is still continued from */
+    s.polls = 0;
+    s.after = 20;
+    s.notes = 0;
+    assert_int_equal(run_execute(&c, NULL, 1, &h, &first, &e), 0);
+    char id[17];
+    run_config_id(&c, id);
+    uint8_t *p = NULL;
+    size_t len = 0;
+    assert_int_equal(run_file_read(path, RUN_FILE_CKPT, id, &p, &len, &e), 1);
+    const uint32_t magic_1 = 0x53544e55u;
+    memcpy(p, &magic_1, sizeof magic_1);
+    memmove(p + 24, p + 32, len - 32); /* u32 u32 i64 f64 | f64 eval_s */
+    assert_int_equal(run_file_write(path, RUN_FILE_CKPT, id, p, len - 8, &e), 0);
+    free(p);
+    s.after = 1000;
+    assert_int_equal(run_execute(&c, NULL, 1, &h, &rest, &e), 0);
+    assert_int_equal(rest.status, RUN_OK);
+    assert_int_equal(s.notes, 3);
+    run_result_free(&first);
+    run_result_free(&rest);
+}
+
 /* Damaged or foreign checkpoints are noted on one line and the run starts
  * from zero (or from PATH.prev), never fails; a link planted at the
  * temporary name is replaced, not followed. */
@@ -678,6 +744,7 @@ int main(void)
         cmocka_unit_test(test_training_is_reproducible),
         cmocka_unit_test(test_overfit_fixed_batch),
         cmocka_unit_test(test_checkpoint_continue_is_bit_identical),
+        cmocka_unit_test(test_checkpoint_keeps_eval_seconds),
         cmocka_unit_test(test_damaged_checkpoints),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
