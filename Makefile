@@ -75,7 +75,7 @@ $(BUILD)/obj/%.o: src/%.c
 # elementwise loops (activations, losses) are a tenth of a conv step. The
 # dynamic cost model vectorises them; with -std=c11 (no FMA contraction) and
 # no reassociation the numbers do not change from run to run.
-$(BUILD)/obj/nn/%.o: VECFLAGS = -ftree-vectorize -fvect-cost-model=dynamic
+$(BUILD)/obj/nn/%.o: VECFLAGS = -ftree-vectorize -fvect-cost-model=dynamic -fno-trapping-math
 # Chen's estimators spend their time in one exp per sample x posterior x
 # unit (src/metrics/entropy.c): the clamp in its exp is a comparison that
 # gcc if-converts only when it may ignore floating-point exception flags.

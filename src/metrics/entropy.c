@@ -11,8 +11,8 @@
  * O(m * n * U) for m samples. The posteriors are stored unit-major ("post",
  * (U, np)) and padded to a multiple of PAD; blocks of up to BLK posteriors
  * are loops of LANES-wide steps that GCC vectorises at -O2 (LANES-wide partial
- * max and sum, an own polynomial exp: libm's is not vectorised without
- * -ffast-math, which the project forbids). The log-sum-exp over blocks keeps a
+ * max and sum, and util/vmath.h's polynomial exp: libm's is not vectorised
+ * without -ffast-math, which the project forbids). The log-sum-exp over blocks keeps a
  * running reference: per block, s *= exp(m_old - m_new) when it grows.
  * A Gaussian unit needs no max pass: log N(z; mu, sigma) <= its log
  * normaliser lc, so the block's largest lc (stored per block, whatever the
@@ -21,6 +21,7 @@
  * sample's own squared distance above the largest term (lv is clamped to
  * [LV_MIN, LV_MAX]), far from float's underflow at -87. */
 #include "untangle/metrics.h"
+#include "../util/vmath.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -43,39 +44,6 @@ enum {
 #define LV_MAX 30.0f
 #define ALPHA_MIN 1e-30f
 static const double LOG_2PI = 1.8378770664093453;
-
-/* a*b + c, fused where the target has FMA (one rounding: the numbers of an
- * FMA build and of one without differ in the last bits; within a build they
- * are fixed) */
-#if defined(__FMA__)
-#define MADD(a, b, c) fmaf((a), (b), (c))
-#else
-#define MADD(a, b, c) ((a) * (b) + (c))
-#endif
-
-/* exp(x) for x <= 0 (x below -87 is treated as -87: exp ~ 1.6e-38).
- * Cody-Waite reduction x = k*ln2 + r, |r| <= ln2/2, degree-7 Taylor
- * polynomial (relative error < 1e-8 before float rounding), 2^k by exponent
- * bits. Branch-free so that the calling loops vectorise. */
-static inline float exp_le0(float x)
-{
-    x = x > -87.0f ? x : -87.0f;
-    float kf = MADD(x, 1.44269504088896341f, 12582912.0f) - 12582912.0f; /* round(x/ln2) */
-    float r = MADD(kf, -0.693359375f, x);
-    r = MADD(kf, 2.12194440e-4f, r);
-    float p = 1.0f / 5040.0f;
-    p = MADD(p, r, 1.0f / 720.0f);
-    p = MADD(p, r, 1.0f / 120.0f);
-    p = MADD(p, r, 1.0f / 24.0f);
-    p = MADD(p, r, 1.0f / 6.0f);
-    p = MADD(p, r, 0.5f);
-    p = MADD(p, r, 1.0f);
-    p = MADD(p, r, 1.0f);
-    int32_t bits = ((int32_t)kf + 127) * 8388608; /* (k + 127) << 23, k in [-126, 0] */
-    float s;
-    memcpy(&s, &bits, sizeof s);
-    return p * s;
-}
 
 /* The posteriors of an item subset, unit-major and padded. */
 typedef struct post {

@@ -10,6 +10,7 @@
  * small to share. */
 #include "nn_impl.h"
 #include "untangle/nn.h"
+#include "../util/vmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -110,8 +111,11 @@ static void tanh_fwd_range(void *ctx, size_t lo, size_t hi)
     const elem_job *j = ctx;
     float *out = j->out;
     const float *in = j->a;
-    for (size_t i = lo; i < hi; i++)
-        out[i] = tanhf(in[i]);
+    /* tanh|x| = -t / (2 + t), t = expm1(-2|x|): no cancellation near 0 */
+    for (size_t i = lo; i < hi; i++) {
+        float t = expm1_le0(-2.0f * fabsf(in[i]));
+        out[i] = copysignf(-t / (2.0f + t), in[i]);
+    }
 }
 
 void nn_tanh_forward(float *out, const float *in, size_t n)
@@ -150,18 +154,28 @@ typedef struct bce_job {
     int nb, P;
 } bce_job;
 
+/* Pixels whose terms are taken in one vectorised pass before their sum. */
+enum { BCE_CHUNK = 256 };
+
 static void bce_rows(void *ctx, int t, int slot)
 {
     (void)slot;
     const bce_job *j = ctx;
     const int P = j->P;
     int b1 = (t + 1) * BCE_TASK_ROWS < j->nb ? (t + 1) * BCE_TASK_ROWS : j->nb;
+    float term[BCE_CHUNK];
     for (int b = t * BCE_TASK_ROWS; b < b1; b++) {
         const float *l = j->logits + (size_t)b * P, *x = j->x + (size_t)b * P;
         double s = 0.0;
-        for (int p = 0; p < P; p++) {
-            float li = l[p];
-            s += (double)((li > 0.0f ? li : 0.0f) - x[p] * li + log1pf(expf(-fabsf(li))));
+        for (int p0 = 0; p0 < P; p0 += BCE_CHUNK) {
+            const int n = P - p0 < BCE_CHUNK ? P - p0 : BCE_CHUNK;
+            for (int p = 0; p < n; p++) {
+                float li = l[p0 + p];
+                term[p] = (li > 0.0f ? li : 0.0f) - x[p0 + p] * li +
+                          log1p_01(exp_le0(-fabsf(li)));
+            }
+            for (int p = 0; p < n; p++) /* in pixel order, in double */
+                s += (double)term[p];
         }
         j->rows[b] = s;
     }
@@ -196,8 +210,8 @@ static void bce_bwd_range(void *ctx, size_t lo, size_t hi)
      * exp(-|l|) so that it never overflows. */
     for (size_t i = lo; i < hi; i++) {
         float l = logits[i];
-        float e = expf(-fabsf(l));
-        float sig = l >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+        float e = exp_le0(-fabsf(l));
+        float sig = (l >= 0.0f ? 1.0f : e) / (1.0f + e);
         dlogits[i] += scale * (sig - x[i]);
     }
 }

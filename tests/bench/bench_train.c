@@ -10,8 +10,10 @@
  * Then the evaluation's encode of the full set for each arch and size, and
  * each net's parameter count (betavae, D = 10; tests/bench/torch_step.py
  * reads them beside PyTorch's).
- * Figures are the best of a few rounds, since other processes may share the
- * machine; the kernel is the one OPENBLAS_CORETYPE selects (make bench runs
+ * Figures are the best of ROUNDS rounds (default 5), since other processes
+ * may share the machine: on a 2-core VM a round can lose the second core for
+ * a while, and best of 2 gave 1.31x and 1.83x for the same 2-thread row in
+ * one run; the kernel is the one OPENBLAS_CORETYPE selects (make bench runs
  * this program once per kernel).
  *     bench_train [ARCH SIZE BATCH [ROUNDS]]   one configuration only */
 #include <math.h>
@@ -299,7 +301,7 @@ int main(int argc, char **argv)
             int S = one ? atoi(argv[2]) : sizes[z];
             data_source *d = NULL;
             err e;
-            int rounds = argc >= 5 ? atoi(argv[4]) : 2;
+            int rounds = argc >= 5 ? atoi(argv[4]) : 5;
             if (rounds < 1 || data_open_builtin(&d, S, &e) < 0) {
                 fprintf(stderr, "bench_train: %s\n", rounds < 1 ? "bad ROUNDS" : e.msg);
                 return 1;

@@ -13,7 +13,7 @@
 # - shapes3d without its file says where to get it.
 #
 #   sh tests/it/it_datasets.sh        (from the repository root)
-# lane: python (times nothing: tests/run_all.sh runs it after the Python tests, in parallel with the other lane)
+# lane: unit (times nothing: tests/run_all.sh runs it after the unit tests, in parallel with the other lane)
 . tests/it/lib.sh
 
 expect 0 "write a small 3dshapes file" "$UNTANGLE" shapes3d -o "$TMP/s3.h5" --sizes 3,2,2,3,2,3

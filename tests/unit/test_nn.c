@@ -18,6 +18,7 @@
 
 #include "untangle/nn.h"
 #include "untangle/rng.h"
+#include "../../src/util/vmath.h"
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -675,6 +676,47 @@ static void test_relu_gradcheck(void **state)
     assert_true(out[0] == 0.0f && out[1] == 0.0f && out[2] == 2.5f && out[3] == 0.0f);
 }
 
+/* util/vmath.h's exp, expm1 and log1p and the tanh built on them, against
+ * libm in double over their whole ranges (uniform grids and decades down to
+ * the tiny arguments that need expm1 and log1p): within 1-2.5 float ulps. */
+static double rel_err(double got, double want)
+{
+    return want == 0.0 ? fabs(got) : fabs(got - want) / fabs(want);
+}
+
+static void test_vmath_accuracy(void **state)
+{
+    (void)state;
+    double e_exp = 0, e_expm1 = 0, e_log1p = 0, e_tanh = 0;
+    enum { N = 400000 };
+    for (int i = 0; i <= N; i++) {
+        float x = -87.0f * (float)i / N, u = (float)i / N;
+        e_exp = fmax(e_exp, rel_err(exp_le0(x), exp((double)x)));
+        e_expm1 = fmax(e_expm1, rel_err(expm1_le0(x), expm1((double)x)));
+        e_log1p = fmax(e_log1p, rel_err(log1p_01(u), log1p((double)u)));
+    }
+    for (int i = 1; i <= 370; i++) { /* 10^-0.1 down to 10^-37 */
+        float t = powf(10.0f, -0.1f * (float)i);
+        e_expm1 = fmax(e_expm1, rel_err(expm1_le0(-t), expm1(-(double)t)));
+        e_log1p = fmax(e_log1p, rel_err(log1p_01(t), log1p((double)t)));
+    }
+    float *x = falloc(N + 371), *y = falloc(N + 371);
+    for (int i = 0; i <= N; i++)
+        x[i] = -20.0f + 40.0f * (float)i / N;
+    for (int i = 1; i <= 370; i++)
+        x[N + i] = (i % 2 ? 1.0f : -1.0f) * powf(10.0f, -0.1f * (float)i);
+    nn_tanh_forward(y, x, N + 371);
+    for (int i = 0; i < N + 371; i++)
+        e_tanh = fmax(e_tanh, rel_err(y[i], tanh((double)x[i])));
+    printf("[ vmath    ] max relative error: exp %.2g, expm1 %.2g, log1p %.2g, tanh %.2g\n",
+           e_exp, e_expm1, e_log1p, e_tanh);
+    assert_true(e_exp < 1.5e-7);
+    assert_true(e_expm1 < 2e-7);
+    assert_true(e_log1p < 3e-7);
+    assert_true(e_tanh < 3e-7);
+    free(x), free(y);
+}
+
 static void test_tanh_gradcheck(void **state)
 {
     (void)state;
@@ -1197,6 +1239,7 @@ int main(void)
         cmocka_unit_test(test_conv_adjoint),
         cmocka_unit_test(test_relu_gradcheck),
         cmocka_unit_test(test_leaky_relu_gradcheck),
+        cmocka_unit_test(test_vmath_accuracy),
         cmocka_unit_test(test_tanh_gradcheck),
         cmocka_unit_test(test_bce_gradcheck),
         cmocka_unit_test(test_bce_stable_vs_naive),
