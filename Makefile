@@ -73,8 +73,10 @@ $(BUILD)/obj/%.o: src/%.c
 
 # gcc 12 at -O2 leaves loops that need a scalar tail unvectorised; nn's
 # elementwise loops (activations, losses) are a tenth of a conv step. The
-# dynamic cost model vectorises them; with -std=c11 (no FMA contraction) and
-# no reassociation the numbers do not change from run to run.
+# dynamic cost model vectorises them, and -fno-trapping-math lets gcc
+# if-convert the clamps of util/vmath.h's exp (as for entropy.o below); with
+# -std=c11 (no FMA contraction) and no reassociation the numbers do not
+# change from run to run.
 $(BUILD)/obj/nn/%.o: VECFLAGS = -ftree-vectorize -fvect-cost-model=dynamic -fno-trapping-math
 # Chen's estimators spend their time in one exp per sample x posterior x
 # unit (src/metrics/entropy.c): the clamp in its exp is a comparison that
