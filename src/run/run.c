@@ -57,10 +57,13 @@ typedef struct train_state {
  * two rngs, f64 sum[n_terms], i64 cnt[n_terms], f64 loss, u64 n_curve + the
  * points, u64 state bytes + model_state_get(optimizer = 1). train_s and
  * eval_s: the seconds of training and of the evaluations during training
- * up to this checkpoint, over every process the run was continued in. */
+ * up to this checkpoint, over every process the run was continued in (this
+ * process's: since t_start, of which evals_s went to evaluations). */
 static int ckpt_save(const run_hooks *h, const run_config *c, const train_state *ts,
-                     double train_s, double eval_s, const run_result *r, const model *m)
+                     double t_start, double evals_s, const run_result *r, const model *m)
 {
+    const double train_s = ts->train_s + now_s() - t_start - evals_s,
+                 eval_s = ts->eval_s + evals_s;
     bytes b = {0};
     bytes_u32(&b, CKPT_MAGIC);
     bytes_u32(&b, (uint32_t)ts->n_terms);
@@ -307,8 +310,7 @@ static int train(const run_config *c, const data_source *d, model *m, const run_
     while (ts->step < c->steps) {
         if (h && h->should_stop && h->should_stop(h->ctx)) {
             if (ckpt)
-                ckpt_save(h, c, ts, ts->train_s + now_s() - t_start - *eval_s,
-                          ts->eval_s + *eval_s, r, m);
+                ckpt_save(h, c, ts, t_start, *eval_s, r, m);
             r->status = RUN_INTERRUPTED;
             snprintf(r->error, sizeof r->error, "interrupted after step %ld of %ld%s", ts->step,
                      c->steps, ckpt ? " (checkpointed)" : "");
@@ -351,8 +353,7 @@ static int train(const run_config *c, const data_source *d, model *m, const run_
         }
         if (ckpt && h->ckpt_every > 0 && ts->step < c->steps &&
             now_s() - ts->last_ckpt >= h->ckpt_every) {
-            ckpt_save(h, c, ts, ts->train_s + now_s() - t_start - *eval_s,
-                      ts->eval_s + *eval_s, r, m);
+            ckpt_save(h, c, ts, t_start, *eval_s, r, m);
             ts->last_ckpt = now_s();
         }
     }

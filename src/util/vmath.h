@@ -23,7 +23,10 @@
  * (below -87 taken as -87): k in [-126, 0], whose 2^k each function builds
  * from the exponent bits. A macro, not a helper function: gcc vectorises
  * Chen's loops around exp_le0 only when it is one self-contained function
- * (with a helper returning r and 2^k, those loops ran 3x slower). */
+ * (with a helper returning r and 2^k, those loops ran 3x slower). For the
+ * same reason exp_le0 and expm1_le0 each write out their polynomial and 2^k:
+ * with those as shared float helpers, one of the two instances of Chen's
+ * Gaussian loop stayed scalar. */
 #define VM_REDUCE(x, k, r)                                                              \
     x = x > -87.0f ? x : -87.0f;                                                        \
     float k = MADD(x, 1.44269504088896341f, 12582912.0f) - 12582912.0f; /* round */   \
