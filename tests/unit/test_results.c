@@ -850,14 +850,35 @@ static void test_yaml_history(void **state)
     rm_dir(dir);
 }
 
+/* A file at path holding the n attempts a, in order. */
+static void write_shard(const char *path, const results_meta *m, const att *a, size_t n)
+{
+    results *f = create_ok(path, m);
+    for (size_t i = 0; i < n; i++)
+        append_ok(f, &a[i]);
+    close_ok(f);
+}
+
+/* A fresh directory, two inputs of a merge named n1 and n2 in it, and its
+ * output. */
+typedef struct merge_paths {
+    char dir[64], s1[128], s2[128], out[128];
+} merge_paths;
+
+static void merge_paths_make(merge_paths *p, const char *n1, const char *n2)
+{
+    make_dir(p->dir, sizeof p->dir);
+    snprintf(p->s1, sizeof p->s1, "%s/%s", p->dir, n1);
+    snprintf(p->s2, sizeof p->s2, "%s/%s", p->dir, n2);
+    snprintf(p->out, sizeof p->out, "%s/merged.h5", p->dir);
+}
+
 static void test_merge(void **state)
 {
     (void)state;
-    char dir[64], s1[128], s2[128], out[128], jp[160];
-    make_dir(dir, sizeof dir);
-    snprintf(s1, sizeof s1, "%s/shard1.h5", dir);
-    snprintf(s2, sizeof s2, "%s/shard2.h5", dir);
-    snprintf(out, sizeof out, "%s/merged.h5", dir);
+    merge_paths p;
+    merge_paths_make(&p, "shard1.h5", "shard2.h5");
+    char jp[160];
     results_meta m = meta_of("test-sweep", YAML_A, 0x1234abcdULL);
     att a[6];
     make_att(&a[0], 0, 1, RUN_OK);     /* shard 1 */
@@ -866,38 +887,32 @@ static void test_merge(void **state)
     make_att(&a[3], 4, 1, RUN_FAILED); /* shard 2 */
     make_att(&a[4], 4, 2, RUN_TIMEOUT); /* shard 2: the latest of two failures */
     make_att(&a[5], 6, 1, RUN_OK);     /* shard 2, beyond n_expected: kept */
-    results *f = create_ok(s1, &m);
-    append_ok(f, &a[0]);
-    append_ok(f, &a[1]);
-    close_ok(f);
-    f = create_ok(s2, &m);
-    for (int i = 2; i < 6; i++)
-        append_ok(f, &a[i]);
-    close_ok(f);
+    write_shard(p.s1, &m, a, 2);
+    write_shard(p.s2, &m, a + 2, 4);
     /* shards are read from their HDF5 contents: journals not needed */
-    snprintf(jp, sizeof jp, "%s.journal", s2);
+    snprintf(jp, sizeof jp, "%s.journal", p.s2);
     assert_int_equal(unlink(jp), 0);
 
-    const char *in[2] = {s1, s2};
+    const char *in[2] = {p.s1, p.s2};
     err e;
     err_clear(&e);
-    int rc = results_merge(out, in, 2, &e);
+    int rc = results_merge(p.out, in, 2, &e);
     if (rc)
         print_error("merge: %s\n", e.msg);
     assert_int_equal(rc, 0);
     /* every attempt of every input, in input order */
-    assert_file_holds(out, a, 6, 0);
+    assert_file_holds(p.out, a, 6, 0);
     /* the merged file has its own journal and opens without repair */
-    f = open_ok(out, &m);
+    results *f = open_ok(p.out, &m);
     assert_string_equal(results_recovery(f), "");
     assert_attempts(f, a, 6);
     close_ok(f);
     /* the output must not exist */
     err_clear(&e);
-    assert_int_equal(results_merge(out, in, 2, &e), ERR_IO);
-    assert_non_null(strstr(e.msg, out));
+    assert_int_equal(results_merge(p.out, in, 2, &e), ERR_IO);
+    assert_non_null(strstr(e.msg, p.out));
     free_atts(a, 6);
-    rm_dir(dir);
+    rm_dir(p.dir);
 }
 
 /* A shard of a grown grid holds runs under other indices than the first
@@ -906,11 +921,8 @@ static void test_merge(void **state)
 static void test_merge_grown_grid(void **state)
 {
     (void)state;
-    char dir[64], s1[128], s2[128], out[128];
-    make_dir(dir, sizeof dir);
-    snprintf(s1, sizeof s1, "%s/old.h5", dir);
-    snprintf(s2, sizeof s2, "%s/grown.h5", dir);
-    snprintf(out, sizeof out, "%s/merged.h5", dir);
+    merge_paths p;
+    merge_paths_make(&p, "old.h5", "grown.h5");
     results_meta m = meta_of("test-sweep", YAML_A, 0x1234abcdULL);
     att a[5];
     make_att(&a[0], 0, 1, RUN_OK); /* old grid: runs A (index 0) and B (index 1) */
@@ -921,23 +933,17 @@ static void test_merge_grown_grid(void **state)
     a[3].row.index = 2;
     make_att(&a[4], 0, 2, RUN_OK); /* ... A's second attempt at index 1 */
     a[4].row.index = 1;
-    results *f = create_ok(s1, &m);
-    append_ok(f, &a[0]);
-    append_ok(f, &a[1]);
-    close_ok(f);
-    f = create_ok(s2, &m);
-    for (int i = 2; i < 5; i++)
-        append_ok(f, &a[i]);
-    close_ok(f);
-    const char *in[2] = {s1, s2};
+    write_shard(p.s1, &m, a, 2);
+    write_shard(p.s2, &m, a + 2, 3);
+    const char *in[2] = {p.s1, p.s2};
     err e;
     err_clear(&e);
-    assert_int_equal(results_merge(out, in, 2, &e), 0);
+    assert_int_equal(results_merge(p.out, in, 2, &e), 0);
     /* B's copy in the later input wins; A, A's retry and C all stay */
     att want[4] = {a[0], a[2], a[3], a[4]};
-    assert_file_holds(out, want, 4, 0);
+    assert_file_holds(p.out, want, 4, 0);
     free_atts(a, 5);
-    rm_dir(dir);
+    rm_dir(p.dir);
 }
 
 /* Re-evaluations (`untangle eval`): rows of /evals numbered per run, kept by
@@ -1032,32 +1038,26 @@ static void test_evals(void **state)
 static void test_merge_other_sweep(void **state)
 {
     (void)state;
-    char dir[64], s1[128], s2[128], out[128];
-    make_dir(dir, sizeof dir);
-    snprintf(s1, sizeof s1, "%s/shard1.h5", dir);
-    snprintf(s2, sizeof s2, "%s/other.h5", dir);
-    snprintf(out, sizeof out, "%s/merged.h5", dir);
+    merge_paths p;
+    merge_paths_make(&p, "shard1.h5", "other.h5");
     results_meta m = meta_of("test-sweep", YAML_A, 0x1234abcdULL);
     results_meta o = meta_of("test-sweep", YAML_B, 0x9999ULL); /* same name, other hash */
     att a[1];
     make_att(&a[0], 0, 1, RUN_OK);
-    results *f = create_ok(s1, &m);
-    append_ok(f, &a[0]);
-    close_ok(f);
-    f = create_ok(s2, &o);
-    close_ok(f);
-    const char *in[2] = {s1, s2};
+    write_shard(p.s1, &m, a, 1);
+    write_shard(p.s2, &o, a, 0);
+    const char *in[2] = {p.s1, p.s2};
     err e;
     err_clear(&e);
-    assert_int_equal(results_merge(out, in, 2, &e), ERR_INPUT);
-    assert_non_null(strstr(e.msg, s2));
+    assert_int_equal(results_merge(p.out, in, 2, &e), ERR_INPUT);
+    assert_non_null(strstr(e.msg, p.s2));
     assert_non_null(strstr(e.msg, "sweep"));
-    assert_false(exists(out));
+    assert_false(exists(p.out));
     char jp[160];
-    snprintf(jp, sizeof jp, "%s.journal", out);
+    snprintf(jp, sizeof jp, "%s.journal", p.out);
     assert_false(exists(jp));
     free_atts(a, 1);
-    rm_dir(dir);
+    rm_dir(p.dir);
 }
 
 static void expect_error(int rc, const err *e, int code, const char *part1, const char *part2)
