@@ -516,6 +516,7 @@ int journal_scan(results *f, err *e)
         return 0;
     char kept[4200] = "", what[200];
     int damaged = dropped > 0 || !torn;
+    f->j_damaged |= damaged;
     if (damaged && copy_aside(f, size, kept, sizeof kept) < 0)
         /* Not what a kill leaves: a copy of the whole journal comes first. */
         return err_set(e, ERR_IO, "%s is damaged and could not be copied to %s before repair: "

@@ -81,12 +81,13 @@ done:
     return rc;
 }
 
-/* Move the file aside (kept, never deleted) and build it from the journal. */
-static int rebuild(results *f, const char *why, err *e)
+/* Move the file aside (kept, never deleted: its name in kept, "" when there
+ * was none) and build it from the journal. */
+static int rebuild(results *f, const char *why, char *kept, size_t n_kept, err *e)
 {
-    char kept[4200] = "";
+    kept[0] = '\0';
     if (res_path_exists(f->path)) {
-        if (res_move_free(f->path, f->path, "damaged", kept, sizeof kept) < 0)
+        if (res_move_free(f->path, f->path, "damaged", kept, n_kept) < 0)
             return err_set(e, ERR_IO, "cannot move damaged %s to %s: %s", f->path, kept,
                            strerror(errno));
         res_sync_dir(f->path);
@@ -101,6 +102,72 @@ static int rebuild(results *f, const char *why, err *e)
         what[0] = '\0';
     res_add_note(f, "rebuilt the file from its journal (%s)%s", why, what);
     return 0;
+}
+
+/* A row of a damaged file whose key columns look intact: a run id of 16
+ * hex digits and, for an attempt, no attempt of the journal with the same
+ * index and attempt number under another run id; for a re-evaluation, a run
+ * the journal has. */
+static int plausible_lost_row(const results *f, const results_row *row)
+{
+    if (strlen(row->run_id) != 16 || strspn(row->run_id, "0123456789abcdef") != 16)
+        return 0;
+    for (size_t i = 0; i < f->n_att; i++) {
+        const results_attempt *a = &f->att[i];
+        int same_id = strcmp(a->run_id, row->run_id) == 0;
+        if (row->evaluation > 0 && same_id)
+            return 1;
+        if (row->evaluation <= 0 && !same_id && a->index == row->index &&
+            a->attempt == row->attempt)
+            return 0;
+    }
+    return row->evaluation <= 0;
+}
+
+/* Append to f (open, rebuilt from its journal) the attempts and
+ * re-evaluations of the damaged file `kept` that the journal lost, as a
+ * resume would record them: journal first, then the file. Only rows whose
+ * key columns look intact are taken (plausible_lost_row: damage there would
+ * otherwise add a run that never was); a kept file that cannot be read gives
+ * nothing. What is not taken is run again by a resume. The kept file's
+ * /sweeps rows are not carried: a later sweep's YAML is recorded again by
+ * its next resume. */
+static int append_lacking(results *f, const char *kept, err *e)
+{
+    results_reader *rd = NULL;
+    err e2;
+    err_clear(&e2);
+    if (reader_open(&rd, kept, &e2) < 0) {
+        res_add_note(f, "the damaged file cannot be read for the rows its journal lost (%s)%s",
+                     e2.msg, "");
+        return 0;
+    }
+    int rc = 0;
+    size_t added = 0;
+    run_result r;
+    run_result_init(&r);
+    for (size_t i = 0; i < rd->n + rd->n_ev && rc == 0; i++) {
+        results_row row;
+        run_config c;
+        int found;
+        const int ev = i >= rd->n;
+        if ((rc = ev ? reader_get_eval(rd, i - rd->n, &row, &c, &r, &found, e)
+                     : reader_get(rd, i, &row, &c, &r, &found, e)) < 0)
+            break;
+        if (r.status != RUN_STATUS_NONE && plausible_lost_row(f, &row) && !res_recorded(f, &row)) {
+            rc = results_append(f, &row, &c, &r, e);
+            added += rc == 0;
+        }
+        run_result_free(&r);
+    }
+    reader_free(rd);
+    if (rc == 0 && added) {
+        char count[32];
+        snprintf(count, sizeof count, "%zu", added);
+        res_add_note(f, "appended again the damaged file's rows that its journal had lost: %s%s",
+                     count, "");
+    }
+    return rc;
 }
 
 static int same_result_detail(const run_result *a, const run_result *b)
@@ -138,8 +205,11 @@ static size_t n_records_of(const results *f, int type)
     return n;
 }
 
-/* What check_file found. */
-enum { FILE_SAME, FILE_REBUILD, FILE_AHEAD };
+/* What check_file found. FILE_REBUILD_KEEP: both are damaged (the file
+ * garbles a row its journal has, and has rows the journal lost to damage in
+ * this open): rebuild from the journal, then append the rows only the damaged
+ * file still has. */
+enum { FILE_SAME, FILE_REBUILD, FILE_AHEAD, FILE_REBUILD_KEEP };
 
 /* The file holds rows of another sweep: never rebuilt over. */
 static int other_sweep(const results *f, const results_reader *rd)
@@ -169,12 +239,15 @@ static void check_summary(const results *f, const results_reader *rd, size_t n_r
         snprintf(why, n, "its root attributes or /sweeps differ from the journal");
 }
 
-/* Journal ROW record i (payload p) against /runs row row_i of the file (an
- * EVAL record: /evals row row_i): the row byte for byte, then its curves and
- * detail. *n_curves counts the journal's curve points. mine holds a row of
- * either layout. */
+/* Journal ROW record i (payload p) against the file: the first /runs row
+ * from *row_i on that equals it byte for byte (an EVAL record: /evals), then
+ * that row's curves and detail; *row_i moves past it. The rows skipped are
+ * rows the file has and the journal lacks (a damaged journal record was
+ * dropped): the file is then ahead. No such row: the file lacks or garbles
+ * the record. *n_curves counts the journal's curve points. mine holds a row
+ * of either layout. */
 static int check_row(const results *f, results_reader *rd, const uint8_t *p, size_t i,
-                     size_t row_i, uint8_t *mine, size_t *n_curves, char *why, size_t n, err *e)
+                     size_t *row_i, uint8_t *mine, size_t *n_curves, char *why, size_t n, err *e)
 {
     const int ev = f->rec[i].type == REC_EVAL;
     const layout *L = ev ? &f->elay : &f->lay;
@@ -192,21 +265,28 @@ static int check_row(const results *f, results_reader *rd, const uint8_t *p, siz
     }
     row_encode(L, mine, &rowj, &cj, &rj);
     *n_curves += rj.n_curve;
-    if (memcmp(mine, (ev ? rd->erows : rd->rows) + row_i * L->size, L->size) != 0)
-        snprintf(why, n, "%s row %zu differs from the journal", ev ? "/evals" : "/runs", row_i);
-    else if ((ev ? reader_get_eval(rd, row_i, &rowf, &cf, &rf, &found, &e3)
-                 : reader_get(rd, row_i, &rowf, &cf, &rf, &found, &e3)) < 0)
-        snprintf(why, n, "row %zu cannot be read: %s", row_i, e3.msg);
+    const uint8_t *rows = ev ? rd->erows : rd->rows;
+    const size_t n_file = ev ? rd->n_ev : rd->n;
+    size_t k = *row_i;
+    while (k < n_file && memcmp(mine, rows + k * L->size, L->size) != 0)
+        k++;
+    if (k == n_file)
+        snprintf(why, n, "%s row %zu differs from the journal", ev ? "/evals" : "/runs", *row_i);
+    else if ((ev ? reader_get_eval(rd, k, &rowf, &cf, &rf, &found, &e3)
+                 : reader_get(rd, k, &rowf, &cf, &rf, &found, &e3)) < 0)
+        snprintf(why, n, "row %zu cannot be read: %s", k, e3.msg);
     else if (!found || !same_result_detail(&rj, &rf))
         snprintf(why, n, "the curves or detail of row %zu (%ld_%d) differ from the journal",
-                 row_i, rowj.index, rowj.attempt);
+                 k, rowj.index, rowj.attempt);
+    *row_i = k + 1;
     run_result_free(&rj);
     run_result_free(&rf);
     return 0;
 }
 
-/* Every SWEEP and ROW record against the file, until the first difference
- * (its description in why). */
+/* Every SWEEP and ROW record against the file, in order, until the first
+ * record the file lacks or garbles (its description in why); records match
+ * file rows in the file's order, skipping rows the journal lacks. */
 static int check_records(const results *f, results_reader *rd, size_t *n_curves, char *why,
                          size_t n, err *e)
 {
@@ -225,15 +305,18 @@ static int check_records(const results *f, results_reader *rd, size_t *n_curves,
             if (journal_dec_sweep(p, f->rec[i].len, &s) < 0) {
                 rc = err_set(e, ERR_INTERNAL, "%s: record %zu no longer decodes", f->jpath, i);
             } else {
-                if (!sweep_rec_same(&s, &rd->sw[sw_i]))
+                size_t k = sw_i;
+                while (k < rd->n_sw && !sweep_rec_same(&s, &rd->sw[k]))
+                    k++;
+                if (k == rd->n_sw)
                     snprintf(why, n, "/sweeps row %zu differs from the journal", sw_i);
-                sw_i++;
+                sw_i = k + 1;
                 sweep_rec_free(&s);
             }
         } else if (f->rec[i].type == REC_EVAL) {
-            rc = check_row(f, rd, p, i, ev_i++, mine, n_curves, why, n, e);
+            rc = check_row(f, rd, p, i, &ev_i, mine, n_curves, why, n, e);
         } else {
-            rc = check_row(f, rd, p, i, row_i++, mine, n_curves, why, n, e);
+            rc = check_row(f, rd, p, i, &row_i, mine, n_curves, why, n, e);
         }
         free(p);
         p = NULL;
@@ -246,9 +329,11 @@ static int check_records(const results *f, results_reader *rd, size_t *n_curves,
  * file is exactly what the journal says. FILE_REBUILD (*why says why): it is
  * missing, unreadable or lacks or garbles something the journal has.
  * FILE_AHEAD: it holds everything the journal has, identically, and more
- * (the journal lost its end, or an older journal was put back). A file that
- * both has more and differs is refused (ERR_INPUT): that journal is not its
- * own, and neither can be rebuilt from the other. The root attributes that
+ * (the journal lost its end or a damaged record, or an older journal was put
+ * back). A file that both has more and differs: FILE_REBUILD_KEEP when this
+ * open dropped damaged journal records (each lost something), else refused
+ * (ERR_INPUT): that journal is not its own, and neither can be rebuilt from
+ * the other. The root attributes that
  * the program derives (key_help, metric_units, traversal_steps) are not
  * compared: a file of an earlier version lacks them. */
 static int check_file(results *f, int *verdict, char *why, size_t n, err *e)
@@ -280,6 +365,8 @@ static int check_file(results *f, int *verdict, char *why, size_t n, err *e)
         snprintf(why, n, "/curves has %zu points, the journal %zu", rd->n_curves, n_curves);
     if (!why[0])
         *verdict = ahead ? FILE_AHEAD : FILE_SAME;
+    else if (ahead && f->j_damaged && !other_sweep(f, rd))
+        *verdict = FILE_REBUILD_KEEP;
     else if (ahead)
         rc = err_set(e, ERR_INPUT,
                      "%s holds %zu rows and %zu sweep YAMLs of sweep '%s', its journal %s %zu "
@@ -461,14 +548,17 @@ int recover_journal_lost(results *f, err *e)
 
 int recover_and_open(results *f, err *e)
 {
-    char why[1200];
+    char why[1200], kept[4200] = "";
     int verdict = FILE_SAME;
     int rc = check_file(f, &verdict, why, sizeof why, e);
     if (rc < 0)
         return rc;
-    if (verdict == FILE_REBUILD && (rc = rebuild(f, why, e)) < 0)
+    if ((verdict == FILE_REBUILD || verdict == FILE_REBUILD_KEEP) &&
+        (rc = rebuild(f, why, kept, sizeof kept, e)) < 0)
         return rc;
     if (verdict == FILE_AHEAD && (rc = journal_resync(f, e)) < 0)
         return rc;
-    return h5w_open(&f->w, f->path, &f->lay, e);
+    if ((rc = h5w_open(&f->w, f->path, &f->lay, e)) < 0)
+        return rc;
+    return verdict == FILE_REBUILD_KEEP && kept[0] ? append_lacking(f, kept, e) : 0;
 }

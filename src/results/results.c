@@ -438,7 +438,7 @@ int results_last_evaluation(const results *f, const char *run_id)
 
 /* (run_id, attempt) of a training row, or (run_id, evaluation) of a
  * re-evaluation, is in the journal already. */
-static int already_recorded(const results *f, const results_row *row)
+int res_recorded(const results *f, const results_row *row)
 {
     if (row->evaluation > 0) {
         for (size_t i = 0; i < f->n_ev; i++)
@@ -493,7 +493,7 @@ int results_append(results *f, const results_row *row, const run_config *c, cons
         goto done;
     }
     const int ev = row->evaluation > 0;
-    if (already_recorded(f, row)) {
+    if (res_recorded(f, row)) {
         rc = err_set(e, ERR_INPUT, "%s: run %s %s %d is already recorded", f->path, row->run_id,
                      ev ? "evaluation" : "attempt", ev ? row->evaluation : row->attempt);
         goto done;

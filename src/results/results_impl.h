@@ -152,11 +152,14 @@
  * journal sends the old one to .behind-N and takes its name, so a rewrite
  * that fails (a full disk) leaves the old journal in place. Then compare the HDF5
  * file with the journal: every /runs and /evals row byte for byte, every
- * curve point, detail array and /sweeps row; on any difference (cannot open,
- * all-zero rows, fewer rows, a torn
- * chunk) rename it to PATH.damaged-N and rebuild it from the journal (into
+ * curve point, detail array and /sweeps row, each record against the file's
+ * next equal row (rows between are rows the journal lost: the file is ahead);
+ * on any difference (cannot open, all-zero rows, fewer rows, a torn chunk)
+ * rename it to PATH.damaged-N and rebuild it from the journal (into
  * PATH.rebuild, then rename). A file with rows or a sweep its journal lacks
- * is refused: that journal is not its own. Merge writes the output's journal
+ * that also differs is refused (that journal is not its own), unless this
+ * open dropped damaged journal records: then the file is rebuilt and the
+ * damaged file's rows the journal lost are appended again. Merge writes the output's journal
  * first (one fsync), then builds the file from it, like a rebuild: every
  * attempt of every input once (rows pair by run_id and attempt, never by
  * index), then every re-evaluation once (by run_id and evaluation).
@@ -309,6 +312,7 @@ struct results {
     sweep_rec last;   /* the last YAML recorded (META or SWEEP) */
     sweep_rec pending;
     int has_first, has_pending, broken;
+    int j_damaged;    /* this open's scan dropped damaged journal bytes */
     double last_sync;  /* CLOCK_MONOTONIC seconds of the last journal fdatasync */
     double last_flush; /* ... and of the last H5Fflush */
     int unflushed;     /* rows appended since */
@@ -344,6 +348,8 @@ void res_iso_now(char *buf, size_t n);
 char *res_dup_str(const char *s);
 char *res_cat_str(const char *a, const char *b);
 int res_path_exists(const char *p);
+/* Whether f's journal holds row's attempt (an evaluation: that evaluation). */
+int res_recorded(const results *f, const results_row *row);
 /* First free "base.suffix-N", N >= 1, into out. */
 void res_free_name(const char *base, const char *suffix, char *out, size_t n);
 /* Every file this module creates gets 0666 & ~umask (journal, file, copies). */

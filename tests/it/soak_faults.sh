@@ -40,7 +40,7 @@ nap_ms() { sleep "$(echo "$1" | awk '{printf "%.3f", $1 / 1000}')"; }
 # rank_pid MPIRUN_PID RANK: the pid of that rank's process
 rank_pid() {
     for p in $(pgrep -P "$1"); do
-        tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2" &&
+        tr '\0' '\n' 2>/dev/null <"/proc/$p/environ" | grep -qx "OMPI_COMM_WORLD_RANK=$2" &&
             echo "$p" && return
     done
 }

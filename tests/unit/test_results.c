@@ -1153,42 +1153,104 @@ static uint32_t crc32_ieee(uint32_t crc, const void *data, size_t n)
     return ~crc;
 }
 
+/* Byte offset of journal record k (0 = META). */
+static off_t record_offset(const char *jpath, int k)
+{
+    int fd = open(jpath, O_RDONLY);
+    assert_true(fd >= 0);
+    off_t at = 0;
+    for (int i = 0; i < k; i++) {
+        uint64_t len;
+        assert_int_equal(pread(fd, &len, 8, at + 8), 8);
+        at += 20 + (off_t)len;
+    }
+    close(fd);
+    return at;
+}
+
 /* A record whose CRC is wrong though its length is complete (bit rot, not a
- * kill): the journal is copied aside, the record dropped; the file, which has
- * that row, is then ahead of its journal, which is rewritten from it. */
+ * kill), the last one or one in the middle: the journal is copied aside, the
+ * record dropped; the file, which has that row, is then ahead of its journal,
+ * which is rewritten from it. */
 static void test_journal_bad_crc(void **state)
 {
     (void)state;
     char dir[64], path[128], jpath[160], copy[200], behind[200];
+    results_meta m = meta_of("test-sweep", YAML_A, 0x1234abcdULL);
+    att a[3];
+    for (int middle = 0; middle < 2; middle++) {
+        make_dir(dir, sizeof dir);
+        snprintf(path, sizeof path, "%s/r.h5", dir);
+        snprintf(jpath, sizeof jpath, "%s.journal", path);
+        snprintf(copy, sizeof copy, "%s.damaged-1", jpath);
+        snprintf(behind, sizeof behind, "%s.behind-1", jpath);
+        make_file(path, a, 3);
+        off_t size = file_size(jpath);
+        off_t at = middle ? record_offset(jpath, 2) + 30 : size - 100; /* row 1, row 2 */
+        int fd = open(jpath, O_WRONLY);
+        assert_true(fd >= 0);
+        assert_int_equal(pwrite(fd, "\xff\xfe", 2, at), 2);
+        close(fd);
+        results *f = open_ok(path, &m);
+        const char *note = results_recovery(f);
+        if (!strstr(note, "damaged journal record") || !strstr(note, "behind"))
+            print_error("middle %d: note: %s\n", middle, note);
+        assert_non_null(strstr(note, "damaged journal record"));
+        assert_non_null(strstr(note, "behind"));
+        assert_true(exists(copy));
+        assert_int_equal(file_size(copy), size);
+        assert_true(exists(behind));
+        assert_attempts(f, a, 3);
+        close_ok(f);
+        assert_file_holds(path, a, 3, 0);
+        f = open_ok(path, &m);
+        assert_string_equal(results_recovery(f), "");
+        close_ok(f);
+        free_atts(a, 3);
+        rm_dir(dir);
+    }
+}
+
+/* Both damaged before one open: the journal loses row 1 (a bad CRC), the
+ * file garbles row 3, which the journal has. The file is rebuilt from the
+ * journal, then gets row 1 back from the damaged file; the journal records it
+ * again. */
+static void test_file_and_journal_damaged(void **state)
+{
+    (void)state;
+    char dir[64], path[128], jpath[160], damaged[160];
     make_dir(dir, sizeof dir);
     snprintf(path, sizeof path, "%s/r.h5", dir);
     snprintf(jpath, sizeof jpath, "%s.journal", path);
-    snprintf(copy, sizeof copy, "%s.damaged-1", jpath);
-    snprintf(behind, sizeof behind, "%s.behind-1", jpath);
+    snprintf(damaged, sizeof damaged, "%s.damaged-1", path);
     results_meta m = meta_of("test-sweep", YAML_A, 0x1234abcdULL);
-    att a[3];
-    make_file(path, a, 3);
-    off_t size = file_size(jpath);
+    att a[4];
+    make_file(path, a, 4);
     int fd = open(jpath, O_WRONLY);
     assert_true(fd >= 0);
-    assert_int_equal(pwrite(fd, "\xff\xfe", 2, size - 100), 2);
+    assert_int_equal(pwrite(fd, "\xff\xfe", 2, record_offset(jpath, 2) + 30), 2);
+    close(fd);
+    char junk[64];
+    memset(junk, 'x', sizeof junk);
+    fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, junk, sizeof junk, row_offset(path, 3) + 700), (ssize_t)sizeof junk);
     close(fd);
     results *f = open_ok(path, &m);
     const char *note = results_recovery(f);
-    if (!strstr(note, "damaged journal record") || !strstr(note, "behind"))
+    if (!strstr(note, "rebuilt") || !strstr(note, "rows that its journal had lost: 1"))
         print_error("note: %s\n", note);
-    assert_non_null(strstr(note, "damaged journal record"));
-    assert_non_null(strstr(note, "behind"));
-    assert_true(exists(copy));
-    assert_int_equal(file_size(copy), size);
-    assert_true(exists(behind));
-    assert_attempts(f, a, 3);
+    assert_non_null(strstr(note, "rebuilt"));
+    assert_non_null(strstr(note, damaged));
+    assert_non_null(strstr(note, "rows that its journal had lost: 1"));
+    att want[4] = {a[0], a[2], a[3], a[1]}; /* row 1 recorded again, last */
+    assert_attempts(f, want, 4);
     close_ok(f);
-    assert_file_holds(path, a, 3, 0);
-    f = open_ok(path, &m);
+    assert_file_holds(path, want, 4, 0);
+    f = open_ok(path, &m); /* file and journal agree */
     assert_string_equal(results_recovery(f), "");
     close_ok(f);
-    free_atts(a, 3);
+    free_atts(a, 4);
     rm_dir(dir);
 }
 
@@ -1519,21 +1581,6 @@ static void test_move_aside(void **state)
     close_ok(f);
     free_atts(a, 2);
     rm_dir(dir);
-}
-
-/* Byte offset of journal record k (0 = META). */
-static off_t record_offset(const char *jpath, int k)
-{
-    int fd = open(jpath, O_RDONLY);
-    assert_true(fd >= 0);
-    off_t at = 0;
-    for (int i = 0; i < k; i++) {
-        uint64_t len;
-        assert_int_equal(pread(fd, &len, 8, at + 8), 8);
-        at += 20 + (off_t)len;
-    }
-    close(fd);
-    return at;
 }
 
 /* Journal damage in the middle (a length field, a CRC) loses only the
@@ -1875,6 +1922,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_reader_does_not_block_resume),
         cmocka_unit_test(test_journal_bad_crc),
+        cmocka_unit_test(test_file_and_journal_damaged),
         cmocka_unit_test(test_foreign_and_unknown_journal),
         cmocka_unit_test(test_program_attributes),
         cmocka_unit_test(test_no_hijack),
