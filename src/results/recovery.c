@@ -151,15 +151,23 @@ static int append_lacking(results *f, const char *kept, err *e)
         run_config c;
         int found;
         const int ev = i >= rd->n;
-        if ((rc = ev ? reader_get_eval(rd, i - rd->n, &row, &c, &r, &found, e)
-                     : reader_get(rd, i, &row, &c, &r, &found, e)) < 0)
-            break;
-        if (r.status != RUN_STATUS_NONE && plausible_lost_row(f, &row) && !res_recorded(f, &row)) {
+        err e3;
+        if ((ev ? reader_get_eval(rd, i - rd->n, &row, &c, &r, &found, &e3)
+                : reader_get(rd, i, &row, &c, &r, &found, &e3)) < 0) {
+            if (e3.code == ERR_NOMEM) /* else a damaged row: left to run again */
+                rc = err_set(e, ERR_NOMEM, "%s", e3.msg);
+        } else if (r.status != RUN_STATUS_NONE && plausible_lost_row(f, &row) &&
+                   !res_recorded(f, &row)) {
             rc = results_append(f, &row, &c, &r, e);
             added += rc == 0;
+            if (rc == ERR_INPUT) { /* a value no attempt can have: damage; left to run again */
+                rc = 0;
+                err_clear(e);
+            }
         }
         run_result_free(&r);
     }
+    run_result_free(&r);
     reader_free(rd);
     if (rc == 0 && added) {
         char count[32];
