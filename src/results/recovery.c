@@ -341,9 +341,9 @@ static int check_records(const results *f, results_reader *rd, size_t *n_curves,
  * back). A file that both has more and differs: FILE_REBUILD_KEEP when this
  * open dropped damaged journal records (each lost something), else refused
  * (ERR_INPUT): that journal is not its own, and neither can be rebuilt from
- * the other. The root attributes that
- * the program derives (key_help, metric_units, traversal_steps) are not
- * compared: a file of an earlier version lacks them. */
+ * the other. The root attributes that the program derives (key_help,
+ * metric_units, traversal_steps) are not compared: a file of an earlier
+ * version lacks them. */
 static int check_file(results *f, int *verdict, char *why, size_t n, err *e)
 {
     int rc = 0;
