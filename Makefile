@@ -135,13 +135,16 @@ valgrind: deps
 # malloc (a crash if not), and a small quarantine keeps freed blocks from
 # counting as the fuzzer's out-of-memory. HDF5's own error paths leak after
 # such a refusal: tests/lsan.supp suppresses libhdf5 as in SANITIZE=1.
+# Inputs that crashed (the reading child's survived crashes among them) are
+# saved in build/fuzz_artifacts/.
 FUZZ_SECONDS ?= 600
 fuzz: deps
 	@sh tests/deps.sh clang
-	@mkdir -p build/fuzz_corpus
+	@mkdir -p build/fuzz_corpus build/fuzz_artifacts
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude \
 	  $(PKG_CFLAGS) tests/fuzz/fuzz_config.c $(LIB_SRC) -o build/fuzz_config $(LIBS)
-	build/fuzz_config -max_total_time=$(FUZZ_SECONDS) -dict=tests/fuzz/config.dict \
+	build/fuzz_config -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz_artifacts/ \
+	  -dict=tests/fuzz/config.dict \
 	  build/fuzz_corpus tests/fuzz/corpus
 	@for t in journal results; do \
 	  mkdir -p build/fuzz_$${t}_corpus; \
@@ -150,6 +153,7 @@ fuzz: deps
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	  ASAN_OPTIONS=allocator_may_return_null=1:max_allocation_size_mb=256:quarantine_size_mb=64 \
 	    build/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=60 -malloc_limit_mb=4096 \
+	    -artifact_prefix=build/fuzz_artifacts/ \
 	    build/fuzz_$${t}_corpus || exit 1; \
 	done
 
