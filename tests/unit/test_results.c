@@ -213,6 +213,15 @@ static off_t file_size(const char *p)
     return st.st_size;
 }
 
+/* n bytes of path from byte at replaced by b (damage, as a disk's). */
+static void overwrite(const char *path, off_t at, const void *b, size_t n)
+{
+    int fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, b, n, at), (ssize_t)n);
+    close(fd);
+}
+
 static void copy_file(const char *src, const char *dst)
 {
     FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
@@ -665,12 +674,9 @@ static void test_damaged_file_rebuilt(void **state)
             off_t at = 0; /* kind 1: the superblock */
             if (kind == 2)
                 at = row_offset(path, 2) + 700; /* kind 2: inside row 2 of /runs */
-            int fd = open(path, O_WRONLY);
-            assert_true(fd >= 0);
             char junk[64];
             memset(junk, 'x', sizeof junk);
-            assert_int_equal(pwrite(fd, junk, sizeof junk, at), (ssize_t)sizeof junk);
-            close(fd);
+            overwrite(path, at, junk, sizeof junk);
         }
         results *f = open_ok(path, &m);
         snprintf(damaged, sizeof damaged, "%s.damaged-%d", path, i + 1);
@@ -1187,10 +1193,7 @@ static void test_journal_bad_crc(void **state)
         make_file(path, a, 3);
         off_t size = file_size(jpath);
         off_t at = middle ? record_offset(jpath, 2) + 30 : size - 100; /* row 1, row 2 */
-        int fd = open(jpath, O_WRONLY);
-        assert_true(fd >= 0);
-        assert_int_equal(pwrite(fd, "\xff\xfe", 2, at), 2);
-        close(fd);
+        overwrite(jpath, at, "\xff\xfe", 2);
         results *f = open_ok(path, &m);
         const char *note = results_recovery(f);
         if (!strstr(note, "damaged journal record") || !strstr(note, "behind"))
@@ -1226,16 +1229,10 @@ static void test_file_and_journal_damaged(void **state)
     results_meta m = meta_of("test-sweep", YAML_A, 0x1234abcdULL);
     att a[4];
     make_file(path, a, 4);
-    int fd = open(jpath, O_WRONLY);
-    assert_true(fd >= 0);
-    assert_int_equal(pwrite(fd, "\xff\xfe", 2, record_offset(jpath, 2) + 30), 2);
-    close(fd);
+    overwrite(jpath, record_offset(jpath, 2) + 30, "\xff\xfe", 2);
     char junk[64];
     memset(junk, 'x', sizeof junk);
-    fd = open(path, O_WRONLY);
-    assert_true(fd >= 0);
-    assert_int_equal(pwrite(fd, junk, sizeof junk, row_offset(path, 3) + 700), (ssize_t)sizeof junk);
-    close(fd);
+    overwrite(path, row_offset(path, 3) + 700, junk, sizeof junk);
     results *f = open_ok(path, &m);
     const char *note = results_recovery(f);
     if (!strstr(note, "rebuilt") || !strstr(note, "rows that its journal had lost: 1"))
@@ -1498,10 +1495,7 @@ static void test_no_hijack(void **state)
     close_ok(f);
     assert_text(victim, "precious");
     /* 3. a bad CRC: the journal is copied aside to the next free name */
-    int fd = open(jpath, O_WRONLY);
-    assert_true(fd >= 0);
-    assert_int_equal(pwrite(fd, "\xff\xfe", 2, file_size(jpath) - 100), 2);
-    close(fd);
+    overwrite(jpath, file_size(jpath) - 100, "\xff\xfe", 2);
     f = open_ok(path, &m);
     assert_non_null(strstr(results_recovery(f), "journal.damaged-2"));
     close_ok(f);
@@ -1599,15 +1593,12 @@ static void test_journal_damage_kept(void **state)
     for (int kind = 0; kind < 2; kind++) {
         make_file(path, a, 4);
         off_t size = file_size(jpath), at = record_offset(jpath, 3); /* row 2 */
-        int fd = open(jpath, O_WRONLY);
-        assert_true(fd >= 0);
         if (kind == 0) { /* the length field of row 2 */
             uint64_t huge = 1ull << 40;
-            assert_int_equal(pwrite(fd, &huge, 8, at + 8), 8);
+            overwrite(jpath, at + 8, &huge, 8);
         } else { /* a payload byte of row 2: its CRC fails */
-            assert_int_equal(pwrite(fd, "\xff", 1, at + 30), 1);
+            overwrite(jpath, at + 30, "\xff", 1);
         }
-        close(fd);
         assert_int_equal(unlink(path), 0);
         results *f = open_ok(path, &m);
         snprintf(copy, sizeof copy, "%s.damaged-1", jpath);
