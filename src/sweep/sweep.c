@@ -10,7 +10,16 @@
  *   worker -> master  TAG_RESULT  result_head + run_result_pack bytes
  *                                 (variable length: MPI_Probe + MPI_Get_count);
  *                                 also means "ready for the next task"
- *   master -> worker  TAG_STOP    (no payload)  no more work: finalise
+ *   master -> worker  TAG_STOP    (no payload)  no more work: free the data,
+ *                                 wait for TAG_END
+ *   master -> worker  TAG_END     (no payload)  every rank is done: finalise
+ *
+ * The end has two steps because MPI_Finalize waits for every rank. When a
+ * worker was written off (stopped or hung: it will never finalise), the
+ * master sends no TAG_END and ends the job with MPI_Abort, which kills the
+ * waiting workers. Workers already inside MPI_Finalize at that moment make
+ * Open MPI 4.1's mpirun crash or hang in its own teardown (about one abort
+ * in four, measured), so a worker enters it only after TAG_END.
  *
  * Pull scheduling: a worker gets its next task when it reports a result.
  * When nothing is pending but runs are still going (their retries may come
@@ -38,7 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { TAG_READY = 1, TAG_TASK = 2, TAG_RESULT = 3, TAG_STOP = 4 };
+enum { TAG_READY = 1, TAG_TASK = 2, TAG_RESULT = 3, TAG_STOP = 4, TAG_END = 5 };
 
 static volatile sig_atomic_t drain_signal; /* the first drain signal, set by on_signal */
 static volatile sig_atomic_t n_interrupts;  /* SIGINTs so far */
@@ -669,22 +678,28 @@ static int run_master(master *m, int size, err *e)
     return rc;
 }
 
+/* The next message from the master, without receiving it. */
+static MPI_Status wait_master(void)
+{
+    long wait_ns = 0;
+    for (;;) {
+        int flag = 0;
+        MPI_Status st;
+        MPI_Iprobe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
+        if (flag)
+            return st;
+        nap(&wait_ns);
+    }
+}
+
 static void run_worker(int rank, const char *out_path)
 {
     data_cache dc = {0};
     result_head h = {.rank = rank};
     gethostname(h.host, sizeof h.host - 1);
     MPI_Send(NULL, 0, MPI_BYTE, 0, TAG_READY, MPI_COMM_WORLD);
-    long wait_ns = 0;
     for (;;) {
-        int flag = 0;
-        MPI_Status st;
-        MPI_Iprobe(0, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
-        if (!flag) {
-            nap(&wait_ns);
-            continue;
-        }
-        wait_ns = 0;
+        MPI_Status st = wait_master();
         if (st.MPI_TAG == TAG_STOP) {
             MPI_Recv(NULL, 0, MPI_BYTE, 0, TAG_STOP, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
             break;
@@ -719,6 +734,8 @@ static void run_worker(int rank, const char *out_path)
         run_result_free(&r);
     }
     data_close(dc.d);
+    wait_master(); /* TAG_END, or the job's abort */
+    MPI_Recv(NULL, 0, MPI_BYTE, 0, TAG_END, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
 }
 
 /* ---- entry ------------------------------------------------------------------------- */
@@ -865,12 +882,15 @@ stop:
     config_free(s);
     if (mpi && lost > 0) {
         /* a written-off worker cannot take part in MPI_Finalize: end the job
-         * with the sweep's exit code (mpirun returns it) */
+         * with the sweep's exit code (mpirun returns it); the other workers
+         * wait for a TAG_END that does not come */
         fprintf(stderr, "untangle: %zu rank(s) written off; ending the job (exit %d)\n", lost,
                 code);
         fflush(NULL);
         MPI_Abort(MPI_COMM_WORLD, code);
     }
+    for (int w = 1; mpi && w < size; w++)
+        MPI_Send(NULL, 0, MPI_BYTE, w, TAG_END, MPI_COMM_WORLD);
     if (mpi)
         MPI_Finalize();
     return code;
