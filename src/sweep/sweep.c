@@ -18,8 +18,8 @@
  * worker was written off (stopped or hung: it will never finalise), the
  * master sends no TAG_END and ends the job with MPI_Abort, which kills the
  * waiting workers. Workers already inside MPI_Finalize at that moment make
- * Open MPI 4.1's mpirun crash or hang in its own teardown (about one abort
- * in four, measured), so a worker enters it only after TAG_END.
+ * Open MPI 4.1's mpirun crash or hang in its own teardown (17-28 % of such
+ * aborts in a test program), so a worker enters it only after TAG_END.
  *
  * Pull scheduling: a worker gets its next task when it reports a result.
  * When nothing is pending but runs are still going (their retries may come
