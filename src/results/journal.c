@@ -484,6 +484,14 @@ static int scan_records(results *f, off_t size, off_t *dropped, off_t *end, int 
             pos = q;
             continue;
         }
+        if (!f->has_first && type != REC_META) {
+            /* the header record is damaged, and nothing after it can be read
+             * without it: all of it is damage (copied aside by the caller),
+             * and the journal is rewritten from the file */
+            free(p);
+            *dropped = 0;
+            break;
+        }
         if (note_record(f, (int)type, p, (size_t)len) < 0) {
             /* intact (its CRC is right) but not understood: another version's
              * journal, or a bug. Touch nothing. */

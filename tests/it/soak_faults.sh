@@ -8,7 +8,9 @@
 # 0.5 s, so kills land in checkpoints too. Then the sweep is resumed to
 # completion: every run of the grid has exactly one ok row, every metric
 # equal bit for bit to an undisturbed sweep, and nothing outside the output
-# directory changed. `make soak` runs it; prints the count of each fault.
+# directory changed. A sweep that the faults let finish is checked the same
+# way and a new one started in a new directory, so that kills and stops keep
+# meeting running work. `make soak` runs it; prints the count of each fault.
 . tests/it/lib.sh
 faults=${1:-200}
 seeds=${2:-3}
@@ -60,7 +62,24 @@ sweep_bg() { # DIR [extra options]: a resume of the sweep in DIR, in the backgro
     pid=$!
 }
 
+# check_round: resume the sweep in OUT to completion; one ok row per run,
+# every metric equal to the undisturbed sweep's
+check_round() {
+    # shellcheck disable=SC2086
+    expect 0 "round $round: resume to completion" mpirun -np 3 "$UNTANGLE" sweep "$TMP/s.yaml" \
+        -o "$OUT/r.h5" --resume $OPTS
+    [ "$(count_ok "$OUT/r.h5")" -eq "$n" ] && [ "$(count_ok_indices "$OUT/r.h5")" -eq "$n" ] &&
+        ok "round $round: exactly one ok row per run" ||
+        fail "round $round: ok rows: $(rows "$OUT/r.h5" | awk '$3 == "ok"' | wc -l)"
+    expect 0 "round $round: every metric equals the undisturbed sweep" $PY "$TOOLS/compare_runs.py" \
+        "$TMP/ref.h5" "$OUT/r.h5"
+}
+# the last launch found nothing to run
+round_done() {
+    grep -E "to run\)|^soak round" "$TMP/soak.log" 2>/dev/null | tail -n 1 | grep -q "(0 to run)"
+}
 kill_master=0 kill_worker=0 stop_worker=0 disk_full=0 flip_journal=0 flip_file=0 crashes=0
+round=1
 i=0
 while [ "$i" -lt "$faults" ]; do
     i=$((i + 1))
@@ -79,9 +98,12 @@ while [ "$i" -lt "$faults" ]; do
             sweep_bg "$OUT" --deadline 6; nap_ms "$(rand 1000 3000)"
             w=$(rank_pid "$pid" "$(rand 1 2)")
             [ -n "$w" ] && kill -STOP "$w" 2>/dev/null && stop_worker=$((stop_worker + 1))
+            # the job ends ~10 s in; a launcher still there at 120 s hangs
+            (sleep 120; kill -KILL "$pid" 2>/dev/null) & dog=$!
             wait "$pid"; rc=$?
+            kill "$dog" 2>/dev/null
             [ -n "$w" ] && kill -CONT "$w" 2>/dev/null
-            [ "$rc" -ge 128 ] && crashes=$((crashes + 1)) && echo "crash: exit $rc (stopped worker)"
+            [ "$rc" -ge 128 ] && crashes=$((crashes + 1)) && echo "crash: exit $rc (stopped worker; 137: hung)"
             sleep 0.3 ;;
         9)
             if [ "$root" -eq 1 ]; then
@@ -106,18 +128,21 @@ while [ "$i" -lt "$faults" ]; do
         12)
             flip "$OUT/r.h5" && flip_file=$((flip_file + 1)) ;;
     esac
+    if round_done; then
+        check_round
+        round=$((round + 1))
+        OUT=$TMP/results.$round
+        mkdir -p "$OUT"
+        echo "soak round $round" >>"$TMP/soak.log"
+    fi
 done
 echo "   faults: $kill_master master kills, $kill_worker worker kills, $stop_worker stopped workers," \
-     "$disk_full full disks, $flip_journal journal bytes, $flip_file file bytes flipped"
-# shellcheck disable=SC2086
-expect 0 "resume to completion" mpirun -np 3 "$UNTANGLE" sweep "$TMP/s.yaml" -o "$OUT/r.h5" --resume $OPTS
+     "$disk_full full disks, $flip_journal journal bytes, $flip_file file bytes flipped; $round rounds"
+check_round
+cat "$TMP/out"
 grep -h "rebuilt\|recover\|damaged\|written off\|cannot write" "$TMP/soak.log" |
     sed 's/[0-9][0-9]*/N/g' | sort | uniq -c | sort -rn | head -n 12 | sed 's/^/   | /'
 [ "$crashes" -eq 0 ] && ok "no crash" || fail "$crashes crashes"
-[ "$(count_ok "$OUT/r.h5")" -eq "$n" ] && [ "$(count_ok_indices "$OUT/r.h5")" -eq "$n" ] &&
-    ok "exactly one ok row per run" || fail "ok rows: $(rows "$OUT/r.h5" | awk '$3 == "ok"' | wc -l)"
-expect 0 "every metric equals the undisturbed sweep" $PY "$TOOLS/compare_runs.py" "$TMP/ref.h5" "$OUT/r.h5"
-cat "$TMP/out"
 [ "$(md5sum "$TMP/outside" "$TMP/s.yaml" "$TMP/ref.h5" | md5sum)" = "$outside" ] &&
     ok "nothing outside the output directory changed" || fail "a file outside the output changed"
 finish

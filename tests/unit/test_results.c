@@ -1177,14 +1177,15 @@ static off_t record_offset(const char *jpath, int k)
 /* A record whose CRC is wrong though its length is complete (bit rot, not a
  * kill), the last one or one in the middle: the journal is copied aside, the
  * record dropped; the file, which has that row, is then ahead of its journal,
- * which is rewritten from it. */
+ * which is rewritten from it. A damaged header takes every record with it
+ * (none can be read without it); the file has them all. */
 static void test_journal_bad_crc(void **state)
 {
     (void)state;
     char dir[64], path[128], jpath[160], copy[200], behind[200];
     results_meta m = meta_of("test-sweep", YAML_A, 0x1234abcdULL);
     att a[3];
-    for (int middle = 0; middle < 2; middle++) {
+    for (int where = 0; where < 3; where++) { /* the last row, a middle row, the header */
         make_dir(dir, sizeof dir);
         snprintf(path, sizeof path, "%s/r.h5", dir);
         snprintf(jpath, sizeof jpath, "%s.journal", path);
@@ -1192,12 +1193,12 @@ static void test_journal_bad_crc(void **state)
         snprintf(behind, sizeof behind, "%s.behind-1", jpath);
         make_file(path, a, 3);
         off_t size = file_size(jpath);
-        off_t at = middle ? record_offset(jpath, 2) + 30 : size - 100; /* row 1, row 2 */
+        off_t at = where == 0 ? size - 100 : record_offset(jpath, where == 1 ? 2 : 0) + 30;
         overwrite(jpath, at, "\xff\xfe", 2);
         results *f = open_ok(path, &m);
         const char *note = results_recovery(f);
         if (!strstr(note, "damaged journal record") || !strstr(note, "behind"))
-            print_error("middle %d: note: %s\n", middle, note);
+            print_error("where %d: note: %s\n", where, note);
         assert_non_null(strstr(note, "damaged journal record"));
         assert_non_null(strstr(note, "behind"));
         assert_true(exists(copy));
